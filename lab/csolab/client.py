@@ -1,0 +1,69 @@
+"""What tests and tools use to talk to a running lab: boto3 clients and the lab API."""
+
+import json
+import urllib.request
+
+import boto3
+
+from csolab import paths
+
+
+def load_state():
+    try:
+        return json.loads(paths.AWS_STATE_FILE.read_text())
+    except FileNotFoundError:
+        raise RuntimeError("the AWS lab is not up: run `make lab-up`") from None
+
+
+class LabClient:
+    def __init__(self, state=None):
+        self.state = state or load_state()
+        self.endpoint_url = self.state["endpoint_url"]
+        self.region = self.state["region"]
+
+    def boto3(self, service, region=None):
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name=region or self.region,
+            aws_access_key_id=self.state["aws_access_key_id"],
+            aws_secret_access_key=self.state["aws_secret_access_key"],
+        )
+
+    def api(self, route, payload=None, timeout=30):
+        request = urllib.request.Request(
+            f"{self.endpoint_url}/_lab/{route}",
+            data=json.dumps(payload or {}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (loopback only)
+            return json.loads(response.read())
+
+    def calls(self):
+        return self.api("calls")["calls"]
+
+    def mutating_calls(self):
+        from csolab.labapi import is_mutating
+
+        return [call for call in self.calls() if is_mutating(call["action"])]
+
+    def clear_calls(self):
+        self.api("calls", {"clear": True})
+
+    def set_faults(self, rate, errors=("Throttling", "ServiceUnavailable"), actions=(), seed=None):
+        return self.api("faults", {"rate": rate, "errors": list(errors), "actions": list(actions), "seed": seed})
+
+    def reach_maintenance_window(self, db_instance_identifier=None):
+        return self.api("maintenance-window", {"db_instance_identifier": db_instance_identifier})
+
+    def reset(self, seed_database=True):
+        """Forget every AWS resource, then seed the network (and today's database) again."""
+        from csolab import seed
+
+        self.set_faults(0)
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", data=b"", method="POST")
+        urllib.request.urlopen(request, timeout=30).close()  # noqa: S310 (loopback only)
+        self.state["seed"] = seed.seed_all(self, with_database=seed_database)
+        self.clear_calls()
+        return self.state["seed"]

@@ -1,0 +1,101 @@
+# cso.rds_hardening — every target installs what it is missing and is safe to re-run.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV        ?= .venv
+PYTHON3     ?= python3
+VENV_BIN    := $(CURDIR)/$(VENV)/bin
+VENV_STAMP  := $(VENV)/.installed
+CACHE_DIR   ?= /var/cache/cso-rds-hardening
+export PATH := $(VENV_BIN):$(PATH)
+export PYTHONPATH := $(CURDIR)/lab
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+# Debian packages for the lab: data plane, hosts, JDBC client, image build.
+APT_PACKAGES := make git mariadb-server mariadb-client podman runc debootstrap socat nftables \
+	iptables iproute2 uidmap libmariadb-java openjdk-17-jdk-headless haproxy
+LAB := $(VENV_BIN)/python -m csolab
+PYTEST := $(VENV_BIN)/pytest
+
+# pytest exits 5 when a layer has no test yet; that is not a failure of the layer.
+define run_pytest
+	rc=0; $(PYTEST) $(1) || rc=$$?; if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi
+endef
+
+.PHONY: help setup system-deps venv test test-unit test-lab test-integration test-hosts test-molecule \
+	test-ee lint sanity ansible-lint lab-up lab-down lab-status demo build changelog clean
+
+help:
+	@echo "make demo        run phase 1 against the lab (sets everything up)"
+	@echo "make test        run every test layer (sets everything up)"
+	@echo "make lint        ansible-lint (production profile) and ansible-test sanity"
+	@echo "make lab-up | lab-down | lab-status"
+	@echo "make build       build the collection tarball"
+
+setup: system-deps venv
+
+system-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages: $$missing"; \
+		apt-get update -qq; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): requirements.txt requirements-dev.txt constraints.txt
+	test -x $(VENV_BIN)/python || $(PYTHON3) -m venv $(VENV)
+	$(VENV_BIN)/pip install -q --upgrade pip
+	$(VENV_BIN)/pip install -q -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+test: setup
+	$(MAKE) --no-print-directory test-unit test-lab test-integration test-hosts test-molecule test-ee
+	@echo "All test layers passed."
+
+test-unit: venv
+	$(call run_pytest,tests/unit -q)
+
+test-lab: setup
+	$(call run_pytest,tests/lab -q -m "not hosts")
+
+test-integration: setup
+	$(call run_pytest,tests/integration -q -m "not hosts")
+
+test-hosts: setup
+	$(call run_pytest,tests -q -m hosts)
+
+test-molecule: setup
+	scripts/run-molecule
+
+test-ee: venv
+	$(call run_pytest,tests/packaging -q)
+
+lint: venv ansible-lint sanity
+
+ansible-lint: venv
+	ansible-lint --profile production
+
+sanity: venv
+	scripts/run-sanity
+
+lab-up: setup
+	$(LAB) up
+
+lab-down: venv
+	$(LAB) down
+
+lab-status: venv
+	$(LAB) status
+
+build: venv
+	ansible-galaxy collection build --force --output-path build/
+
+changelog: venv
+	antsibull-changelog release
+
+clean: lab-down
+	rm -rf build context tests/output .pytest_cache

@@ -1,0 +1,54 @@
+"""Copy a served instance's data: ``mariadb-dump`` over its Unix socket as root (socket auth).
+
+Used for snapshots, point-in-time restores and read replicas: the dump holds the user databases
+and the accounts (``mysql.global_priv`` and the grant tables), as an RDS snapshot would.
+"""
+
+import subprocess
+from pathlib import Path
+
+SYSTEM_SCHEMAS = {"mysql", "information_schema", "performance_schema", "sys"}
+GRANT_TABLES = ("global_priv", "db", "tables_priv", "columns_priv", "procs_priv", "roles_mapping")
+
+
+class NotServed(Exception):
+    """The instance has no running server to dump."""
+
+
+def socket_path(instance_dir):
+    return Path(instance_dir) / "mysqld.sock"
+
+
+def _client(instance_dir, *argv):
+    return ["mariadb", f"--socket={socket_path(instance_dir)}", "--user=root", *argv]
+
+
+def user_schemas(instance_dir):
+    out = subprocess.run(_client(instance_dir, "-N", "-B", "-e", "SHOW DATABASES"),
+                         check=True, capture_output=True, text=True, timeout=30).stdout
+    return [name for name in out.split() if name not in SYSTEM_SCHEMAS]
+
+
+def dump(instance_dir, target):
+    """Write the instance's data to ``target``; raise :class:`NotServed` if it is not running."""
+    if not socket_path(instance_dir).exists():
+        raise NotServed(str(instance_dir))
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    common = [f"--socket={socket_path(instance_dir)}", "--user=root", "--single-transaction"]
+    partial = target.with_suffix(".partial")
+    with open(partial, "w") as out:
+        schemas = user_schemas(instance_dir)
+        if schemas:
+            subprocess.run(["mariadb-dump", *common, "--routines", "--events", "--triggers", "--databases", *schemas],
+                           check=True, stdout=out, stderr=subprocess.PIPE, timeout=120)
+        subprocess.run(["mariadb-dump", *common, "--replace", "--no-create-info", "--skip-triggers",
+                        "mysql", *GRANT_TABLES], check=True, stdout=out, stderr=subprocess.PIPE, timeout=120)
+        out.write("\nFLUSH PRIVILEGES;\n")
+    partial.replace(target)
+    return target
+
+
+def load(instance_dir, source):
+    with open(source) as dump_file:
+        subprocess.run(_client(instance_dir), stdin=dump_file, check=True, capture_output=True, timeout=300)

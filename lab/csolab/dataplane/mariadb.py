@@ -1,0 +1,194 @@
+"""One MariaDB server per served RDS instance, run as root from its own defaults file.
+
+Everything of an instance lives in its instance dir: ``my.cnf``, ``data/``, ``mysqld.sock``,
+``mysqld.pid``, ``mysqld.log`` and the TLS files (``ca.pem``, ``server.pem``, ``server.key``).
+The server listens on ``127.0.89.x:3306`` in the root namespace; the lab's namespace reaches it
+through the socat relays (so the server sees TCP and ``require_secure_transport`` applies).
+Administration goes through the Unix socket as root (socket authentication).
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from csolab.dataplane.dumps import socket_path
+
+DEFAULTS = """\
+[mysqld]
+user = root
+datadir = {dir}/data
+socket = {dir}/mysqld.sock
+pid-file = {dir}/mysqld.pid
+log-error = {dir}/mysqld.log
+bind-address = {address}
+port = {port}
+skip-name-resolve
+skip-log-bin
+ssl_ca = {dir}/ca.pem
+ssl_cert = {dir}/server.pem
+ssl_key = {dir}/server.key
+character-set-server = utf8mb4
+collation-server = utf8mb4_general_ci
+max_connections = 300
+performance_schema = OFF
+innodb_buffer_pool_size = 24M
+innodb_log_file_size = 16M
+key_buffer_size = 1M
+aria_pagecache_buffer_size = 1M
+query_cache_size = 0
+
+[client]
+socket = {dir}/mysqld.sock
+"""
+
+
+def sql_literal(value):
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class Server:
+    def __init__(self, directory, address, port=3306):
+        self.dir = Path(directory)
+        self.address = address
+        self.port = port
+
+    @property
+    def defaults_file(self):
+        return self.dir / "my.cnf"
+
+    @property
+    def pid_file(self):
+        return self.dir / "mysqld.pid"
+
+    @property
+    def socket(self):
+        return socket_path(self.dir)
+
+    def installed(self):
+        return (self.dir / "data" / "mysql").is_dir()
+
+    def write_defaults(self):
+        self.defaults_file.write_text(DEFAULTS.format(dir=self.dir, address=self.address, port=self.port))
+
+    def install(self):
+        self.write_defaults()
+        shutil.rmtree(self.dir / "data", ignore_errors=True)
+        subprocess.run(
+            ["mariadb-install-db", f"--defaults-file={self.defaults_file}", "--auth-root-authentication-method=socket",
+             "--skip-test-db"],
+            check=True, capture_output=True, timeout=120,
+        )
+
+    def pid(self):
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+    def running(self):
+        return self.pid() is not None
+
+    def start(self, timeout=30):
+        self.write_defaults()
+        self.socket.unlink(missing_ok=True)
+        with open(self.dir / "mysqld.out", "ab") as out:
+            process = subprocess.Popen(  # noqa: S603
+                ["mariadbd", f"--defaults-file={self.defaults_file}"],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while not self.ping():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"mariadbd for {self.dir} did not start; see {self.dir / 'mysqld.log'}")
+            time.sleep(0.1)
+        return process.pid
+
+    def ping(self):
+        if not self.socket.exists():
+            return False
+        return subprocess.run(["mariadb-admin", f"--socket={self.socket}", "--user=root", "ping"],
+                              capture_output=True, timeout=10).returncode == 0
+
+    def stop(self, timeout=20):
+        pid = self.pid()
+        if pid:
+            _terminate(pid, timeout)
+        self.pid_file.unlink(missing_ok=True)
+        self.socket.unlink(missing_ok=True)
+
+    def execute(self, statements, timeout=30):
+        """Run SQL as root over the Unix socket; return stdout (tab-separated, no headers)."""
+        completed = subprocess.run(
+            ["mariadb", f"--socket={self.socket}", "--user=root", "-N", "-B"],
+            input=statements, capture_output=True, text=True, timeout=timeout,
+        )
+        if completed.returncode:
+            raise RuntimeError(f"SQL failed on {self.dir.name}: {completed.stderr.strip()}")
+        return completed.stdout
+
+    def drop_anonymous_users(self):
+        self.execute("DELETE FROM mysql.global_priv WHERE User = '';\nFLUSH PRIVILEGES;\n")
+
+    def ensure_master(self, username, password):
+        user = f"{sql_literal(username)}@'%'"
+        self.execute(
+            f"CREATE USER IF NOT EXISTS {user} IDENTIFIED BY {sql_literal(password)};\n"
+            f"ALTER USER {user} IDENTIFIED BY {sql_literal(password)};\n"
+            f"GRANT ALL PRIVILEGES ON *.* TO {user} WITH GRANT OPTION;\n"
+        )
+
+    def set_require_secure_transport(self, enabled):
+        self.execute(f"SET GLOBAL require_secure_transport = {'ON' if enabled else 'OFF'};\n")
+
+    def require_secure_transport(self):
+        return self.execute("SELECT @@GLOBAL.require_secure_transport;\n").strip() == "1"
+
+    def reload_tls(self):
+        # MariaDB 10.11 has FLUSH SSL; MySQL 8's ALTER INSTANCE RELOAD TLS is a syntax error here
+        self.execute("FLUSH SSL;\n")
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def _terminate(pid, timeout=10):
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        _reap(pid)
+        time.sleep(0.05)
+    if _alive(pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    _reap(pid)
+
+
+def _reap(pid):
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+alive = _alive
+terminate = _terminate

@@ -1,0 +1,188 @@
+// The CSO stand-in (lab fixture, test-only): reads setup.properties, keeps a small JDBC pool
+// with Debian's MariaDB driver and answers GET /health with the result of the validation query.
+//
+// Pool settings follow setup.properties (db.pool.maxActive/maxIdle/minIdle/testOnBorrow/
+// validationQuery). One lab-only addition, db.pool.maxAgeSeconds (default 5): a connection older
+// than that is closed and reopened, so a database that starts requiring TLS breaks the service
+// within seconds instead of when a production pool would eventually recycle.
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpServer;
+import java.io.FileInputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.ArrayDeque;
+import java.util.Deque;
+import java.util.Properties;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
+
+public class CsoService {
+    static final class Pooled {
+        final Connection connection;
+        final long openedAt = System.nanoTime();
+
+        Pooled(Connection connection) {
+            this.connection = connection;
+        }
+
+        boolean tooOld(long maxAgeNanos) {
+            return System.nanoTime() - openedAt > maxAgeNanos;
+        }
+    }
+
+    static final class Pool {
+        private final String url;
+        private final Properties credentials = new Properties();
+        private final int maxIdle;
+        private final int minIdle;
+        private final boolean testOnBorrow;
+        private final String validationQuery;
+        private final long maxAgeNanos;
+        private final Semaphore active;
+        private final Deque<Pooled> idle = new ArrayDeque<>();
+
+        Pool(Properties setup) {
+            url = setup.getProperty("db.url");
+            credentials.setProperty("user", setup.getProperty("db.username", ""));
+            credentials.setProperty("password", setup.getProperty("db.password", ""));
+            credentials.setProperty("connectTimeout", setup.getProperty("db.pool.connectTimeoutMillis", "3000"));
+            credentials.setProperty("socketTimeout", setup.getProperty("db.pool.socketTimeoutMillis", "5000"));
+            active = new Semaphore(Integer.parseInt(setup.getProperty("db.pool.maxActive", "8")));
+            maxIdle = Integer.parseInt(setup.getProperty("db.pool.maxIdle", "4"));
+            minIdle = Integer.parseInt(setup.getProperty("db.pool.minIdle", "0"));
+            testOnBorrow = Boolean.parseBoolean(setup.getProperty("db.pool.testOnBorrow", "true"));
+            validationQuery = setup.getProperty("db.pool.validationQuery", "SELECT 1");
+            maxAgeNanos = TimeUnit.SECONDS.toNanos(Long.parseLong(setup.getProperty("db.pool.maxAgeSeconds", "5")));
+        }
+
+        private Pooled open() throws SQLException {
+            return new Pooled(DriverManager.getConnection(url, credentials));
+        }
+
+        private static void closeQuietly(Pooled pooled) {
+            try {
+                pooled.connection.close();
+            } catch (SQLException ignored) {
+                // already broken
+            }
+        }
+
+        private boolean valid(Pooled pooled) {
+            try (Statement statement = pooled.connection.createStatement()) {
+                statement.execute(validationQuery);
+                return true;
+            } catch (SQLException broken) {
+                return false;
+            }
+        }
+
+        private synchronized Pooled takeIdle() {
+            return idle.pollFirst();
+        }
+
+        Pooled borrow() throws SQLException, InterruptedException {
+            if (!active.tryAcquire(5, TimeUnit.SECONDS)) {
+                throw new SQLException("pool exhausted");
+            }
+            try {
+                for (Pooled pooled = takeIdle(); pooled != null; pooled = takeIdle()) {
+                    if (!pooled.tooOld(maxAgeNanos) && (!testOnBorrow || valid(pooled))) {
+                        return pooled;
+                    }
+                    closeQuietly(pooled);
+                }
+                return open();
+            } catch (SQLException | RuntimeException failure) {
+                active.release();
+                throw failure;
+            }
+        }
+
+        void giveBack(Pooled pooled, boolean broken) {
+            active.release();
+            synchronized (this) {
+                if (!broken && !pooled.tooOld(maxAgeNanos) && idle.size() < maxIdle) {
+                    idle.addFirst(pooled);
+                    return;
+                }
+            }
+            closeQuietly(pooled);
+        }
+
+        /** Evicts aged connections and keeps minIdle open, as a pool's evictor thread does. */
+        void maintain() {
+            Deque<Pooled> aged = new ArrayDeque<>();
+            synchronized (this) {
+                idle.removeIf(pooled -> pooled.tooOld(maxAgeNanos) && aged.add(pooled));
+            }
+            aged.forEach(Pool::closeQuietly);
+            while (idleCount() < minIdle) {
+                try {
+                    Pooled fresh = open();
+                    synchronized (this) {
+                        idle.addLast(fresh);
+                    }
+                } catch (SQLException failure) {
+                    System.err.println("pool: cannot open a connection: " + failure.getMessage());
+                    return;
+                }
+            }
+        }
+
+        private synchronized int idleCount() {
+            return idle.size();
+        }
+    }
+
+    static String check(Pool pool) throws Exception {
+        Pooled pooled = pool.borrow();
+        boolean broken = true;
+        try (Statement statement = pooled.connection.createStatement();
+             ResultSet result = statement.executeQuery(pool.validationQuery)) {
+            result.next();
+            broken = false;
+            return "OK";
+        } finally {
+            pool.giveBack(pooled, broken);
+        }
+    }
+
+    static void answer(HttpExchange exchange, int status, String body) throws IOException {
+        byte[] bytes = (body + "\n").getBytes(StandardCharsets.UTF_8);
+        exchange.getResponseHeaders().set("Content-Type", "text/plain; charset=utf-8");
+        exchange.sendResponseHeaders(status, bytes.length);
+        try (OutputStream out = exchange.getResponseBody()) {
+            out.write(bytes);
+        }
+    }
+
+    public static void main(String[] args) throws Exception {
+        String setupPath = args.length > 0 ? args[0] : "/opt/cso/setup.properties";
+        Properties setup = new Properties();
+        try (FileInputStream in = new FileInputStream(setupPath)) {
+            setup.load(in);
+        }
+        Pool pool = new Pool(setup);
+        Executors.newSingleThreadScheduledExecutor().scheduleWithFixedDelay(pool::maintain, 0, 1, TimeUnit.SECONDS);
+        int port = Integer.parseInt(setup.getProperty("http.port", "8080"));
+        HttpServer server = HttpServer.create(new InetSocketAddress("0.0.0.0", port), 16);
+        server.createContext("/health", exchange -> {
+            try {
+                answer(exchange, 200, check(pool));
+            } catch (Exception failure) {
+                answer(exchange, 503, "DB check failed: " + failure);
+            }
+        });
+        server.setExecutor(Executors.newFixedThreadPool(4));
+        server.start();
+        System.out.println("cso: listening on :" + port + ", database " + setup.getProperty("db.url"));
+    }
+}

@@ -1,0 +1,94 @@
+"""podman for the lab's hosts, with the settings that work on these machines (lab-facts.md).
+
+Every call runs as ``nsenter --net=/run/netns/<netns> podman …`` so the bridge network and the
+containers live inside the lab's namespace (``ip netns exec`` would remount /sys and runc would
+find no cgroups). Storage is per lab directory (``<lab dir>/podman/``), so labs of different
+helpers or CI jobs never share container names or networks; the image comes from a read-only
+shared store (``/var/lib/cso-lab-podman/images``) that is filled once from the cached tarball.
+"""
+
+import subprocess
+
+from csolab import netns, paths
+from csolab.hosts import image
+
+SHARED_IMAGE_STORE = "/var/lib/cso-lab-podman/images"
+NETWORK = "csolab"
+BRIDGE_INTERFACE = "csolab0"
+
+
+def _dir():
+    return paths.LAB_DIR / "podman"
+
+
+def _run_root():
+    # tmpfs, so a reboot clears podman's runtime state together with the namespace
+    return f"/run/cso-lab-podman/{abs(hash(str(paths.LAB_DIR.resolve()))) % 10**8}"
+
+
+def write_config():
+    base = _dir()
+    base.mkdir(parents=True, exist_ok=True)
+    (base / "storage.conf").write_text(f"""[storage]
+driver = "overlay"
+graphroot = "{base / 'storage'}"
+runroot = "{_run_root()}/storage"
+[storage.options]
+additionalimagestores = ["{SHARED_IMAGE_STORE}"]
+""")
+    (base / "containers.conf").write_text(f"""[containers]
+default_ulimits = ["nofile=16384:16384", "nproc=32768:32768"]
+log_driver = "k8s-file"
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "none"
+tmp_dir = "{_run_root()}/libpod"
+[network]
+network_config_dir = "{base / 'networks'}"
+""")
+    return base
+
+
+def _env():
+    base = _dir()
+    return {"CONTAINERS_CONF": str(base / "containers.conf"), "CONTAINERS_STORAGE_CONF": str(base / "storage.conf"),
+            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+
+
+def podman(*args, check=True, input=None, timeout=300):
+    """Run podman inside the lab's namespace with the lab's configuration."""
+    return subprocess.run(netns.nsenter(["podman", *args]), check=check, text=True, capture_output=True,
+                          env=_env(), input=input, timeout=timeout)
+
+
+def ensure_image():
+    """The base image, imported into the shared read-only store when this recipe is new there."""
+    tag = image.image_tag()
+    shared = ["podman", "--root", SHARED_IMAGE_STORE, "--runroot", "/run/cso-lab-podman/shared-store",
+              "--storage-driver", "overlay"]
+    present = subprocess.run([*shared, "image", "exists", tag], env=_env(), check=False)
+    if present.returncode != 0:
+        tarball = image.build()
+        subprocess.run([*shared, "import", "--change", 'CMD ["/sbin/init"]', str(tarball), tag],
+                       env=_env(), check=True, capture_output=True, text=True)
+    return tag
+
+
+def ensure_network():
+    listed = podman("network", "ls", "--format", "{{.Name}}").stdout.split()
+    if NETWORK not in listed:
+        podman("network", "create", "--subnet", netns.HOSTS_SUBNET, "--gateway", "10.89.10.1",
+               "--interface-name", BRIDGE_INTERFACE, "--disable-dns", NETWORK)
+
+
+def container_names():
+    return podman("ps", "-a", "--format", "{{.Names}}").stdout.split()
+
+
+def remove_all():
+    """Containers and network of this lab's storage; quiet when there is nothing."""
+    if not (_dir() / "containers.conf").exists() or not netns.exists():
+        return
+    podman("rm", "-f", "-t", "0", "--all", check=False)
+    podman("network", "rm", "-f", NETWORK, check=False)

@@ -1,0 +1,87 @@
+"""The hosts of the lab, their addresses and security groups (docs/development.md, host lab)."""
+
+import json
+import secrets
+
+from csolab import paths
+
+HOSTS = {
+    "keystone-1": {"ip": "10.89.10.11", "kind": "keystone"},
+    "keystone-2": {"ip": "10.89.10.12", "kind": "keystone"},
+    "cso-1": {"ip": "10.89.10.21", "kind": "cso"},
+    "rabbitmq-1": {"ip": "10.89.10.31", "kind": "rabbitmq"},
+    "outsider-1": {"ip": "10.89.10.41", "kind": "none"},
+}
+GATEWAY = "10.89.10.1"
+KEYSTONE_LB = ("10.89.10.5", 5000)
+KEYSTONE_LB_NAME = "keystone-lb"
+CSO_HEALTH_PORT = 8080
+DB_INSTANCE = "cso-lab-db"
+# The security-group names the seed creates; ids are looked up by name, so they survive a lab reset.
+CORE_SG_NAME = "core-servers"
+
+
+def hosts_of(kind):
+    return [name for name, host in HOSTS.items() if host["kind"] == kind]
+
+
+def ssh_dir():
+    return paths.LAB_DIR / "ssh"
+
+
+def ssh_key():
+    return ssh_dir() / "id_ed25519"
+
+
+def hosts_json_path():
+    return paths.LAB_DIR / "hosts.json"
+
+
+def dataplane_hosts_path():
+    return paths.LAB_DIR / "dataplane-hosts"
+
+
+def secrets_path():
+    return paths.LAB_DIR / "hosts-secrets.json"
+
+
+def lab_secrets():
+    """Passwords of the fixtures, generated once per lab dir (lab only, never real credentials)."""
+    path = secrets_path()
+    if path.exists():
+        return json.loads(path.read_text())
+    values = {
+        "keystone_admin_password": "lab-admin-" + secrets.token_hex(6),
+        "keystone_db_password": "lab-keystone-" + secrets.token_hex(6),
+        "ssp_db_password": "lab-ssp-" + secrets.token_hex(6),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(values, indent=2) + "\n")
+    path.chmod(0o600)
+    return values
+
+
+def security_group_ids(lab_client):
+    """Today's membership (seed 000): each app host is in its own SG and in the shared core SG."""
+    ec2 = lab_client.boto3("ec2")
+    groups = ec2.describe_security_groups()["SecurityGroups"]
+    by_name = {group["GroupName"]: group["GroupId"] for group in groups}
+    membership = {}
+    for name, host in HOSTS.items():
+        if host["kind"] == "none":
+            membership[name] = []
+        else:
+            membership[name] = [by_name[f"{host['kind']}-servers"], by_name[CORE_SG_NAME]]
+    return membership
+
+
+def write_hosts_json(lab_client):
+    """``<lab dir>/hosts.json``, which the data plane's firewall reads."""
+    membership = security_group_ids(lab_client)
+    payload = {"hosts": {name: {"ip": host["ip"], "kind": host["kind"], "security_group_ids": membership[name]}
+                         for name, host in HOSTS.items()}}
+    path = hosts_json_path()
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    partial.replace(path)
+    return payload

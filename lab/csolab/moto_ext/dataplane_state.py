@@ -1,0 +1,299 @@
+"""What the data-plane bridge needs to know about the emulated RDS instances, read in-process.
+
+``/_lab/dataplane-instances`` answers, per RDS instance in every region: identifier, engine,
+endpoint, CA identifier, master credentials, the *effective* ``require_secure_transport``
+(the parameter group's value once it applies: at once when the group is in sync, only after a
+reboot / the maintenance window while it is ``pending-reboot``), the security groups with the
+sources their ingress rules allow on the instance's port, and where its data comes from
+(snapshot, point-in-time source, read-replica source).
+
+Each instance gets a ``uid`` that survives renames (modify with ``NewDBInstanceIdentifier`` keeps
+the same moto object), so the data plane keeps its data across the identifier swap of a
+re-encryption.
+
+Data follows snapshots: the wrappers below dump a served instance (``mariadb-dump`` over its
+Unix socket, as root) when a snapshot is created, when a point-in-time restore or a read replica
+is made from it, so the restored instance starts with those rows. The dumps live in the data
+plane's state dir, which the bridge reports with every poll (``state_dir`` in the payload).
+"""
+
+import json
+import logging
+import threading
+import uuid
+from pathlib import Path
+
+from moto.ec2.models import ec2_backends
+from moto.rds.models import RDSBackend, rds_backends
+
+from csolab.dataplane import dumps, layout
+from csolab.labapi import lab_route
+
+LOG = logging.getLogger(__name__)
+
+SERVED_ENGINES = ("mysql", "mariadb")
+TRUE_VALUES = ("1", "on", "true", "yes")
+
+_LOCK = threading.RLock()
+_INSTANCES = {}  # id(moto DBInstance) -> {"obj", "uid", "restored_from"}
+_SNAPSHOT_DUMPS = {}  # id(moto DBSnapshot) -> (snapshot object, dump path)
+_APPLIED_RST = {}  # uid -> require_secure_transport the "running" instance has applied
+_STATE = {"state_dir": None}
+
+
+def _entry(database):
+    with _LOCK:
+        entry = _INSTANCES.get(id(database))
+        if entry is None or entry["obj"] is not database:
+            entry = {"obj": database, "uid": uuid.uuid4().hex[:10], "restored_from": None}
+            _INSTANCES[id(database)] = entry
+        return entry
+
+
+def _state_dir():
+    return Path(_STATE["state_dir"]) if _STATE["state_dir"] else None
+
+
+def _all_backends():
+    for account_id, regions in list(rds_backends.items()):
+        for region, backend in list(regions.items()):
+            yield account_id, region, backend
+
+
+# --- parameter groups ---------------------------------------------------------------------
+
+
+def _group_name_and_status(group):
+    if isinstance(group, dict):
+        return group.get("DBParameterGroupName"), group.get("ParameterApplyStatus", "in-sync")
+    return getattr(group, "name", None), getattr(group, "ParameterApplyStatus", "in-sync")
+
+
+def _group_value(backend, group_name, parameter):
+    group = backend.db_parameter_groups.get((group_name or "").lower())
+    if group is None:
+        return None
+    value = (group.parameters.get(parameter) or {}).get("ParameterValue")
+    return None if value is None else str(value)
+
+
+def _parameter_state(database, backend):
+    """(group name, apply status, value of require_secure_transport in the group)."""
+    try:
+        groups = database.db_parameter_group_status_list
+    except Exception:  # a half-built instance (e.g. during a restore) has no groups yet
+        return None, "in-sync", None
+    if not groups:
+        return None, "in-sync", None
+    name, status = _group_name_and_status(groups[0])
+    return name, status, _group_value(backend, name, "require_secure_transport")
+
+
+def _effective_rst(uid, apply_status, group_value):
+    """The value the database runs with: the group's once it applies, the previous one before."""
+    wanted = (group_value or "0").strip().lower() in TRUE_VALUES
+    if uid not in _APPLIED_RST or apply_status in ("in-sync", "applying"):
+        _APPLIED_RST[uid] = wanted
+    return _APPLIED_RST[uid]
+
+
+# --- security groups ----------------------------------------------------------------------
+
+
+def _rule_covers_port(rule, port):
+    protocol = str(rule.ip_protocol or "-1").lower()
+    if protocol in ("-1", "all"):
+        return True
+    if protocol not in ("tcp", "6"):
+        return False
+    return rule.from_port is not None and int(rule.from_port) <= port <= int(rule.to_port)
+
+
+def _security_groups(account_id, region, group_ids, port):
+    ec2 = ec2_backends[account_id][region]
+    described = []
+    for group_id in group_ids:
+        group = ec2.get_security_group_from_id(group_id)
+        allowed_groups, allowed_cidrs = set(), set()
+        for rule in group.ingress_rules if group else []:
+            if not _rule_covers_port(rule, port):
+                continue
+            if rule.source_group.get("GroupId"):
+                allowed_groups.add(rule.source_group["GroupId"])
+            if rule.ip_range.get("CidrIp"):
+                allowed_cidrs.add(rule.ip_range["CidrIp"])
+        described.append({"id": group_id, "exists": group is not None,
+                          "allowed_security_group_ids": sorted(allowed_groups), "allowed_cidrs": sorted(allowed_cidrs)})
+    return described
+
+
+# --- master password ----------------------------------------------------------------------
+
+
+def _master_password(database):
+    if getattr(database, "manage_master_user_password", False) and hasattr(database, "master_user_secret"):
+        secret = database.master_user_secret
+        try:
+            value = secret.secretsmanager.get_secret_value(secret.secret.arn, None, "AWSCURRENT")
+            return json.loads(value["SecretString"] if isinstance(value, dict) else value[1] or "{}").get("password")
+        except Exception:  # noqa: BLE001 (fall through to the secret object's own value)
+            try:
+                return json.loads(secret.secret.secret_string).get("password")
+            except Exception:  # noqa: BLE001
+                return None
+    return getattr(database, "_master_user_password", None)
+
+
+def _describe(account_id, region, backend, database):
+    entry = _entry(database)
+    port = int(database.port or 3306)
+    group_name, apply_status, group_value = _parameter_state(database, backend)
+    return {
+        "uid": entry["uid"],
+        "id": database.db_instance_identifier,
+        "account_id": account_id,
+        "region": region,
+        "engine": database.engine,
+        "engine_version": database.engine_version,
+        "status": database.status,
+        "address": database.address,
+        "port": port,
+        "ca_certificate_identifier": database.ca_certificate_identifier,
+        "master_username": database.master_username,
+        "master_password": _master_password(database),
+        "parameter_group": group_name,
+        "parameter_apply_status": apply_status,
+        "require_secure_transport_in_group": group_value,
+        "require_secure_transport": _effective_rst(entry["uid"], apply_status, group_value),
+        "security_groups": _security_groups(account_id, region, list(database.vpc_security_group_ids or []), port),
+        "restored_from": entry["restored_from"],
+        "replica_source": database.source_db_instance_identifier if getattr(database, "is_replica", False) else None,
+    }
+
+
+@lab_route("dataplane-instances")
+def _instances(payload):
+    """Every RDS instance the data plane may serve. ``state_dir``: where the bridge keeps its data."""
+    if payload.get("state_dir"):
+        _STATE["state_dir"] = payload["state_dir"]
+    with _LOCK:
+        described, seen = [], set()
+        for account_id, region, backend in _all_backends():
+            for database in list(backend.databases.values()):
+                if getattr(database, "db_cluster_identifier", None):
+                    continue
+                item = _describe(account_id, region, backend, database)
+                seen.add(id(database))
+                described.append(item)
+        for key in [key for key in _INSTANCES if key not in seen]:
+            _APPLIED_RST.pop(_INSTANCES.pop(key)["uid"], None)
+        return {"instances": described, "served_engines": list(SERVED_ENGINES)}
+
+
+# --- data follows snapshots and restores --------------------------------------------------
+
+
+def _dump_instance(database, label):
+    """Dump a served instance now; the path, or None when the data plane does not serve it."""
+    state_dir = _state_dir()
+    if state_dir is None or database is None:
+        return None
+    uid = _entry(database)["uid"]
+    target = layout.dump_path(state_dir, label)
+    try:
+        return str(dumps.dump(layout.instance_dir(state_dir, uid), target))
+    except dumps.NotServed:
+        return None
+    except Exception:  # a failed dump must not fail the AWS call; the restored copy starts empty
+        LOG.exception("data-plane dump of %s failed", database.db_instance_identifier)
+        return None
+
+
+def _find_snapshot(backend, identifier):
+    if identifier.startswith("arn:aws:rds:"):
+        region = identifier.split(":")[3]
+        identifier = identifier.rsplit(":", 1)[-1]
+        backend = rds_backends[backend.account_id][region]
+    return backend.database_snapshots.get(identifier)
+
+
+def _snapshot_dump(snapshot):
+    item = _SNAPSHOT_DUMPS.get(id(snapshot))
+    return item[1] if item and item[0] is snapshot else None
+
+
+_orig_create_db_snapshot = RDSBackend.create_db_snapshot
+_orig_copy_db_snapshot = RDSBackend.copy_db_snapshot
+_orig_restore_from_snapshot = RDSBackend.restore_db_instance_from_db_snapshot
+_orig_restore_to_pitr = RDSBackend.restore_db_instance_to_point_in_time
+_orig_create_read_replica = RDSBackend.create_db_instance_read_replica
+
+
+def create_db_snapshot(self, db_instance_identifier, db_snapshot_identifier, *args, **kwargs):
+    snapshot = _orig_create_db_snapshot(self, db_instance_identifier, db_snapshot_identifier, *args, **kwargs)
+    label = f"snapshot-{self.region_name}-{db_snapshot_identifier}-{uuid.uuid4().hex[:6]}"
+    with _LOCK:
+        path = _dump_instance(self.databases.get(db_instance_identifier), label)
+        if path:
+            _SNAPSHOT_DUMPS[id(snapshot)] = (snapshot, path)
+    return snapshot
+
+
+def copy_db_snapshot(self, source_db_snapshot_identifier, target_db_snapshot_identifier, *args, **kwargs):
+    target = _orig_copy_db_snapshot(self, source_db_snapshot_identifier, target_db_snapshot_identifier, *args, **kwargs)
+    with _LOCK:
+        source = _find_snapshot(self, source_db_snapshot_identifier)
+        path = _snapshot_dump(source) if source is not None else None
+        if path:
+            _SNAPSHOT_DUMPS[id(target)] = (target, path)
+    return target
+
+
+def restore_db_instance_from_db_snapshot(self, from_snapshot_id, overrides, *args, **kwargs):
+    database = _orig_restore_from_snapshot(self, from_snapshot_id, overrides, *args, **kwargs)
+    with _LOCK:
+        snapshot = _find_snapshot(self, from_snapshot_id)
+        _entry(database)["restored_from"] = {
+            "kind": "snapshot", "snapshot": from_snapshot_id,
+            "dump": _snapshot_dump(snapshot) if snapshot is not None else None,
+        }
+    return database
+
+
+def restore_db_instance_to_point_in_time(self, source_db_identifier, target_db_identifier, overrides, *args, **kwargs):
+    with _LOCK:
+        source = self.databases.get(source_db_identifier)
+        label = f"pitr-{self.region_name}-{target_db_identifier}-{uuid.uuid4().hex[:6]}"
+        path = _dump_instance(source, label)
+    database = _orig_restore_to_pitr(self, source_db_identifier, target_db_identifier, overrides, *args, **kwargs)
+    with _LOCK:
+        _entry(database)["restored_from"] = {
+            "kind": "point-in-time", "source": source_db_identifier,
+            "restore_time": str(overrides.get("restore_time") or "latest"), "dump": path,
+        }
+    return database
+
+
+def create_db_instance_read_replica(self, db_kwargs, *args, **kwargs):
+    with _LOCK:
+        source_id = db_kwargs.get("source_db_instance_identifier", "")
+        try:
+            source = self.find_db_from_id(source_id)
+        except Exception:  # noqa: BLE001 (moto raises the proper error below)
+            source = None
+        label = f"replica-{self.region_name}-{db_kwargs.get('db_instance_identifier')}-{uuid.uuid4().hex[:6]}"
+        path = _dump_instance(source, label)
+    replica = _orig_create_read_replica(self, db_kwargs, *args, **kwargs)
+    with _LOCK:
+        # moto's replica is a shallow copy of the primary: give it its own entry
+        _INSTANCES.pop(id(replica), None)
+        _entry(replica)["restored_from"] = {"kind": "read-replica", "source": source_id, "dump": path}
+    return replica
+
+
+RDSBackend.create_db_snapshot = create_db_snapshot
+RDSBackend.copy_db_snapshot = copy_db_snapshot
+RDSBackend.restore_db_instance_from_db_snapshot = restore_db_instance_from_db_snapshot
+RDSBackend.restore_db_instance_to_point_in_time = restore_db_instance_to_point_in_time
+RDSBackend.create_db_instance_read_replica = create_db_instance_read_replica
+

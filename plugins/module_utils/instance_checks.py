@@ -1,0 +1,158 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the cso.rds_hardening collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Read-only checks of a hardened instance's inputs against AWS, run before any mutating call.
+
+Each check fails the module with a message that says what to do. Clients are the retrying
+wrappers from ``module.client(..., retry_decorator=AWSRetry.jittered_backoff())``.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+try:
+    from botocore.exceptions import BotoCoreError
+    from botocore.exceptions import ClientError
+except ImportError:
+    pass  # handled by AnsibleAWSModule
+
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
+
+from ansible_collections.cso.rds_hardening.plugins.module_utils.common import validate_kms_key
+
+CA_EXPIRY_WARNING_DAYS = 90
+
+
+def validate_keys(module, kms, params, region):
+    """Full ARNs of the storage, Performance Insights and master secret keys (all customer-managed)."""
+    storage = validate_kms_key(module, kms, params["kms_key_id"], region, "storage encryption")["Arn"]
+    arns = {"storage": storage, "performance_insights": storage, "master_user_secret": storage}
+    others = (
+        ("performance_insights", params["performance_insights_kms_key_id"], "Performance Insights"),
+        ("master_user_secret", params["master_user_secret_kms_key_id"], "the master user secret"),
+    )
+    for purpose, key_id, what in others:
+        if key_id:
+            arns[purpose] = validate_kms_key(module, kms, key_id, region, what)["Arn"]
+    return arns
+
+
+def validate_engine_version(module, rds, engine, version):
+    """The parameter group family of ``engine`` ``version``; fails when AWS does not offer that version."""
+    try:
+        versions = rds.describe_db_engine_versions(Engine=engine, EngineVersion=version, aws_retry=True)["DBEngineVersions"]
+    except (BotoCoreError, ClientError) as e:
+        module.fail_json_aws(e, msg=f"Could not look up {engine} engine version {version}")
+    if not versions:
+        module.fail_json(
+            msg=f"Engine version {version} of {engine} is not offered by RDS in {module.region}. "
+            f"List the available ones with `aws rds describe-db-engine-versions --engine {engine}` and set engine_version."
+        )
+    return versions[0]["DBParameterGroupFamily"]
+
+
+def validate_parameter_group(module, rds, name, family):
+    try:
+        groups = rds.describe_db_parameter_groups(DBParameterGroupName=name, aws_retry=True)["DBParameterGroups"]
+    except is_boto3_error_code("DBParameterGroupNotFound"):
+        module.fail_json(
+            msg=f"DB parameter group {name} does not exist. Create it first (family {family}), "
+            "for example with amazon.aws.rds_instance_param_group."
+        )
+    except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
+        module.fail_json_aws(e, msg=f"Could not look up DB parameter group {name}")
+    if groups[0]["DBParameterGroupFamily"] != family:
+        module.fail_json(
+            msg=f"DB parameter group {name} is of family {groups[0]['DBParameterGroupFamily']}, but the engine version "
+            f"needs family {family}. Use a parameter group of family {family}."
+        )
+
+
+def subnet_group_vpc(module, rds, name):
+    try:
+        groups = rds.describe_db_subnet_groups(DBSubnetGroupName=name, aws_retry=True)["DBSubnetGroups"]
+    except is_boto3_error_code("DBSubnetGroupNotFoundFault"):
+        module.fail_json(msg=f"DB subnet group {name} does not exist. Create it first or fix db_subnet_group_name.")
+    except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
+        module.fail_json_aws(e, msg=f"Could not look up DB subnet group {name}")
+    return groups[0]["VpcId"]
+
+
+def validate_security_groups(module, ec2, group_ids, vpc_id):
+    try:
+        groups = ec2.describe_security_groups(GroupIds=group_ids, aws_retry=True)["SecurityGroups"]
+    except is_boto3_error_code(["InvalidGroup.NotFound", "InvalidGroupId.Malformed", "InvalidGroupId.NotFound"]) as e:
+        module.fail_json(
+            msg=f"Security group(s) {', '.join(group_ids)} not found ({e.response['Error']['Message']}). "
+            "Create the dedicated database security group first or fix vpc_security_group_ids."
+        )
+    except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
+        module.fail_json_aws(e, msg="Could not look up the security groups")
+    found = {group["GroupId"]: group["VpcId"] for group in groups}
+    missing = sorted(set(group_ids) - set(found))
+    if missing:
+        module.fail_json(msg=f"Security group(s) {', '.join(missing)} not found. Create them first or fix vpc_security_group_ids.")
+    elsewhere = sorted(group for group, group_vpc in found.items() if group_vpc != vpc_id)
+    if elsewhere:
+        module.fail_json(
+            msg=f"Security group(s) {', '.join(elsewhere)} are not in the DB subnet group's VPC {vpc_id}. "
+            f"Use security groups of VPC {vpc_id}."
+        )
+
+
+def describe_certificate(module, rds, certificate_id):
+    """The certificate, or None when RDS does not offer it."""
+    try:
+        certificates = rds.describe_certificates(CertificateIdentifier=certificate_id, aws_retry=True)["Certificates"]
+    except is_boto3_error_code("CertificateNotFound"):
+        return None
+    except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
+        module.fail_json_aws(e, msg=f"Could not look up CA certificate {certificate_id}")
+    return certificates[0] if certificates else None
+
+
+def validate_ca(module, rds, certificate_id):
+    if describe_certificate(module, rds, certificate_id) is None:
+        module.fail_json(
+            msg=f"CA certificate {certificate_id} is not offered by RDS in {module.region}. "
+            "Use one of `aws rds describe-certificates` (for example rds-ca-rsa2048-g1)."
+        )
+
+
+def _expires_soon(valid_till, now):
+    if isinstance(valid_till, str):
+        valid_till = datetime.datetime.fromisoformat(valid_till.replace("Z", "+00:00"))
+    return valid_till - now < datetime.timedelta(days=CA_EXPIRY_WARNING_DAYS)
+
+
+def warn_if_ca_expires(module, rds, instance, desired_ca, now=None):
+    """Warn when the CA the instance keeps (the current one, unless a new one is wanted) expires within 90 days."""
+    current_ca = instance.get("CACertificateIdentifier")
+    if not current_ca or (desired_ca and desired_ca != current_ca):
+        return
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    valid_till = (instance.get("CertificateDetails") or {}).get("ValidTill")
+    if valid_till is None:
+        certificate = describe_certificate(module, rds, current_ca)
+        valid_till = certificate.get("ValidTill") if certificate else None
+    if valid_till is not None and _expires_soon(valid_till, now):
+        module.warn(
+            f"The CA certificate {current_ca} of {instance['DBInstanceIdentifier']} expires on {valid_till}, in under "
+            f"{CA_EXPIRY_WARNING_DAYS} days. Plan the rotation: set ca_certificate_identifier (needs allow_reboot) "
+            "after the clients trust the new CA."
+        )
+
+
+def validate_monitoring_role(module, iam, role_arn):
+    role_name = role_arn.rsplit("/", 1)[-1]
+    try:
+        iam.get_role(RoleName=role_name, aws_retry=True)
+    except is_boto3_error_code("NoSuchEntity"):
+        module.fail_json(
+            msg=f"Enhanced monitoring role {role_arn} does not exist. Create it (trust monitoring.rds.amazonaws.com, "
+            "policy AmazonRDSEnhancedMonitoringRole) or fix monitoring_role_arn."
+        )
+    except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
+        module.fail_json_aws(e, msg=f"Could not look up enhanced monitoring role {role_arn}")

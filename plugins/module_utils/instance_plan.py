@@ -1,0 +1,300 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the cso.rds_hardening collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""From the difference between an instance and its desired state to a plan, and from a plan to API calls.
+
+A plan entry is ``{attribute, current, desired, apply, impact}`` where ``apply`` says when AWS
+applies the change (``immediately``, ``maintenance-window``, ``reboot`` = only when the instance
+restarts, ``replacement`` = cannot be modified in place) and ``impact`` what clients notice
+(``none``, ``brief-interruption``, ``restart``, ``replacement``). No function here calls AWS.
+"""
+
+from __future__ import annotations
+
+IMMEDIATELY = "immediately"
+MAINTENANCE_WINDOW = "maintenance-window"
+REBOOT = "reboot"
+REPLACEMENT = "replacement"
+
+# AWS applies these at once whatever ApplyImmediately says.
+_ALWAYS = "always-immediate"
+# These wait for the maintenance window unless ApplyImmediately=True.
+_FOLLOWS = "follows-apply"
+
+# attribute -> (when AWS applies it, impact on clients)
+RULES = {
+    "kms_key_id": (REPLACEMENT, "replacement"),
+    "publicly_accessible": (_ALWAYS, "none"),
+    "multi_az": (_FOLLOWS, "none"),
+    "deletion_protection": (_ALWAYS, "none"),
+    "backup_retention_period": (_ALWAYS, "none"),
+    "preferred_backup_window": (_ALWAYS, "none"),
+    "preferred_maintenance_window": (_ALWAYS, "none"),
+    "copy_tags_to_snapshot": (_ALWAYS, "none"),
+    "auto_minor_version_upgrade": (_ALWAYS, "none"),
+    "enable_iam_database_authentication": (_FOLLOWS, "none"),
+    "enable_cloudwatch_logs_exports": (_ALWAYS, "none"),
+    "enable_performance_insights": (_ALWAYS, "none"),
+    "performance_insights_kms_key_id": (_ALWAYS, "none"),
+    "performance_insights_retention_period": (_ALWAYS, "none"),
+    "monitoring_interval": (_ALWAYS, "none"),
+    "monitoring_role_arn": (_ALWAYS, "none"),
+    "vpc_security_group_ids": (_ALWAYS, "none"),
+    "ca_certificate_identifier": (_FOLLOWS, "restart"),
+    "db_parameter_group_name": (REBOOT, "restart"),
+    "db_instance_class": (_FOLLOWS, "restart"),
+    "engine_version": (_FOLLOWS, "restart"),
+    "storage_type": (_FOLLOWS, "none"),
+    "allocated_storage": (_FOLLOWS, "none"),
+    "max_allocated_storage": (_ALWAYS, "none"),
+    "iops": (_FOLLOWS, "none"),
+    "storage_throughput": (_FOLLOWS, "none"),
+    "manage_master_user_password": (_ALWAYS, "none"),
+    "master_user_secret_kms_key_id": (_ALWAYS, "none"),
+}
+KEY_ATTRIBUTES = ("kms_key_id", "performance_insights_kms_key_id", "master_user_secret_kms_key_id")
+
+# attribute -> ModifyDBInstance / CreateDBInstance parameter
+API_PARAMETER = {
+    "publicly_accessible": "PubliclyAccessible",
+    "multi_az": "MultiAZ",
+    "deletion_protection": "DeletionProtection",
+    "backup_retention_period": "BackupRetentionPeriod",
+    "preferred_backup_window": "PreferredBackupWindow",
+    "preferred_maintenance_window": "PreferredMaintenanceWindow",
+    "copy_tags_to_snapshot": "CopyTagsToSnapshot",
+    "auto_minor_version_upgrade": "AutoMinorVersionUpgrade",
+    "enable_iam_database_authentication": "EnableIAMDatabaseAuthentication",
+    "enable_performance_insights": "EnablePerformanceInsights",
+    "performance_insights_kms_key_id": "PerformanceInsightsKMSKeyId",
+    "performance_insights_retention_period": "PerformanceInsightsRetentionPeriod",
+    "monitoring_interval": "MonitoringInterval",
+    "monitoring_role_arn": "MonitoringRoleArn",
+    "vpc_security_group_ids": "VpcSecurityGroupIds",
+    "ca_certificate_identifier": "CACertificateIdentifier",
+    "db_parameter_group_name": "DBParameterGroupName",
+    "db_instance_class": "DBInstanceClass",
+    "engine_version": "EngineVersion",
+    "storage_type": "StorageType",
+    "allocated_storage": "AllocatedStorage",
+    "max_allocated_storage": "MaxAllocatedStorage",
+    "iops": "Iops",
+    "storage_throughput": "StorageThroughput",
+    "manage_master_user_password": "ManageMasterUserPassword",
+    "master_user_secret_kms_key_id": "MasterUserSecretKmsKeyId",
+}
+# Sent together: AWS rejects one without the other.
+_COMPANIONS = {
+    "monitoring_interval": ("monitoring_role_arn",),
+    "monitoring_role_arn": ("monitoring_interval",),
+    "enable_performance_insights": ("performance_insights_kms_key_id", "performance_insights_retention_period"),
+    "performance_insights_retention_period": ("enable_performance_insights",),
+    "performance_insights_kms_key_id": ("enable_performance_insights",),
+    "master_user_secret_kms_key_id": ("manage_master_user_password",),
+}
+
+
+def _pending_logs(instance):
+    logs = set(instance.get("EnabledCloudwatchLogsExports") or [])
+    pending = (instance.get("PendingModifiedValues") or {}).get("PendingCloudwatchLogsExports") or {}
+    return sorted((logs | set(pending.get("LogTypesToEnable") or [])) - set(pending.get("LogTypesToDisable") or []))
+
+
+def current_state(instance):
+    """What the instance will be once its pending modifications apply, by attribute name."""
+    pending = instance.get("PendingModifiedValues") or {}
+
+    def after_pending(key, default=None):
+        return pending.get(key, instance.get(key, default))
+
+    pi_enabled = bool(instance.get("PerformanceInsightsEnabled"))
+    secret = instance.get("MasterUserSecret")
+    groups = instance.get("DBParameterGroups") or [{}]
+    return {
+        "kms_key_id": instance.get("KmsKeyId") if instance.get("StorageEncrypted") else None,
+        "publicly_accessible": instance.get("PubliclyAccessible"),
+        "multi_az": after_pending("MultiAZ"),
+        "deletion_protection": instance.get("DeletionProtection", False),
+        "backup_retention_period": after_pending("BackupRetentionPeriod"),
+        "preferred_backup_window": instance.get("PreferredBackupWindow"),
+        "preferred_maintenance_window": instance.get("PreferredMaintenanceWindow"),
+        "copy_tags_to_snapshot": instance.get("CopyTagsToSnapshot", False),
+        "auto_minor_version_upgrade": instance.get("AutoMinorVersionUpgrade"),
+        "enable_iam_database_authentication": pending.get(
+            "IAMDatabaseAuthenticationEnabled", instance.get("IAMDatabaseAuthenticationEnabled", False)
+        ),
+        "enable_cloudwatch_logs_exports": _pending_logs(instance),
+        "enable_performance_insights": pi_enabled,
+        "performance_insights_kms_key_id": instance.get("PerformanceInsightsKMSKeyId") if pi_enabled else None,
+        "performance_insights_retention_period": instance.get("PerformanceInsightsRetentionPeriod") if pi_enabled else None,
+        "monitoring_interval": instance.get("MonitoringInterval", 0),
+        "monitoring_role_arn": instance.get("MonitoringRoleArn"),
+        "vpc_security_group_ids": sorted(
+            group["VpcSecurityGroupId"] for group in instance.get("VpcSecurityGroups", []) if group.get("Status") != "removing"
+        ),
+        "ca_certificate_identifier": after_pending("CACertificateIdentifier"),
+        "db_parameter_group_name": groups[0].get("DBParameterGroupName"),
+        "db_instance_class": after_pending("DBInstanceClass"),
+        "engine_version": after_pending("EngineVersion"),
+        "storage_type": after_pending("StorageType"),
+        "allocated_storage": after_pending("AllocatedStorage"),
+        "max_allocated_storage": instance.get("MaxAllocatedStorage"),
+        "iops": after_pending("Iops"),
+        "storage_throughput": after_pending("StorageThroughput"),
+        "manage_master_user_password": secret is not None,
+        "master_user_secret_kms_key_id": secret.get("KmsKeyId") if secret else None,
+    }
+
+
+def same_key(current, desired):
+    """KMS key ids compare by key id: RDS may report an ARN where the task gave an ARN of another form."""
+    if not current or not desired:
+        return current == desired
+    return current.rsplit("/", 1)[-1] == desired.rsplit("/", 1)[-1]
+
+
+def differs(attribute, current, desired):
+    if desired is None:
+        return False  # not managed by this task
+    if attribute in KEY_ATTRIBUTES:
+        return not same_key(current, desired)
+    if attribute == "allocated_storage":
+        return current is None or desired > current  # storage only grows; shrinking is rejected by validation
+    return current != desired
+
+
+def _when_and_impact(attribute, current_state_, desired, apply_mode):
+    when, impact = RULES[attribute]
+    if attribute == "backup_retention_period" and (current_state_["backup_retention_period"] == 0) != (desired == 0):
+        when, impact = _FOLLOWS, "brief-interruption"  # turning backups on or off restarts the instance
+    if attribute == "performance_insights_kms_key_id" and current_state_["enable_performance_insights"]:
+        when, impact = REPLACEMENT, "none"  # AWS cannot change the key of enabled Performance Insights
+    if when == _ALWAYS:
+        when = IMMEDIATELY
+    elif when == _FOLLOWS:
+        when = apply_mode
+    return when, impact
+
+
+def compute_plan(current, desired, apply_mode):
+    """Every difference between ``current`` and ``desired`` (both from this module), in a stable order."""
+    plan = []
+    for attribute in RULES:
+        value = desired.get(attribute)
+        if not differs(attribute, current.get(attribute), value):
+            continue
+        when, impact = _when_and_impact(attribute, current, value, apply_mode)
+        plan.append({"attribute": attribute, "current": current.get(attribute), "desired": value, "apply": when, "impact": impact})
+    return plan
+
+
+def creation_plan(desired):
+    """The plan of a new instance: every managed attribute, applied at creation, with no client impact."""
+    return [
+        {"attribute": attribute, "current": None, "desired": desired[attribute], "apply": IMMEDIATELY, "impact": "none"}
+        for attribute in RULES
+        if desired.get(attribute) is not None
+    ]
+
+
+def needs_replacement(plan):
+    return [entry for entry in plan if entry["apply"] == REPLACEMENT]
+
+
+def needs_reboot(plan):
+    return [entry for entry in plan if entry["apply"] == REBOOT or entry["impact"] == "restart"]
+
+
+def refusals(plan, allow_reboot, allow_replacement):
+    """Messages for planned changes the task did not allow (empty when everything may go ahead)."""
+    messages = []
+    replacements = needs_replacement(plan)
+    if replacements and not allow_replacement:
+        names = ", ".join(entry["attribute"] for entry in replacements)
+        messages.append(
+            f"Changing {names} cannot be done in place: it needs a replacement of the instance "
+            "(snapshot, copy under the new key, restore, swap identifiers) with downtime. Stop writes to the "
+            "database, then run again with allow_replacement=true; or keep the current value."
+        )
+    reboots = [entry for entry in needs_reboot(plan) if entry["apply"] != REPLACEMENT]
+    if reboots and not allow_reboot:
+        names = ", ".join(entry["attribute"] for entry in reboots)
+        messages.append(
+            f"Changing {names} restarts the database. Run again with allow_reboot=true "
+            "(ideally with apply=maintenance-window), or keep the current value."
+        )
+    return messages
+
+
+def _with_companions(attributes):
+    wanted = set(attributes)
+    for attribute in attributes:
+        wanted.update(_COMPANIONS.get(attribute, ()))
+    return wanted
+
+
+def modify_parameters(plan, current, desired):
+    """ModifyDBInstance parameters for the in-place entries of ``plan`` (replacements excluded)."""
+    in_place = [entry["attribute"] for entry in plan if entry["apply"] != REPLACEMENT]
+    parameters = {}
+    for attribute in sorted(_with_companions(in_place)):
+        if attribute == "enable_cloudwatch_logs_exports":
+            continue
+        value = desired.get(attribute)
+        if value is None or attribute not in API_PARAMETER:
+            continue
+        parameters[API_PARAMETER[attribute]] = value
+    if "enable_cloudwatch_logs_exports" in in_place:
+        parameters["CloudwatchLogsExportConfiguration"] = logs_export_change(
+            current["enable_cloudwatch_logs_exports"], desired["enable_cloudwatch_logs_exports"]
+        )
+    if not desired.get("enable_performance_insights"):
+        parameters.pop("PerformanceInsightsKMSKeyId", None)
+        parameters.pop("PerformanceInsightsRetentionPeriod", None)
+    if not desired.get("manage_master_user_password"):
+        parameters.pop("MasterUserSecretKmsKeyId", None)
+    return parameters
+
+
+def logs_export_change(current_logs, desired_logs):
+    change = {}
+    enable = sorted(set(desired_logs) - set(current_logs))
+    disable = sorted(set(current_logs) - set(desired_logs))
+    if enable:
+        change["EnableLogTypes"] = enable
+    if disable:
+        change["DisableLogTypes"] = disable
+    return change
+
+
+def create_parameters(params, desired):
+    """CreateDBInstance parameters for a new hardened instance."""
+    parameters = {
+        "DBInstanceIdentifier": params["db_instance_identifier"],
+        "Engine": params["engine"],
+        "DBSubnetGroupName": params["db_subnet_group_name"],
+        "MasterUsername": params["master_username"],
+        "StorageEncrypted": True,
+        "KmsKeyId": desired["kms_key_id"],
+        "EnableCloudwatchLogsExports": desired["enable_cloudwatch_logs_exports"],
+    }
+    if params["port"]:
+        parameters["Port"] = params["port"]
+    if params["master_user_password"] and not params["manage_master_user_password"]:
+        parameters["MasterUserPassword"] = params["master_user_password"]
+    for attribute, api_name in API_PARAMETER.items():
+        if desired.get(attribute) is not None:
+            parameters[api_name] = desired[attribute]
+    if not desired.get("enable_performance_insights"):
+        parameters.pop("PerformanceInsightsKMSKeyId", None)
+        parameters.pop("PerformanceInsightsRetentionPeriod", None)
+    return parameters
+
+
+def diff(plan):
+    """``--diff`` before/after of the planned attributes."""
+    return {
+        "before": {entry["attribute"]: entry["current"] for entry in plan},
+        "after": {entry["attribute"]: entry["desired"] for entry in plan},
+    }

@@ -1,0 +1,64 @@
+"""The collection as users and AWX get it: the Galaxy tarball, ansible-doc, the execution environment."""
+
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+MODULES = ("rds_hardened_instance", "rds_alarm_set", "rds_backup_replication")
+
+
+def _run(*argv, cwd=REPO_ROOT, **kwargs):
+    env = {"ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), "PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(REPO_ROOT / ".ansible")}
+    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False, **kwargs)
+
+
+def test_galaxy_build_is_clean(tmp_path):
+    result = _run(str(BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    (tarball,) = tmp_path.glob("cso-rds_hardening-*.tar.gz")
+    names = tarfile.open(tarball).getnames()
+    assert "MANIFEST.json" in names and "meta/runtime.yml" in names
+    leaked = [n for n in names if n.split("/")[0] in {".venv", ".lab", ".collections", "lab", "bench", ".git", "build"}
+              or n.startswith(".lab-") or "__pycache__" in n or n.endswith(".pyc")]
+    assert not leaked, f"the tarball carries development files: {leaked[:10]}"
+
+
+def test_ansible_doc_lists_every_module_from_a_plain_checkout():
+    result = _run(str(BIN / "ansible-doc"), "-l", "cso.rds_hardening")
+    assert result.returncode == 0, result.stderr
+    listed = {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
+    missing = {f"cso.rds_hardening.{m}" for m in MODULES} - listed
+    assert not missing, f"ansible-doc does not list {missing}; it listed {sorted(listed)}"
+
+
+def test_every_module_doc_renders_with_examples_and_return():
+    for module in MODULES:
+        result = _run(str(BIN / "ansible-doc"), f"cso.rds_hardening.{module}")
+        assert result.returncode == 0, f"{module}: {result.stderr}"
+        assert "EXAMPLES:" in result.stdout and "RETURN VALUES:" in result.stdout, module
+
+
+def test_execution_environment_definition_is_accepted(tmp_path):
+    result = _run(str(BIN / "ansible-builder"), "create", "--file", "execution-environment.yml",
+                  "--context", str(tmp_path / "context"), "--output-filename", "Containerfile")
+    assert result.returncode == 0, result.stdout + result.stderr
+    containerfile = (tmp_path / "context" / "Containerfile").read_text()
+    assert "ansible-galaxy" in containerfile or "install-from-bindep" in containerfile
+    build_files = tmp_path / "context" / "_build"
+    requirements = yaml.safe_load((build_files / "requirements.yml").read_text())
+    names = {c["name"] for c in requirements["collections"]}
+    assert {"amazon.aws", "community.mysql", "cso.rds_hardening"} <= names
+    assert "boto3" in (build_files / "requirements.txt").read_text()
+
+
+def test_galaxy_dependencies_match_the_execution_environment():
+    galaxy = yaml.safe_load((REPO_ROOT / "galaxy.yml").read_text())
+    ee = yaml.safe_load((REPO_ROOT / "execution-environment.yml").read_text())
+    ee_collections = {c["name"]: c["version"] for c in ee["dependencies"]["galaxy"]["collections"]}
+    for name, version in galaxy["dependencies"].items():
+        assert ee_collections.get(name) == version, f"{name}: galaxy.yml says {version}, the EE says {ee_collections.get(name)}"

@@ -40,7 +40,10 @@ def ensure(name=NAME):
     subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
     links = subprocess.run(["ip", "-n", name, "-o", "link", "show"], check=True, text=True, capture_output=True).stdout
     if f" {DATAPLANE_INTERFACE}:" not in links:
-        subprocess.run(["ip", "-n", name, "link", "add", DATAPLANE_INTERFACE, "type", "dummy"], check=True)
+        added = subprocess.run(["ip", "-n", name, "link", "add", DATAPLANE_INTERFACE, "type", "dummy"],
+                               check=False, capture_output=True)
+        if added.returncode != 0:  # kernels without the dummy driver: a port-less bridge holds addresses as well
+            subprocess.run(["ip", "-n", name, "link", "add", DATAPLANE_INTERFACE, "type", "bridge"], check=True)
     subprocess.run(["ip", "-n", name, "link", "set", DATAPLANE_INTERFACE, "up"], check=True)
 
 

@@ -163,10 +163,6 @@ def _performance_insights(facts):
     return YES
 
 
-def _memory_known(facts):
-    return YES
-
-
 def _fraction_of_memory(fraction, fallback_bytes):
     def threshold(facts):
         if facts.memory_gib is None:
@@ -239,7 +235,7 @@ CATALOGUE = (
               "missing", _always, "seed-000 (80 %, 2 x 300 s); aws-recommended uses 90 % over 5 x 60 s",
               "CPU utilization above the threshold (%)", "percent"),
     AlarmSpec("freeable_memory", "FreeableMemory", "Average", 300, 3, 3, "LessThanThreshold",
-              _fraction_of_memory(0.10, GIB), "missing", _memory_known,
+              _fraction_of_memory(0.10, GIB), "missing", _always,
               "aws-recommended (a share of the class's memory: 10 %); seed-004 1 GiB when the class is unknown",
               "Freeable memory below the threshold (bytes)", "bytes"),
     AlarmSpec("free_storage_space", "FreeStorageSpace", "Minimum", 300, 1, 1, "LessThanThreshold",

@@ -62,10 +62,9 @@ def restore_parameters(instance, desired):
         "StorageType": desired.get("storage_type") or instance.get("StorageType"),
         "Tags": instance.get("TagList", []),
     }
-    for api_name in ("OptionGroupName",):
-        memberships = instance.get("OptionGroupMemberships") or []
-        if memberships:
-            parameters[api_name] = memberships[0]["OptionGroupName"]
+    option_groups = [m["OptionGroupName"] for m in instance.get("OptionGroupMemberships") or []]
+    if option_groups and not option_groups[0].startswith("default:"):
+        parameters["OptionGroupName"] = option_groups[0]  # a default group is what a restore gets anyway
     if desired.get("ca_certificate_identifier"):
         parameters["CACertificateIdentifier"] = desired["ca_certificate_identifier"]
     return {name: value for name, value in parameters.items() if value is not None}

@@ -179,6 +179,7 @@ except ImportError:
     pass  # handled by AnsibleAWSModule
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.amazon.aws.plugins.module_utils.rds import AnsibleRDSError
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.cso.rds_hardening.plugins.module_utils import backup_replication as replication
@@ -221,8 +222,8 @@ def read_source(module, client):
     identifier = module.params["db_instance_identifier"]
     try:
         source = get_db_instance(client, identifier)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(e, msg=f"Could not describe the source instance {identifier}")
+    except AnsibleRDSError as e:
+        module.fail_json_aws_error(e)
     if source is None:
         module.fail_json(msg=f"The source DB instance {identifier} does not exist in {module.region}. "
                          "Check db_instance_identifier and region (the source's region).")

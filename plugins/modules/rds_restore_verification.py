@@ -165,6 +165,7 @@ except ImportError:
     pass  # handled by AnsibleAWSModule
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.amazon.aws.plugins.module_utils.rds import AnsibleRDSError
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
@@ -204,8 +205,8 @@ def refuse_foreign(module, instance):
 def read_instance(module, client, identifier):
     try:
         return get_db_instance(client, identifier)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(e, msg=f"Could not describe DB instance {identifier}")
+    except AnsibleRDSError as e:
+        module.fail_json_aws_error(e)
 
 
 def latest_restorable_time(module, client):
@@ -220,8 +221,6 @@ def latest_restorable_time(module, client):
                              "disabled; there is nothing to restore from.")
         return source.get("LatestRestorableTime")
     arn = params["source_automated_backups_arn"]
-    if replication.arn_region(arn) != module.region:
-        module.fail_json(msg=f"source_automated_backups_arn is in {replication.arn_region(arn)}; set region to that region.")
     try:
         backup = replication.describe_replicated_backup(client, arn)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
@@ -317,6 +316,9 @@ def ensure_present(module, client):
     identifier = params["db_instance_identifier"]
     if not (params["source_db_instance_identifier"] or params["source_automated_backups_arn"]):
         module.fail_json(msg="state=present needs source_db_instance_identifier or source_automated_backups_arn.")
+    arn = params["source_automated_backups_arn"]
+    if arn and replication.arn_region(arn) != module.region:
+        module.fail_json(msg=f"source_automated_backups_arn is in {replication.arn_region(arn)}; set region to that region.")
     existing = read_instance(module, client, identifier)
     if existing is not None:
         refuse_foreign(module, existing)

@@ -87,7 +87,7 @@ class Server:
             pid = int(self.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        return pid if _alive(pid) else None
+        return pid if _alive(pid) and owned(pid, str(self.defaults_file)) else None
 
     def running(self):
         return self.pid() is not None
@@ -188,6 +188,15 @@ def _reap(pid):
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
+
+
+def owned(pid, marker):
+    """Whether ``pid`` runs a command line that mentions ``marker`` (guards against reused pids)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return marker.encode() in cmdline.read()
+    except OSError:
+        return False
 
 
 alive = _alive

@@ -1,1 +1,205 @@
+"""The host lab: systemd containers in the lab's namespace with the fixtures, and their load balancer.
 
+``up()`` brings up the full topology (AWS lab, data plane, five hosts, Keystone, CSO, RabbitMQ,
+the Keystone load balancer); ``down()`` removes all of it, including what a killed run left.
+Addresses and names follow the host-lab contract in docs/development.md.
+"""
+
+import concurrent.futures
+import json
+import subprocess
+import time
+
+from csolab import netns, paths
+from csolab.hosts import database, fixtures, lb, podman, topology
+from csolab.hosts.topology import HOSTS
+
+LABEL_SG = "csolab.sg"
+BASE_ETC_HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+PROXY_COMMAND = f"nsenter --net={netns.path()} socat STDIO TCP:%h:%p"
+
+
+# --- SSH ------------------------------------------------------------------------------------
+
+def ensure_ssh_key():
+    key = topology.ssh_key()
+    if not key.exists():
+        key.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "csolab", "-f", str(key)], check=True)
+    return key
+
+
+def ssh_options():
+    return ["-i", str(topology.ssh_key()), "-o", f"ProxyCommand={PROXY_COMMAND}", "-o", "StrictHostKeyChecking=no",
+            "-o", f"UserKnownHostsFile={topology.ssh_dir() / 'known_hosts'}", "-o", "BatchMode=yes",
+            "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"]
+
+
+def ssh(host, command, check=True, timeout=60):
+    """Run a command on a host over SSH, the way Ansible reaches it."""
+    return subprocess.run(["ssh", *ssh_options(), f"root@{HOSTS[host]['ip']}", command], check=check,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _write_ssh_config():
+    lines = []
+    for name, host in HOSTS.items():
+        lines += [f"Host {name}", f"    HostName {host['ip']}", "    User root", f"    IdentityFile {topology.ssh_key()}",
+                  f"    ProxyCommand {PROXY_COMMAND}", "    StrictHostKeyChecking no",
+                  f"    UserKnownHostsFile {topology.ssh_dir() / 'known_hosts'}", ""]
+    (topology.ssh_dir() / "config").write_text("\n".join(lines))
+
+
+# --- /etc/hosts -----------------------------------------------------------------------------
+
+def etc_hosts_content():
+    lines = [BASE_ETC_HOSTS]
+    lines += [f"{host['ip']}\t{name}\n" for name, host in HOSTS.items()]
+    lines.append(f"{topology.KEYSTONE_LB[0]}\t{topology.KEYSTONE_LB_NAME}\n")
+    dataplane_file = topology.dataplane_hosts_path()
+    if dataplane_file.exists():
+        lines.append("# data plane (csolab.dataplane)\n" + dataplane_file.read_text())
+    return "".join(lines)
+
+
+def sync_etc_hosts(hosts=None):
+    """Rewrite the containers' /etc/hosts from the host table and ``<lab dir>/dataplane-hosts``.
+
+    Call it after the data plane changes that file (new instance, endpoint moved). Written in
+    place: podman's /etc/hosts is not replaced by a rename inside the container.
+    """
+    content = etc_hosts_content()
+    marker = paths.LAB_DIR / "hosts-etc-hosts.synced"
+    for host in hosts or HOSTS:
+        fixtures.sh(host, "cat > /etc/hosts", input=content)
+    marker.write_text(content)
+    return content
+
+
+# --- bring-up -------------------------------------------------------------------------------
+
+def _create_containers(tag):
+    key = ensure_ssh_key().with_suffix(".pub").read_text()
+    for name, host in HOSTS.items():
+        podman.podman("run", "-d", "--name", name, "--hostname", name, "--network", podman.NETWORK,
+                      "--ip", host["ip"], "--no-hosts", "--systemd", "always", "--label", f"{LABEL_SG}={host['kind']}",
+                      "--label", f"csolab.lab_dir={paths.LAB_DIR}", tag)
+    for name in HOSTS:
+        fixtures.put(name, "/root/.ssh/authorized_keys", key, "0600")
+
+
+def _wait_for_systemd(timeout=60):
+    deadline = time.monotonic() + timeout
+    pending = set(HOSTS)
+    while pending:
+        for name in sorted(pending):
+            state = podman.podman("exec", name, "systemctl", "is-system-running", check=False).stdout.strip()
+            if state in ("running", "degraded"):
+                pending.discard(name)
+        if pending and time.monotonic() > deadline:
+            raise RuntimeError(f"systemd not running on {sorted(pending)}")
+        if pending:
+            time.sleep(0.3)
+
+
+def _in_parallel(jobs):
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        for future in [pool.submit(job) for job in jobs]:
+            future.result()
+
+
+def _configure_fixtures():
+    secrets = topology.lab_secrets()
+    endpoint = database.endpoint_name()
+    database.sql(fixtures.database_statements(secrets))
+    keystone_hosts = topology.hosts_of("keystone")
+    _in_parallel([lambda h=h: fixtures.configure_keystone(h, endpoint, secrets) for h in keystone_hosts]
+                 + [lambda h=h: fixtures.configure_cso(h, endpoint, secrets) for h in topology.hosts_of("cso")]
+                 + [lambda h=h: fixtures.configure_rabbitmq(h) for h in topology.hosts_of("rabbitmq")]
+                 + [lambda: fixtures.bootstrap_keystone(keystone_hosts[0], secrets)])
+    _in_parallel([lambda h=h: fixtures.start_keystone(h) for h in keystone_hosts])
+
+
+def up():
+    """The full topology; returns timings (seconds per step) for the README."""
+    from csolab import aws
+    from csolab.client import LabClient
+
+    timings = {}
+    started = time.monotonic()
+
+    def step(name, action):
+        begin = time.monotonic()
+        result = action()
+        timings[name] = round(time.monotonic() - begin, 1)
+        return result
+
+    down(keep_aws=True)  # whatever a killed earlier run left
+    step("aws", aws.up)
+    lab_client = LabClient()
+    paths.LAB_DIR.mkdir(parents=True, exist_ok=True)
+    netns.ensure()
+    topology.write_hosts_json(lab_client)
+    podman.write_config()
+    tag = step("image", podman.ensure_image)
+    step("database", database.start)
+    step("network", podman.ensure_network)
+    step("containers", lambda: _create_containers(tag))
+    step("systemd", _wait_for_systemd)
+    _write_ssh_config()
+    step("etc_hosts", sync_etc_hosts)
+    step("fixtures", _configure_fixtures)
+    step("load_balancer", lb.start)
+    step("ready", wait_ready)
+    timings["total"] = round(time.monotonic() - started, 1)
+    (paths.LAB_DIR / "hosts-up.json").write_text(json.dumps(timings, indent=2) + "\n")
+    return timings
+
+
+def wait_ready(timeout=90):
+    """Every fixture answers: tokens through the LB, CSO health, RabbitMQ's listener."""
+    from csolab import probe
+
+    deadline = time.monotonic() + timeout
+    checks = {
+        "keystone-lb": lambda: probe.keystone_round_trip(*topology.KEYSTONE_LB),
+        **{name: (lambda n=name: probe.keystone_round_trip(HOSTS[n]["ip"], 5000)) for name in topology.hosts_of("keystone")},
+        **{name: (lambda n=name: probe.cso_health(HOSTS[n]["ip"])) for name in topology.hosts_of("cso")},
+        **{name: (lambda n=name: fixtures.sh(n, "rabbitmq-diagnostics -q check_port_listener 5672", timeout=30))
+           for name in topology.hosts_of("rabbitmq")},
+    }
+    pending = dict(checks)
+    errors = {}
+    while pending:
+        for name, check in list(pending.items()):
+            try:
+                probe.in_namespace(check)
+                del pending[name]
+            except Exception as error:  # noqa: BLE001 (retry until the deadline, then report)
+                errors[name] = repr(error)
+        if pending and time.monotonic() > deadline:
+            raise RuntimeError(f"not ready after {timeout}s: {json.dumps({n: errors[n] for n in pending}, indent=2)}")
+        if pending:
+            time.sleep(1)
+
+
+def down(keep_aws=False):
+    """Remove the load balancer, containers, data plane, namespace; then the AWS lab (unless kept)."""
+    lb.stop()
+    podman.remove_all()
+    database.stop()
+    netns.delete()
+    for stale in ("hosts-up.json", "hosts-etc-hosts.synced"):
+        (paths.LAB_DIR / stale).unlink(missing_ok=True)
+    if not keep_aws:
+        from csolab import aws
+
+        aws.down()
+
+
+def status():
+    report = {"netns": netns.exists(), "load_balancer": lb._running_pid() is not None}
+    if netns.exists() and (paths.LAB_DIR / "podman" / "containers.conf").exists():
+        listed = podman.podman("ps", "-a", "--format", "{{.Names}} {{.State}}", check=False).stdout.split("\n")
+        report["containers"] = dict(line.split(" ", 1) for line in listed if line.strip())
+    return report

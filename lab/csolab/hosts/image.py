@@ -31,6 +31,7 @@ BASE_PACKAGES = [
 FIXTURE_PACKAGES = [
     "mariadb-client", "python3-venv", "openjdk-17-jre-headless", "libmariadb-java", "rabbitmq-server",
     "curl", "socat", "less",
+    "libpython3.11",  # uWSGI (compiled below) links against it; listed so the purge keeps it
 ]
 # Only needed to compile uWSGI into the Keystone venv; purged before the image is packed.
 BUILD_ONLY_PACKAGES = ["gcc", "libc6-dev", "python3-dev"]

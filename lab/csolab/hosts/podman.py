@@ -14,7 +14,6 @@ from csolab.hosts import image
 
 SHARED_IMAGE_STORE = "/var/lib/cso-lab-podman/images"
 NETWORK = "csolab"
-BRIDGE_INTERFACE = "csolab0"
 
 
 def _dir():
@@ -79,7 +78,7 @@ def ensure_network():
     listed = podman("network", "ls", "--format", "{{.Name}}").stdout.split()
     if NETWORK not in listed:
         podman("network", "create", "--subnet", netns.HOSTS_SUBNET, "--gateway", "10.89.10.1",
-               "--interface-name", BRIDGE_INTERFACE, "--disable-dns", NETWORK)
+               "--disable-dns", NETWORK)
 
 
 def container_names():
@@ -87,8 +86,13 @@ def container_names():
 
 
 def remove_all():
-    """Containers and network of this lab's storage; quiet when there is nothing."""
-    if not (_dir() / "containers.conf").exists() or not netns.exists():
+    """Containers and network of this lab's storage; quiet when there is nothing.
+
+    After a killed run the namespace may be gone while containers remain: podman must run in
+    a namespace to remove them, so one is created for it (``down`` deletes it afterwards).
+    """
+    if not (_dir() / "containers.conf").exists():
         return
+    netns.ensure()
     podman("rm", "-f", "-t", "0", "--all", check=False)
     podman("network", "rm", "-f", NETWORK, check=False)

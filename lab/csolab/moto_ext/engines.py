@@ -10,7 +10,7 @@ import string
 from moto.core.responses import ActionResult
 from moto.rds.exceptions import (DBParameterGroupNotFoundError, InvalidParameterCombination,
                                  InvalidParameterValue)
-from moto.rds.models import DBInstance, RDSBackend
+from moto.rds.models import DBInstance, DBParameterGroup, RDSBackend
 
 from csolab.moto_ext import catalogue
 from csolab.moto_ext._common import around, rds_action
@@ -241,3 +241,54 @@ def _instance_init(original, instance, *args, **kwargs):
     instance.dbi_resource_id = "db-" + "".join(random.choices(string.ascii_uppercase + string.digits, k=26))
     if instance.db_cluster_identifier is None and instance.kms_key_id == "default_kms_key_id":
         instance.kms_key_id = default_kms_key_arn(instance.backend)
+
+
+# gp3 volumes always report their IOPS and throughput; below 400 GiB (MySQL, MariaDB, PostgreSQL)
+# the baseline is 3000 IOPS / 125 MiB/s, from 400 GiB 12000 IOPS / 500 MiB/s.
+def _gp3_baseline(instance):
+    large = (instance.allocated_storage or 0) >= 400
+    return (12000, 500) if large else (3000, 125)
+
+
+_moto_storage_throughput = DBInstance.storage_throughput
+
+
+def _storage_throughput(self):
+    value = _moto_storage_throughput.fget(self)
+    if value is None and getattr(self, "storage_type", None) == "gp3":
+        return _gp3_baseline(self)[1]
+    return value
+
+
+def _iops(self):
+    value = self.__dict__.get("_iops")
+    if value is None and getattr(self, "storage_type", None) == "gp3" and self.db_cluster_identifier is None:
+        return _gp3_baseline(self)[0]
+    return value
+
+
+def _set_iops(self, value):
+    self._iops = value
+
+
+DBInstance.storage_throughput = property(_storage_throughput, _moto_storage_throughput.fset)
+DBInstance.iops = property(_iops, _set_iops)
+
+
+def ensure_default_parameter_group(backend, name):
+    """AWS has a ``default.<family>`` group for every family; moto only once an instance used it."""
+    family = name[len("default."):] if name and name.lower().startswith("default.") else None
+    if family in catalogue.ENGINE_DEFAULT_PARAMETERS and name not in backend.db_parameter_groups:
+        backend.db_parameter_groups[name] = DBParameterGroup(
+            backend=backend, db_parameter_group_name=name, db_parameter_group_family=family,
+            description=f"Default parameter group for {family}", tags=[])
+
+
+@around(RDSBackend, "describe_db_parameter_groups")
+def _describe_db_parameter_groups(original, backend, db_parameter_group_kwargs):
+    name = db_parameter_group_kwargs.get("db_parameter_group_name")
+    ensure_default_parameter_group(backend, name)
+    groups = original(backend, db_parameter_group_kwargs)
+    if name and not groups:
+        raise DBParameterGroupNotFoundError(name)  # moto answers an empty list; AWS an error
+    return groups

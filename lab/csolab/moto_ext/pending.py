@@ -12,11 +12,12 @@ import datetime
 import time
 
 from moto.rds.exceptions import DBParameterGroupNotFoundError, RDSClientError
-from moto.rds.models import DBInstance, DBParameterGroup, RDSBackend
+from moto.rds.models import DBInstance, RDSBackend
 from moto.core.responses import ActionResult
 
 from csolab.labapi import lab_route
 from csolab.moto_ext import catalogue
+from csolab.moto_ext.engines import ensure_default_parameter_group
 from csolab.moto_ext._common import around, created_rds_backends, get, rds_action
 
 APPLYING_SECONDS = 1.0
@@ -99,13 +100,8 @@ def _modify_db_instance(original, backend, db_instance_identifier, db_kwargs):
 
 
 def _ensure_default_group(backend, instance, name):
-    """moto only knows a default group once an instance used it; AWS always has them."""
-    family = name[len("default."):] if name.lower().startswith("default.") else None
-    if family and name not in backend.db_parameter_groups and family in catalogue.ENGINE_DEFAULT_PARAMETERS:
-        backend.db_parameter_groups[name] = DBParameterGroup(
-            backend=backend, db_parameter_group_name=name, db_parameter_group_family=family,
-            description=f"Default parameter group for {family}", tags=[])
-    elif name not in backend.db_parameter_groups and not instance.is_default_parameter_group(name):
+    ensure_default_parameter_group(backend, name)
+    if name not in backend.db_parameter_groups and not instance.is_default_parameter_group(name):
         raise DBParameterGroupNotFoundError(name)
 
 

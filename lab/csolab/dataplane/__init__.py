@@ -1,0 +1,185 @@
+"""The lab's RDS data plane: MariaDB with TLS per emulated RDS instance, driven by the AWS lab.
+
+Python API (the host side and the tests use it; see docs/development.md "Data plane API")::
+
+    start(state_dir=None, netns_name=None)   # the bridge daemon; copes with a killed earlier run
+    stop(state_dir=None)  /  status(state_dir=None)
+    ca_bundle_path() / ca_path("rds-ca-2019") / rogue_ca_path()
+    endpoint_for("cso-lab-db") -> {"name", "loopback_ip", "namespace_ip", "port"}
+    wait_ready("cso-lab-db", timeout=30)
+    sql("cso-lab-db", "SELECT 1")           # as the master user, over 127.0.89.x with TLS
+    hosts_lines() -> ["10.89.20.1 cso-lab-db.aaaaaaaaaa.eu-west-2.rds.amazonaws.com", ...]
+
+Heavy imports (cryptography, PyMySQL) happen inside the functions: the moto server imports
+this package for the snapshot dumps.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from csolab import netns, paths
+from csolab.dataplane import layout
+
+START_TIMEOUT = 60
+
+
+def ca_bundle_path(state_dir=None):
+    from csolab.dataplane import pki
+
+    return pki.bundle_path(state_dir)
+
+
+def ca_path(identifier, state_dir=None):
+    from csolab.dataplane import pki
+
+    return pki.ca_path(identifier, state_dir)
+
+
+def rogue_ca_path(state_dir=None):
+    from csolab.dataplane import pki
+
+    return pki.ca_path(pki.ROGUE, state_dir)
+
+
+def _bridge_pid(base):
+    from csolab.dataplane.mariadb import alive
+
+    try:
+        pid = int(layout.pid_file(base).read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            ours = b"csolab.dataplane" in cmdline.read()
+    except OSError:
+        ours = False
+    return pid if ours and alive(pid) else None
+
+
+def _read_status(base):
+    try:
+        return json.loads(layout.status_file(base).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def start(state_dir=None, netns_name=None, wait=True, timeout=START_TIMEOUT):
+    """Start the bridge unless it runs; first undo what a killed earlier run left behind."""
+    from csolab.dataplane import bridge, pki
+
+    base = layout.state_dir(state_dir)
+    name = netns_name or netns.NAME
+    if _bridge_pid(base):
+        return status(base)
+    layout.root(base).mkdir(parents=True, exist_ok=True)
+    bridge.cleanup_leftovers(base, name)
+    netns.ensure(name)
+    pki.ensure(base)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(paths.REPO_ROOT / "lab"),
+                                                                     os.environ.get("PYTHONPATH")])))
+    with open(layout.log_file(base), "ab") as log:
+        process = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "csolab.dataplane", "run", "--state-dir", str(base), "--netns", name,
+             "--aws-state", str(paths.AWS_STATE_FILE)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+        )
+    layout.pid_file(base).write_text(str(process.pid))
+    if wait:
+        deadline = time.monotonic() + timeout
+        while not (_read_status(base) or {}).get("instances") is not None:
+            if process.poll() is not None or time.monotonic() > deadline:
+                stop(base)
+                raise RuntimeError(f"the data-plane bridge did not come up; see {layout.log_file(base)}")
+            time.sleep(0.2)
+    return status(base)
+
+
+def stop(state_dir=None, timeout=60):
+    """Stop the bridge (it tears down servers, relays, addresses, firewall, names); clean leftovers."""
+    from csolab.dataplane import bridge
+    from csolab.dataplane.mariadb import alive
+
+    base = layout.state_dir(state_dir)
+    pid = _bridge_pid(base)
+    name = (_read_status(base) or {}).get("netns") or netns.NAME
+    if pid:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while alive(pid) and time.monotonic() < deadline:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            time.sleep(0.1)
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    bridge.cleanup_leftovers(base, name)
+    layout.pid_file(base).unlink(missing_ok=True)
+
+
+def status(state_dir=None):
+    base = layout.state_dir(state_dir)
+    pid = _bridge_pid(base)
+    report = _read_status(base) if pid else None
+    return {"bridge": "up" if pid else "down", "pid": pid, "state_dir": str(base),
+            "instances": (report or {}).get("instances", {}), "netns": (report or {}).get("netns"),
+            "ca_bundle": str(layout.pki_dir(base) / "global-bundle.pem"),
+            "hosts_fragment": str(layout.hosts_fragment_file(base))}
+
+
+def endpoint_for(instance_id, state_dir=None):
+    """{name, loopback_ip, namespace_ip, port} of a served instance (KeyError if not served)."""
+    instance = (_read_status(layout.state_dir(state_dir)) or {}).get("instances", {})[instance_id]
+    return {key: instance[key] for key in ("name", "loopback_ip", "namespace_ip", "port")}
+
+
+def wait_ready(instance_id, timeout=30, state_dir=None, predicate=None):
+    """Wait until the bridge serves ``instance_id`` (and ``predicate(status entry)`` holds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        entry = (_read_status(layout.state_dir(state_dir)) or {}).get("instances", {}).get(instance_id)
+        if entry and entry["ready"] and (predicate is None or predicate(entry)):
+            return entry
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"data plane did not serve {instance_id!r} within {timeout}s: {entry}")
+        time.sleep(0.2)
+
+
+def hosts_lines(state_dir=None):
+    """Lines "10.89.20.x <endpoint name>" for the containers' /etc/hosts."""
+    instances = (_read_status(layout.state_dir(state_dir)) or {}).get("instances", {})
+    return [f"{item['namespace_ip']} {item['name']}" for item in instances.values() if item["ready"]]
+
+
+def master_credentials(instance_id, lab=None):
+    from csolab.client import LabClient
+
+    lab = lab or LabClient()
+    for item in lab.api("dataplane-instances")["instances"]:
+        if item["id"] == instance_id:
+            return item["master_username"], item["master_password"]
+    raise KeyError(f"no RDS instance {instance_id!r} in the AWS lab")
+
+
+def sql(instance_id, query, user=None, password=None, state_dir=None, tls=True):
+    """Run one query as the master user (or ``user``) over 127.0.89.x; return the rows."""
+    import pymysql
+
+    endpoint = endpoint_for(instance_id, state_dir)
+    if user is None:
+        user, master_password = master_credentials(instance_id)
+        password = master_password if password is None else password
+    ssl_args = {"ssl_ca": str(ca_bundle_path(state_dir)), "ssl_verify_cert": True, "ssl_verify_identity": True} \
+        if tls else {}
+    connection = pymysql.connect(host=endpoint["loopback_ip"], port=endpoint["port"], user=user,
+                                 password=password or "", connect_timeout=5, autocommit=True, **ssl_args)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(query)
+            return cursor.fetchall()
+    finally:
+        connection.close()

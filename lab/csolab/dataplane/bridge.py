@@ -1,0 +1,309 @@
+"""The bridge: polls the AWS lab (~every 0.3 s) and converges the data plane to it.
+
+Per served instance (engines mysql/mariadb): a MariaDB server with the master user, the server
+certificate of the instance's CA, the effective ``require_secure_transport``, relays into the
+namespace, and firewall rules from its security groups. Instances that disappear are torn down;
+instances restored from a snapshot / point in time / made replicas start with the dumped data.
+"""
+
+import json
+import logging
+import shutil
+import signal
+import time
+import urllib.request
+from pathlib import Path
+
+from csolab import netns, paths
+from csolab.dataplane import dumps, layout, mariadb, net, pki
+
+LOG = logging.getLogger("csolab.dataplane")
+POLL_INTERVAL = 0.3
+RETRY_AFTER = 5.0
+SERVED_ENGINES = ("mysql", "mariadb")
+MAX_SLOT = 254
+
+
+def fetch_instances(endpoint_url, state_dir, timeout=10):
+    request = urllib.request.Request(
+        f"{endpoint_url}/_lab/dataplane-instances",
+        data=json.dumps({"state_dir": str(state_dir)}).encode(),
+        headers={"Content-Type": "application/json", "X-Lab-Internal": "1"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (loopback only)
+        return json.loads(response.read())["instances"]
+
+
+def served(instance):
+    return instance["engine"] in SERVED_ENGINES and instance["status"] not in ("deleting", "deleted")
+
+
+class Bridge:
+    def __init__(self, state_dir, netns_name=netns.NAME, aws_state_file=paths.AWS_STATE_FILE):
+        self.state_dir = Path(state_dir)
+        self.netns = netns_name
+        self.aws_state_file = Path(aws_state_file)
+        self.root = layout.root(self.state_dir)
+        self.allocations = self._load_allocations()
+        self.applied = {}  # uid -> what the running server has: name, ca, rst, password
+        self.errors = {}  # uid -> (message, retry at)
+        self.firewall_script = None
+        self.names = None
+        self.stopping = False
+
+    # --- bookkeeping ------------------------------------------------------------------------
+
+    def _load_allocations(self):
+        try:
+            return json.loads(layout.allocations_file(self.state_dir).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    def _save_allocations(self):
+        _write_json(layout.allocations_file(self.state_dir), self.allocations)
+
+    def _allocate(self, uid):
+        if uid in self.allocations:
+            return self.allocations[uid]["slot"]
+        taken = {item["slot"] for item in self.allocations.values()}
+        present = net.namespace_addresses(self.netns)
+        for slot in range(1, MAX_SLOT + 1):
+            if slot in taken or net.namespace_ip(slot) in present or not net.loopback_free(slot):
+                continue
+            self.allocations[uid] = {"slot": slot}
+            self._save_allocations()
+            return slot
+        raise RuntimeError("no free data-plane slot")
+
+    def _server(self, uid):
+        slot = self.allocations[uid]["slot"]
+        return mariadb.Server(layout.instance_dir(self.state_dir, uid), net.loopback_ip(slot))
+
+    # --- one instance -----------------------------------------------------------------------
+
+    def _template(self):
+        """A freshly installed datadir, copied for each new instance (install takes ~3 s)."""
+        template = self.root / "template"
+        if not (template / "data" / "mysql").is_dir():
+            shutil.rmtree(template, ignore_errors=True)
+            template.mkdir(parents=True)
+            mariadb.Server(template, "127.0.0.1").install()
+        return template / "data"
+
+    def _issue_certificate(self, instance, uid):
+        slot = self.allocations[uid]["slot"]
+        return pki.issue_server_certificate(
+            layout.instance_dir(self.state_dir, uid), instance["ca_certificate_identifier"], instance["address"],
+            [net.loopback_ip(slot), net.namespace_ip(slot)], state_dir=self.state_dir)
+
+    def _provision(self, instance):
+        uid = instance["uid"]
+        self._allocate(uid)
+        directory = layout.instance_dir(self.state_dir, uid)
+        directory.mkdir(parents=True, exist_ok=True)
+        server = self._server(uid)
+        fresh = not server.installed()
+        if fresh:
+            shutil.copytree(self._template(), directory / "data")
+        applied = {"name": instance["address"], "ca": self._issue_certificate(instance, uid)}
+        server.start()
+        if fresh:
+            server.drop_anonymous_users()
+            source = (instance.get("restored_from") or {}).get("dump")
+            if source and Path(source).exists():
+                dumps.load(directory, source)
+                LOG.info("%s: loaded %s", instance["id"], source)
+        self.applied[uid] = applied
+        LOG.info("%s: serving on %s (uid %s)", instance["id"], server.address, uid)
+
+    def _converge_instance(self, instance):
+        uid = instance["uid"]
+        server = self._server(uid) if uid in self.allocations else None
+        if server is None or not server.running() or uid not in self.applied:
+            if server is not None and uid not in self.applied:
+                server.stop()
+            self._provision(instance)
+            server = self._server(uid)
+        applied = self.applied[uid]
+        if (instance["address"], pki.resolve_identifier(instance["ca_certificate_identifier"])) != \
+                (applied["name"], applied["ca"]):
+            applied["ca"] = self._issue_certificate(instance, uid)
+            applied["name"] = instance["address"]
+            server.reload_tls()
+            LOG.info("%s: certificate from %s for %s", instance["id"], applied["ca"], applied["name"])
+        credentials = (instance["master_username"], instance["master_password"])
+        if credentials[0] and credentials != applied.get("credentials"):
+            server.ensure_master(*credentials)
+            applied["credentials"] = credentials
+        if instance["require_secure_transport"] != applied.get("rst"):
+            server.set_require_secure_transport(instance["require_secure_transport"])
+            applied["rst"] = instance["require_secure_transport"]
+            LOG.info("%s: require_secure_transport=%s", instance["id"], applied["rst"])
+        self._ensure_relays(uid)
+
+    def _ensure_relays(self, uid):
+        slot = self.allocations[uid]["slot"]
+        directory = layout.instance_dir(self.state_dir, uid)
+        if net.namespace_ip(slot) not in net.namespace_addresses(self.netns):
+            net.add_address(self.netns, net.namespace_ip(slot))
+        if not net.relay_running(directory, "root"):
+            net.start_root_relay(directory, slot)
+        if not net.relay_running(directory, "ns"):
+            net.start_namespace_relay(directory, slot, self.netns)
+
+    def _teardown(self, uid, keep_data=False):
+        directory = layout.instance_dir(self.state_dir, uid)
+        net.stop_relays(directory)
+        if uid in self.allocations:
+            net.remove_address(self.netns, net.namespace_ip(self.allocations[uid]["slot"]))
+            self._server(uid).stop()
+        else:
+            _stop_pid_file(directory / "mysqld.pid")
+        self.applied.pop(uid, None)
+        self.errors.pop(uid, None)
+        if not keep_data:
+            shutil.rmtree(directory, ignore_errors=True)
+            if self.allocations.pop(uid, None) is not None:
+                self._save_allocations()
+
+    # --- the whole data plane ---------------------------------------------------------------
+
+    def converge(self, instances):
+        wanted = {item["uid"]: item for item in instances if served(item)}
+        for uid in [uid for uid in list(self.allocations) if uid not in wanted]:
+            LOG.info("uid %s: gone, tearing down", uid)
+            self._teardown(uid)
+        self._collect_orphan_dirs(wanted)
+        now = time.monotonic()
+        for uid, instance in wanted.items():
+            if uid in self.errors and self.errors[uid][1] > now:
+                continue
+            try:
+                self._converge_instance(instance)
+                self.errors.pop(uid, None)
+            except Exception as exc:  # one broken instance must not stop the others
+                LOG.exception("%s: converge failed", instance["id"])
+                self.errors[uid] = (f"{type(exc).__name__}: {exc}", now + RETRY_AFTER)
+        live = [item for uid, item in wanted.items() if uid in self.applied]
+        self._converge_firewall(live)
+        self._converge_names(live)
+        self._write_status(wanted)
+
+    def _collect_orphan_dirs(self, wanted):
+        root = layout.instances_root(self.state_dir)
+        if root.is_dir():
+            for directory in root.iterdir():
+                if directory.name not in wanted and directory.name not in self.allocations:
+                    self._teardown(directory.name)
+
+    def _converge_firewall(self, live):
+        hosts = net.load_hosts(layout.hosts_json(self.state_dir))
+        entries = [(net.namespace_ip(self.allocations[item["uid"]]["slot"]), net.allowed_sources(item, hosts))
+                   for item in live]
+        script = net.ruleset(sorted(entries))
+        if script != self.firewall_script:
+            net.apply_firewall(self.netns, script)
+            self.firewall_script = script
+            LOG.info("firewall: %s", entries)
+
+    def _converge_names(self, live):
+        names = sorted((item["address"], self.allocations[item["uid"]]["slot"]) for item in live)
+        if names == self.names:
+            return
+        net.write_etc_hosts_block([f"{net.loopback_ip(slot)} {name}" for name, slot in names], self.netns)
+        fragment = "".join(f"{net.namespace_ip(slot)} {name}\n" for name, slot in names)
+        _write_text(layout.hosts_fragment_file(self.state_dir), fragment)
+        self.names = names
+
+    def _write_status(self, wanted):
+        instances = {}
+        for uid, item in wanted.items():
+            slot = self.allocations.get(uid, {}).get("slot")
+            applied = self.applied.get(uid, {})
+            instances[item["id"]] = {
+                "uid": uid, "region": item["region"], "name": item["address"], "port": 3306,
+                "loopback_ip": net.loopback_ip(slot) if slot else None,
+                "namespace_ip": net.namespace_ip(slot) if slot else None,
+                "ready": uid in self.applied and uid not in self.errors,
+                "ca_certificate_identifier": applied.get("ca"),
+                "require_secure_transport": applied.get("rst"),
+                "error": self.errors.get(uid, (None,))[0],
+            }
+        _write_json(layout.status_file(self.state_dir),
+                    {"ts": time.time(), "netns": self.netns, "instances": instances,
+                     "firewall": self.firewall_script})
+
+    def shutdown(self):
+        """Stop every server and relay, remove addresses, firewall and names; keep the data."""
+        for uid in list(self.allocations):
+            self._teardown(uid, keep_data=True)
+        net.remove_firewall(self.netns)
+        net.remove_etc_hosts_block(self.netns)
+        _write_text(layout.hosts_fragment_file(self.state_dir), "")
+        layout.status_file(self.state_dir).unlink(missing_ok=True)
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def run(self):
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        netns.ensure(self.netns)
+        pki.ensure(self.state_dir)
+        endpoint, last_error = None, None
+        try:
+            while not self.stopping:
+                started = time.monotonic()
+                try:
+                    if endpoint is None:
+                        endpoint = json.loads(self.aws_state_file.read_text())["endpoint_url"]
+                    self.converge(fetch_instances(endpoint, self.state_dir))
+                    last_error = None
+                except (OSError, ValueError, KeyError) as exc:
+                    endpoint = None
+                    if str(exc) != last_error:
+                        LOG.warning("AWS lab not reachable (%s); keeping the data plane as it is", exc)
+                        last_error = str(exc)
+                time.sleep(max(0.05, POLL_INTERVAL - (time.monotonic() - started)))
+        finally:
+            self.shutdown()
+
+    def _stop(self, *_):
+        self.stopping = True
+
+
+def cleanup_leftovers(state_dir, netns_name):
+    """Undo what a killed bridge left: servers, relays, addresses, firewall, names."""
+    bridge = Bridge(state_dir, netns_name)
+    root = layout.instances_root(state_dir)
+    for directory in root.iterdir() if root.is_dir() else []:
+        net.stop_relays(directory)
+        _stop_pid_file(directory / "mysqld.pid")
+    for item in bridge.allocations.values():
+        net.remove_address(netns_name, net.namespace_ip(item["slot"]))
+    net.remove_firewall(netns_name)
+    net.remove_etc_hosts_block(netns_name)
+    _write_text(layout.hosts_fragment_file(state_dir), "")
+    layout.status_file(state_dir).unlink(missing_ok=True)
+
+
+def _stop_pid_file(pid_file):
+    try:
+        pid = int(Path(pid_file).read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return
+    if mariadb.alive(pid) and mariadb.owned(pid, str(Path(pid_file).parent / "my.cnf")):
+        mariadb.terminate(pid, timeout=20)
+    Path(pid_file).unlink(missing_ok=True)
+
+
+def _write_text(path, text):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+def _write_json(path, payload):
+    _write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")

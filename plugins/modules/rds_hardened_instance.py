@@ -1,0 +1,614 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the cso.rds_hardening collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: rds_hardened_instance
+short_description: Converge an RDS instance to a hardened spec, with a plan of what each change costs
+version_added: 1.0.0
+description:
+  - Creates an RDS DB instance (MySQL 8.0, MariaDB or PostgreSQL) with hardened defaults, or converges an
+    existing one to them.
+  - Every hardened default is overridable and names the AWS Security Hub Foundational Security Best
+    Practices (FSBP) control it meets.
+  - For an existing instance the module computes a I(plan) first. Each entry has the attribute, its current
+    and desired values, how AWS applies it (C(apply)) and what clients notice (C(impact)).
+    C(apply) is one of C(immediately), C(maintenance-window), C(reboot) (takes effect only when the instance
+    restarts) or C(replacement) (cannot be modified in place). C(impact) is one of C(none),
+    C(brief-interruption), C(restart) or C(replacement).
+  - In check mode the module returns the plan and makes no mutating call. With C(--diff) it shows the planned
+    attributes before and after.
+  - Changes that restart the database are refused unless O(allow_reboot=true); changes that need a replacement
+    (a new storage KMS key) are refused unless O(allow_replacement=true).
+  - A new storage KMS key is applied by re-encryption, which amazon.aws.rds_instance cannot do. The module takes a
+    snapshot, copies it under the new key, restores it with the same configuration, renames the old instance to
+    C(<identifier>-rollback-<stamp>) (deletion protection on) and gives the restored instance the original
+    identifier, so the endpoint name stays the same. B(Stop writes before running it); anything written after the
+    snapshot is lost with the old instance.
+  - All input is validated before the first mutating call (engine version, KMS keys, security groups and their VPC,
+    parameter group family, retention, windows, CA certificate, monitoring role).
+  - Waits for the instance to be available after every change.
+author:
+  - cso.rds_hardening contributors
+options:
+  db_instance_identifier:
+    description: The DB instance identifier.
+    type: str
+    required: true
+    aliases: [id]
+  engine:
+    description: The database engine. It must match the engine of an existing instance.
+    type: str
+    choices: [mysql, mariadb, postgres]
+    default: mysql
+  engine_version:
+    description:
+      - The engine version. Required to create an instance.
+      - On an existing instance a different version is a C(restart) change (needs O(allow_reboot)).
+      - Validated against the versions RDS offers in the region.
+    type: str
+  db_instance_class:
+    description:
+      - The instance class, for example V(db.t3.2xlarge). Required to create an instance.
+      - Changing it restarts the database (needs O(allow_reboot)).
+    type: str
+  db_subnet_group_name:
+    description: DB subnet group of a new instance. Its VPC must hold O(vpc_security_group_ids).
+    type: str
+  port:
+    description: Port of a new instance. Defaults to the engine's port.
+    type: int
+  master_username:
+    description: Master user name of a new instance.
+    type: str
+  master_user_password:
+    description:
+      - The master password, only when O(manage_master_user_password=false). Used at creation, and when the
+        task stops Secrets Manager from managing the password. Never logged.
+    type: str
+  manage_master_user_password:
+    description:
+      - Keep the master password in AWS Secrets Manager, encrypted with O(master_user_secret_kms_key_id).
+    type: bool
+    default: true
+  master_user_secret_kms_key_id:
+    description: KMS key of the master user secret. Defaults to O(kms_key_id).
+    type: str
+  kms_key_id:
+    description:
+      - Customer-managed KMS key (id, ARN or alias) that encrypts the storage (FSBP RDS.3).
+      - It must exist, be enabled, be customer-managed and be in the instance's region.
+      - On an existing instance under another key this is a C(replacement) (needs O(allow_replacement)).
+    type: str
+    required: true
+  publicly_accessible:
+    description: Whether the instance has a public address (FSBP RDS.2).
+    type: bool
+    default: false
+  vpc_security_group_ids:
+    description:
+      - The (dedicated) VPC security groups of the instance. Required to create an instance.
+      - They must exist and be in the DB subnet group's VPC.
+    type: list
+    elements: str
+  multi_az:
+    description: Run a standby in another Availability Zone (FSBP RDS.5).
+    type: bool
+    default: true
+  deletion_protection:
+    description: Refuse deletion of the instance (FSBP RDS.8).
+    type: bool
+    default: true
+  backup_retention_period:
+    description: Days automated backups are kept, 7 to 35 (FSBP RDS.11 requires at least 7).
+    type: int
+    default: 7
+  preferred_backup_window:
+    description: Daily backup window, V(hh24:mi-hh24:mi) in UTC, at least 30 minutes.
+    type: str
+  preferred_maintenance_window:
+    description:
+      - Weekly maintenance window, V(ddd:hh24:mi-ddd:hh24:mi) in UTC, at least 30 minutes.
+      - It must not overlap O(preferred_backup_window).
+    type: str
+  copy_tags_to_snapshot:
+    description: Copy the instance's tags to its snapshots (FSBP RDS.17).
+    type: bool
+    default: true
+  auto_minor_version_upgrade:
+    description: Apply minor engine upgrades in the maintenance window (FSBP RDS.13).
+    type: bool
+    default: true
+  enable_iam_database_authentication:
+    description: Allow IAM database authentication (FSBP RDS.10).
+    type: bool
+    default: true
+  enable_cloudwatch_logs_exports:
+    description:
+      - Log types published to CloudWatch Logs (FSBP RDS.9).
+      - Defaults to V(audit), V(error), V(general), V(slowquery) for MySQL and MariaDB and V(postgresql),
+        V(upgrade) for PostgreSQL.
+    type: list
+    elements: str
+  enable_performance_insights:
+    description: Enable Performance Insights, encrypted with O(performance_insights_kms_key_id).
+    type: bool
+    default: true
+  performance_insights_kms_key_id:
+    description:
+      - KMS key of Performance Insights. Defaults to O(kms_key_id).
+      - AWS cannot change the key once Performance Insights is on; a different key is a C(replacement).
+    type: str
+  performance_insights_retention_period:
+    description: Days Performance Insights data is kept; V(7), a multiple of 31 up to V(713), or V(731).
+    type: int
+    default: 7
+  monitoring_interval:
+    description: Enhanced monitoring interval in seconds (FSBP RDS.6); V(0) turns it off.
+    type: int
+    default: 60
+    choices: [0, 1, 5, 10, 15, 30, 60]
+  monitoring_role_arn:
+    description:
+      - IAM role that lets RDS publish enhanced monitoring metrics. Required when O(monitoring_interval) is not 0.
+    type: str
+  ca_certificate_identifier:
+    description:
+      - CA certificate of the server certificate, for example V(rds-ca-rsa2048-g1). Must be one RDS offers.
+      - The module warns when the instance's CA expires within 90 days.
+      - Changing it restarts the database (needs O(allow_reboot)).
+    type: str
+  db_parameter_group_name:
+    description:
+      - DB parameter group. Its family must match the engine version.
+      - A new group takes effect at the next reboot (C(apply=reboot)); with O(allow_reboot=true) and
+        O(apply=immediately) the module reboots the instance.
+    type: str
+  storage_type:
+    description: Storage type.
+    type: str
+    choices: [gp2, gp3, io1, io2]
+    default: gp3
+  allocated_storage:
+    description: Storage in GiB. Required to create an instance. Storage can only grow.
+    type: int
+  max_allocated_storage:
+    description: Storage autoscaling ceiling in GiB.
+    type: int
+  iops:
+    description: Provisioned IOPS (io1, io2, or gp3 above its baseline).
+    type: int
+  storage_throughput:
+    description: Storage throughput in MiB/s (gp3 only).
+    type: int
+  apply:
+    description:
+      - When AWS applies the changes it can defer. V(maintenance-window) defers them to the next maintenance window
+        (they show in RV(pending_modified_values)); V(immediately) applies them now.
+      - Some changes always apply at once whatever this says (see the plan's C(apply)).
+    type: str
+    choices: [immediately, maintenance-window]
+    default: maintenance-window
+  allow_reboot:
+    description: Allow changes that restart the database (instance class, engine version, CA, parameter group).
+    type: bool
+    default: false
+  allow_replacement:
+    description:
+      - Allow the re-encryption under a new KMS key (snapshot, copy, restore, identifier swap), with downtime.
+      - Stop writes to the database first.
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.tags
+  - amazon.aws.boto3
+notes:
+  - The module belongs to the action group C(group/cso.rds_hardening.rds), which extends C(amazon.aws.aws), so
+    C(module_defaults) for either group apply.
+  - Plan values describe the instance once its pending modifications apply; a change already pending is not
+    planned again.
+  - Check mode reads AWS only; the plan it returns is what a real run would do.
+"""
+
+EXAMPLES = r"""
+- name: Show what hardening the database would change, and what it would cost
+  cso.rds_hardening.rds_hardened_instance:
+    db_instance_identifier: cso-prod-db
+    kms_key_id: alias/cso-prod-rds
+    vpc_security_group_ids: [sg-0123456789abcdef0]
+    monitoring_role_arn: arn:aws:iam::123456789012:role/rds-enhanced-monitoring
+  check_mode: true
+  register: hardening
+
+- name: Apply the safe changes now, the rest at the maintenance window
+  cso.rds_hardening.rds_hardened_instance:
+    db_instance_identifier: cso-prod-db
+    kms_key_id: alias/cso-prod-rds
+    vpc_security_group_ids: [sg-0123456789abcdef0]
+    monitoring_role_arn: arn:aws:iam::123456789012:role/rds-enhanced-monitoring
+    backup_retention_period: 30
+    preferred_backup_window: "02:00-03:00"
+    preferred_maintenance_window: "sun:04:00-sun:05:00"
+    apply: maintenance-window
+
+- name: Create a hardened MySQL 8.0 instance
+  cso.rds_hardening.rds_hardened_instance:
+    db_instance_identifier: cso-dev-db
+    engine: mysql
+    engine_version: "8.0.42"
+    db_instance_class: db.t3.2xlarge
+    allocated_storage: 50
+    max_allocated_storage: 1000
+    db_subnet_group_name: cso-db-private
+    vpc_security_group_ids: [sg-0123456789abcdef0]
+    master_username: admin
+    kms_key_id: alias/cso-dev-rds
+    db_parameter_group_name: cso-mysql80
+    monitoring_role_arn: arn:aws:iam::123456789012:role/rds-enhanced-monitoring
+    tags:
+      Environment: dev
+
+- name: Re-encrypt under the new CMK (writes stopped first), keeping the endpoint name
+  cso.rds_hardening.rds_hardened_instance:
+    db_instance_identifier: cso-prod-db
+    kms_key_id: alias/cso-prod-rds
+    vpc_security_group_ids: [sg-0123456789abcdef0]
+    monitoring_role_arn: arn:aws:iam::123456789012:role/rds-enhanced-monitoring
+    apply: immediately
+    allow_replacement: true
+"""
+
+RETURN = r"""
+plan:
+  description:
+    - Every difference between the instance and the desired state, in the order the module applies them.
+    - For a new instance, every managed attribute with C(current=null).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    attribute:
+      description: The option name of the attribute.
+      type: str
+      sample: kms_key_id
+    current:
+      description: Its value now (after pending modifications), or null.
+      type: raw
+    desired:
+      description: The value the task wants.
+      type: raw
+    apply:
+      description: When AWS applies it.
+      type: str
+      sample: replacement
+    impact:
+      description: What clients notice.
+      type: str
+      sample: none
+  sample:
+    - attribute: enable_iam_database_authentication
+      current: false
+      desired: true
+      apply: maintenance-window
+      impact: none
+reencryption:
+  description: Names used by the re-encryption (snapshot, encrypted copy, staging and rollback instances).
+  returned: when the instance was re-encrypted
+  type: dict
+  sample:
+    snapshot: cso-prod-db-pre-reencrypt-202611220400
+    encrypted_snapshot: cso-prod-db-reencrypted-202611220400
+    staging_instance: cso-prod-db-reencrypted
+    rollback_instance: cso-prod-db-rollback-202611220400
+pending_modified_values:
+  description: Changes AWS will apply at the maintenance window (snake_case), plus a pending-reboot parameter group.
+  returned: always
+  type: dict
+  sample: {"multi_az": true}
+instance:
+  description: The DB instance as amazon.aws.rds_instance_info returns it (snake_case), tags as a dict.
+  returned: when the instance exists (after creation in a real run)
+  type: dict
+  contains:
+    db_instance_identifier:
+      description: The identifier.
+      type: str
+    endpoint:
+      description: Address and port.
+      type: dict
+    kms_key_id:
+      description: The storage KMS key.
+      type: str
+    tags:
+      description: The tags.
+      type: dict
+"""
+
+try:
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError
+    from botocore.exceptions import ClientError
+except ImportError:
+    pass  # handled by AnsibleAWSModule
+
+from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
+
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.amazon.aws.plugins.module_utils.rds import AnsibleRDSError
+from ansible_collections.amazon.aws.plugins.module_utils.rds import ensure_tags
+from ansible_collections.amazon.aws.plugins.module_utils.rds import wait_for_instance_status
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
+
+from ansible_collections.cso.rds_hardening.plugins.module_utils import instance_checks as checks
+from ansible_collections.cso.rds_hardening.plugins.module_utils import instance_plan as planning
+from ansible_collections.cso.rds_hardening.plugins.module_utils.common import get_db_instance
+from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_reencrypt import reencrypt
+from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_reencrypt import staging_identifier
+from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_spec import creation_errors
+from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_spec import desired_state
+from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_spec import input_errors
+from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_spec import window_errors
+
+ARGUMENT_SPEC = dict(
+    db_instance_identifier=dict(type="str", required=True, aliases=["id"]),
+    engine=dict(type="str", choices=["mysql", "mariadb", "postgres"], default="mysql"),
+    engine_version=dict(type="str"),
+    db_instance_class=dict(type="str"),
+    db_subnet_group_name=dict(type="str"),
+    port=dict(type="int"),
+    master_username=dict(type="str"),
+    master_user_password=dict(type="str", no_log=True),
+    manage_master_user_password=dict(type="bool", default=True),
+    master_user_secret_kms_key_id=dict(type="str", no_log=False),
+    kms_key_id=dict(type="str", required=True, no_log=False),
+    publicly_accessible=dict(type="bool", default=False),
+    vpc_security_group_ids=dict(type="list", elements="str"),
+    multi_az=dict(type="bool", default=True),
+    deletion_protection=dict(type="bool", default=True),
+    backup_retention_period=dict(type="int", default=7),
+    preferred_backup_window=dict(type="str"),
+    preferred_maintenance_window=dict(type="str"),
+    copy_tags_to_snapshot=dict(type="bool", default=True),
+    auto_minor_version_upgrade=dict(type="bool", default=True),
+    enable_iam_database_authentication=dict(type="bool", default=True),
+    enable_cloudwatch_logs_exports=dict(type="list", elements="str"),
+    enable_performance_insights=dict(type="bool", default=True),
+    performance_insights_kms_key_id=dict(type="str", no_log=False),
+    performance_insights_retention_period=dict(type="int", default=7),
+    monitoring_interval=dict(type="int", default=60, choices=[0, 1, 5, 10, 15, 30, 60]),
+    monitoring_role_arn=dict(type="str"),
+    ca_certificate_identifier=dict(type="str"),
+    db_parameter_group_name=dict(type="str"),
+    storage_type=dict(type="str", choices=["gp2", "gp3", "io1", "io2"], default="gp3"),
+    allocated_storage=dict(type="int"),
+    max_allocated_storage=dict(type="int"),
+    iops=dict(type="int"),
+    storage_throughput=dict(type="int"),
+    apply=dict(type="str", choices=["immediately", "maintenance-window"], default="maintenance-window"),
+    allow_reboot=dict(type="bool", default=False),
+    allow_replacement=dict(type="bool", default=False),
+    tags=dict(type="dict", aliases=["resource_tags"]),
+    purge_tags=dict(type="bool", default=True),
+)
+
+# Busy instances and snapshots answer with these for a moment after a change; retry them too.
+BUSY_ERRORS = ["InvalidDBInstanceState", "InvalidDBSnapshotState", "InvalidDBSecurityGroupState"]
+# The boto3 waiters are not wrapped by AWSRetry: let botocore itself retry throttled polls a few more
+# times than its default 3 attempts. A task's aws_config still overrides this.
+WAITER_FRIENDLY_RETRIES = {"retries": {"mode": "standard", "max_attempts": 10}}
+
+
+def fail_on(module, errors):
+    if errors:
+        module.fail_json(msg=" ".join(errors), errors=errors)
+
+
+def validate_against_aws(module, clients, instance, desired):
+    """Every check that reads AWS; fails before anything is changed."""
+    params = module.params
+    rds = clients["rds"]
+    if instance and instance["Engine"] != params["engine"]:
+        module.fail_json(
+            msg=f"Instance {params['db_instance_identifier']} runs {instance['Engine']}, not {params['engine']}; set engine accordingly."
+        )
+    version = desired["engine_version"] or instance["EngineVersion"]
+    family = checks.validate_engine_version(module, rds, params["engine"], version)
+    if desired["db_parameter_group_name"]:
+        checks.validate_parameter_group(module, rds, desired["db_parameter_group_name"], family)
+    if desired["vpc_security_group_ids"]:
+        vpc_id = instance["DBSubnetGroup"]["VpcId"] if instance else checks.subnet_group_vpc(module, rds, params["db_subnet_group_name"])
+        checks.validate_security_groups(module, clients["ec2"], desired["vpc_security_group_ids"], vpc_id)
+    if desired["ca_certificate_identifier"]:
+        checks.validate_ca(module, rds, desired["ca_certificate_identifier"])
+    if instance:
+        checks.warn_if_ca_expires(module, rds, instance, desired["ca_certificate_identifier"])
+    if desired["monitoring_role_arn"]:
+        checks.validate_monitoring_role(module, clients["iam"], desired["monitoring_role_arn"])
+
+
+def validate_existing(module, instance, current, desired):
+    """Checks that need the current state: storage only grows, windows do not overlap once combined."""
+    errors = []
+    if desired["allocated_storage"] and current["allocated_storage"] and desired["allocated_storage"] < current["allocated_storage"]:
+        errors.append(
+            f"allocated_storage cannot shrink from {current['allocated_storage']} to {desired['allocated_storage']} GiB; "
+            "keep it at least the current size."
+        )
+    backup = desired["preferred_backup_window"] or current["preferred_backup_window"]
+    maintenance = desired["preferred_maintenance_window"] or current["preferred_maintenance_window"]
+    if desired["preferred_backup_window"] or desired["preferred_maintenance_window"]:
+        errors += window_errors(backup, maintenance)
+    if not desired["manage_master_user_password"] and current["manage_master_user_password"] and not module.params["master_user_password"]:
+        errors.append("manage_master_user_password=false on an instance whose password Secrets Manager manages needs master_user_password.")
+    fail_on(module, errors)
+
+
+def tag_changes(instance, tags, purge_tags):
+    if tags is None:
+        return False
+    to_add, to_remove = compare_aws_tags(boto3_tag_list_to_ansible_dict(instance.get("TagList", [])), tags, purge_tags)
+    return bool(to_add or to_remove)
+
+
+def tags_entry(instance, tags):
+    return {"attribute": "tags", "current": boto3_tag_list_to_ansible_dict(instance.get("TagList", [])), "desired": tags,
+            "apply": planning.IMMEDIATELY, "impact": "none"}
+
+
+def pending_of(instance):
+    pending = camel_dict_to_snake_dict(instance.get("PendingModifiedValues") or {})
+    for group in instance.get("DBParameterGroups") or []:
+        if group.get("ParameterApplyStatus") == "pending-reboot":
+            pending["db_parameter_group_name"] = f"{group['DBParameterGroupName']} (pending-reboot)"
+    return pending
+
+
+def describe(module, rds, identifier):
+    try:
+        return get_db_instance(rds, identifier)
+    except AnsibleRDSError as e:
+        module.fail_json_aws(e, msg=f"Could not describe DB instance {identifier}")
+
+
+def modify(module, rds, identifier, parameters):
+    try:
+        rds.modify_db_instance(DBInstanceIdentifier=identifier, aws_retry=True, **parameters)
+    except (BotoCoreError, ClientError) as e:
+        module.fail_json_aws(e, msg=f"Could not modify DB instance {identifier}")
+    wait_for_instance_status(rds, module, identifier, "db_instance_available")
+
+
+def reboot_if_pending(module, rds, instance):
+    """Reboot to apply a pending-reboot parameter group, when the task allows it and wants changes now."""
+    params = module.params
+    pending_groups = [g for g in instance.get("DBParameterGroups") or [] if g.get("ParameterApplyStatus") == "pending-reboot"]
+    if not pending_groups:
+        return False
+    if not (params["allow_reboot"] and params["apply"] == planning.IMMEDIATELY):
+        module.warn(
+            f"Parameter group {pending_groups[0]['DBParameterGroupName']} is pending-reboot on {instance['DBInstanceIdentifier']}: "
+            "it takes effect at the next reboot (run with allow_reboot=true and apply=immediately to reboot now)."
+        )
+        return False
+    try:
+        rds.reboot_db_instance(DBInstanceIdentifier=instance["DBInstanceIdentifier"], aws_retry=True)
+    except (BotoCoreError, ClientError) as e:
+        module.fail_json_aws(e, msg=f"Could not reboot DB instance {instance['DBInstanceIdentifier']}")
+    wait_for_instance_status(rds, module, instance["DBInstanceIdentifier"], "db_instance_available")
+    return True
+
+
+def converge_existing(module, rds, instance, desired):
+    """Apply the in-place part of the plan; returns whether anything changed."""
+    params = module.params
+    current = planning.current_state(instance)
+    plan = planning.compute_plan(current, desired, params["apply"])
+    parameters = planning.modify_parameters(plan, current, desired)
+    if "ManageMasterUserPassword" in parameters and not parameters["ManageMasterUserPassword"]:
+        parameters["MasterUserPassword"] = params["master_user_password"]
+    changed = False
+    if parameters:
+        if instance["DBInstanceStatus"] != "available":
+            wait_for_instance_status(rds, module, instance["DBInstanceIdentifier"], "db_instance_available")
+        parameters["ApplyImmediately"] = params["apply"] == planning.IMMEDIATELY
+        modify(module, rds, instance["DBInstanceIdentifier"], parameters)
+        changed = True
+    existing_tags = boto3_tag_list_to_ansible_dict(instance.get("TagList", []))
+    changed |= ensure_tags(rds, module, instance["DBInstanceArn"], existing_tags, params["tags"], params["purge_tags"])
+    refreshed = describe(module, rds, instance["DBInstanceIdentifier"])
+    changed |= reboot_if_pending(module, rds, refreshed)
+    return changed
+
+
+def create(module, rds, desired):
+    params = module.params
+    parameters = planning.create_parameters(params, desired)
+    if params["tags"]:
+        parameters["Tags"] = [{"Key": key, "Value": value} for key, value in params["tags"].items()]
+    try:
+        rds.create_db_instance(aws_retry=True, **parameters)
+    except (BotoCoreError, ClientError) as e:
+        module.fail_json_aws(e, msg=f"Could not create DB instance {params['db_instance_identifier']}")
+    wait_for_instance_status(rds, module, params["db_instance_identifier"], "db_instance_available")
+
+
+def fail_if_reencryption_interrupted(module, rds):
+    staging = staging_identifier(module.params["db_instance_identifier"])
+    if describe(module, rds, staging):
+        module.fail_json(
+            msg=f"Instance {module.params['db_instance_identifier']} is missing but the re-encryption staging instance {staging} "
+            f"exists: an earlier re-encryption was interrupted. Rename {staging} to {module.params['db_instance_identifier']} "
+            "(or the rollback instance back) before running this task again."
+        )
+
+
+def result_for(instance, plan, changed, extra=None):
+    result = dict(changed=changed, plan=plan, diff=planning.diff(plan), pending_modified_values={})
+    if instance:
+        result["pending_modified_values"] = pending_of(instance)
+        result["instance"] = camel_dict_to_snake_dict(instance, ignore_list=["TagList"])
+        result["instance"]["tags"] = boto3_tag_list_to_ansible_dict(result["instance"].pop("tag_list", []))
+    result.update(extra or {})
+    return result
+
+
+def main():
+    module = AnsibleAWSModule(
+        argument_spec=ARGUMENT_SPEC,
+        supports_check_mode=True,
+        required_if=[("monitoring_interval", v, ["monitoring_role_arn"]) for v in (1, 5, 10, 15, 30, 60)],
+    )
+    params = module.params
+    fail_on(module, input_errors(params))
+    retry = AWSRetry.jittered_backoff(catch_extra_error_codes=BUSY_ERRORS)
+    clients = {
+        name: module.client(name, retry_decorator=retry, config=Config(**WAITER_FRIENDLY_RETRIES))
+        for name in ("rds", "kms", "ec2", "iam")
+    }
+    rds = clients["rds"]
+
+    instance = describe(module, rds, params["db_instance_identifier"])
+    if instance is None:
+        fail_on(module, creation_errors(params))
+        fail_if_reencryption_interrupted(module, rds)
+    key_arns = checks.validate_keys(module, clients["kms"], params, module.region)
+    desired = desired_state(params, key_arns)
+    validate_against_aws(module, clients, instance, desired)
+
+    if instance is None:
+        plan = planning.creation_plan(desired)
+        if module.check_mode:
+            module.exit_json(**result_for(None, plan, True))
+        create(module, rds, desired)
+        instance = describe(module, rds, params["db_instance_identifier"])
+        converge_existing(module, rds, instance, desired)  # whatever creation could not set
+        module.exit_json(**result_for(describe(module, rds, params["db_instance_identifier"]), plan, True))
+
+    current = planning.current_state(instance)
+    validate_existing(module, instance, current, desired)
+    plan = planning.compute_plan(current, desired, params["apply"])
+    if tag_changes(instance, params["tags"], params["purge_tags"]):
+        plan.append(tags_entry(instance, params["tags"]))
+    fail_on(module, planning.refusals(plan, params["allow_reboot"], params["allow_replacement"]))
+    if module.check_mode:
+        module.exit_json(**result_for(instance, plan, bool(plan)))
+
+    extra = {}
+    changed = False
+    if planning.needs_replacement(plan):
+        extra["reencryption"] = reencrypt(module, rds, instance, desired)
+        instance = describe(module, rds, params["db_instance_identifier"])
+        changed = True
+    changed |= converge_existing(module, rds, instance, desired)
+    module.exit_json(**result_for(describe(module, rds, params["db_instance_identifier"]), plan, changed, extra))
+
+
+if __name__ == "__main__":
+    main()

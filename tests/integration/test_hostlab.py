@@ -1,0 +1,207 @@
+"""The host lab: real Keystone, CSO and RabbitMQ hosts against the data plane, driven from the AWS side.
+
+Brings the full topology up once for the module (``python -m csolab up --hosts``), and tears it
+down at the end unless CSO_LAB_KEEP is set. State changed through the AWS API is put back.
+"""
+
+import time
+
+import pytest
+
+pytestmark = [pytest.mark.hosts, pytest.mark.lab]
+
+REQUIRE_TLS_GROUP = "cso-lab-hostlab-tls"
+DEDICATED_SG = "cso-lab-hostlab-db-only"
+
+
+@pytest.fixture(scope="module")
+def host_lab(lab):
+    import os
+
+    from csolab import hosts
+
+    timings = hosts.up()
+    print(f"host lab up: {timings}")
+    yield lab
+    if not os.environ.get("CSO_LAB_KEEP"):
+        hosts.down(keep_aws=True)
+
+
+def _eventually(check, timeout, what):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception as error:  # noqa: BLE001 (keep trying until the deadline)
+            last = error
+        time.sleep(1)
+    pytest.fail(f"{what} not within {timeout}s (last error: {last!r})")
+
+
+def _fails(action):
+    from csolab.probe import in_namespace
+
+    try:
+        in_namespace(action)
+    except Exception:  # noqa: BLE001 (a failure is what we wait for)
+        return True
+    return False
+
+
+def _succeeds(action):
+    from csolab.probe import in_namespace
+
+    return in_namespace(action)
+
+
+def _keystone(host):
+    from csolab.hosts.topology import HOSTS
+    from csolab.probe import keystone_round_trip
+
+    return lambda: keystone_round_trip(HOSTS[host]["ip"], 5000)
+
+
+def _through_lb():
+    from csolab.hosts.topology import KEYSTONE_LB
+    from csolab.probe import keystone_round_trip
+
+    return lambda: keystone_round_trip(*KEYSTONE_LB)
+
+
+def _cso():
+    from csolab.hosts.topology import HOSTS
+    from csolab.probe import cso_health
+
+    return lambda: cso_health(HOSTS["cso-1"]["ip"])
+
+
+def _db_login_from(host):
+    """Log in to the lab database from a host with the Keystone account (plaintext, as today)."""
+    from csolab import hosts
+    from csolab.hosts import database, topology
+
+    password = topology.lab_secrets()["keystone_db_password"]
+    return hosts.ssh(host, f"mariadb --connect-timeout=3 -h {database.endpoint_name()} -u keystone "
+                           f"-p'{password}' -N -e 'SELECT 1' keystone", check=False, timeout=30)
+
+
+def test_topology_is_up_and_reachable_over_ssh(host_lab):
+    from csolab import hosts
+    from csolab.hosts import database, topology
+
+    states = hosts.status()["containers"]
+    assert {name: state for name, state in states.items()} == {name: "running" for name in topology.HOSTS}
+    endpoint = database.endpoint_name()
+    for name in topology.HOSTS:
+        result = hosts.ssh(name, "hostname; systemctl is-system-running; getent hosts " + endpoint, check=False)
+        assert result.returncode == 0, (name, result.stderr)
+        hostname, system_state, resolved = result.stdout.split("\n")[:3]
+        assert hostname == name
+        assert system_state in ("running", "degraded")
+        assert resolved.startswith("10.89.20."), resolved
+
+
+def test_keystone_issues_tokens_through_the_load_balancer(host_lab):
+    from csolab.hosts import lb
+
+    assert _succeeds(_through_lb())
+    assert _succeeds(_keystone("keystone-1"))
+    assert _succeeds(_keystone("keystone-2"))
+    assert lb.backend_states() == {"keystone-1": "UP", "keystone-2": "UP"}
+
+
+def test_cso_health_is_200(host_lab):
+    from csolab import hosts
+
+    assert _succeeds(_cso())
+    local = hosts.ssh("cso-1", "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8080/health")
+    assert local.stdout == "200"
+
+
+def test_rabbitmq_listens_in_plaintext(host_lab):
+    from csolab import hosts
+
+    result = hosts.ssh("rabbitmq-1", "rabbitmq-diagnostics -q check_port_listener 5672", check=False, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_requiring_tls_breaks_keystone_and_cso_until_it_is_lifted(host_lab, tmp_path):
+    """Production's failure: the database requires TLS before the clients are reconfigured."""
+    from csolab.probe import BackgroundProbe, format_summary
+
+    rds = host_lab.boto3("rds")
+    instance = rds.describe_db_instances(DBInstanceIdentifier="cso-lab-db")["DBInstances"][0]
+    original_group = instance["DBParameterGroups"][0]["DBParameterGroupName"]
+    rds.create_db_parameter_group(DBParameterGroupName=REQUIRE_TLS_GROUP, DBParameterGroupFamily="mysql8.0",
+                                  Description="host lab: require_secure_transport")
+    set_rst = lambda value: rds.modify_db_parameter_group(  # noqa: E731
+        DBParameterGroupName=REQUIRE_TLS_GROUP,
+        Parameters=[{"ParameterName": "require_secure_transport", "ParameterValue": value, "ApplyMethod": "immediate"}])
+    probe = BackgroundProbe(tmp_path / "probe.json").start()
+    try:
+        set_rst("0")
+        rds.modify_db_instance(DBInstanceIdentifier="cso-lab-db", DBParameterGroupName=REQUIRE_TLS_GROUP,
+                               ApplyImmediately=True)
+        rds.reboot_db_instance(DBInstanceIdentifier="cso-lab-db")  # a new group applies at reboot
+        time.sleep(5)
+        assert _succeeds(_through_lb()) and _succeeds(_cso()), "healthy before TLS is required"
+
+        set_rst("1")  # dynamic: applies at once, through the AWS API only
+        _eventually(lambda: _fails(_keystone("keystone-1")) and _fails(_keystone("keystone-2")), 60,
+                    "Keystone failing")
+        _eventually(lambda: _fails(_through_lb()), 30, "Keystone failing through the load balancer")
+        _eventually(lambda: _fails(_cso()), 60, "CSO failing")
+
+        set_rst("0")
+        _eventually(lambda: _succeeds(_keystone("keystone-1")) and _succeeds(_keystone("keystone-2")), 90,
+                    "Keystone recovering")
+        _eventually(lambda: _succeeds(_through_lb()), 30, "Keystone recovering through the load balancer")
+        _eventually(lambda: _succeeds(_cso()), 60, "CSO recovering")
+        time.sleep(3)
+    finally:
+        summary = probe.stop()
+        print(format_summary(summary))
+        rds.modify_db_instance(DBInstanceIdentifier="cso-lab-db", DBParameterGroupName=original_group,
+                               ApplyImmediately=True)
+        rds.reboot_db_instance(DBInstanceIdentifier="cso-lab-db")
+        rds.delete_db_parameter_group(DBParameterGroupName=REQUIRE_TLS_GROUP)
+    for target in ("keystone:keystone-1", "keystone:keystone-2", "keystone:lb", "cso:cso-1"):
+        stats = summary["targets"][target]
+        assert stats["failures"] > 0, f"{target} never failed while TLS was required"
+        last = stats["outages"][-1]
+        assert last["end"] < summary["ended"] - 1, f"{target} had not recovered when the probe stopped"
+
+
+@pytest.mark.slow
+def test_a_host_outside_the_allowed_security_group_is_cut_off(host_lab):
+    """Moving the instance from the shared core SG to a dedicated one cuts off everyone it does not allow."""
+    ec2 = host_lab.boto3("ec2")
+    rds = host_lab.boto3("rds")
+    groups = {g["GroupName"]: g for g in ec2.describe_security_groups()["SecurityGroups"]}
+    instance = rds.describe_db_instances(DBInstanceIdentifier="cso-lab-db")["DBInstances"][0]
+    original_sgs = [g["VpcSecurityGroupId"] for g in instance["VpcSecurityGroups"]]
+    assert _db_login_from("keystone-1").returncode == 0
+    before = _db_login_from("outsider-1")
+    assert before.returncode == 0, "today the shared SG's VPC-wide rule lets the outsider in: " + before.stderr
+
+    dedicated = ec2.create_security_group(GroupName=DEDICATED_SG, Description="database: keystone and cso only",
+                                          VpcId=groups["core-servers"]["VpcId"])["GroupId"]
+    try:
+        ec2.authorize_security_group_ingress(GroupId=dedicated, IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 3306, "ToPort": 3306,
+             "UserIdGroupPairs": [{"GroupId": groups["keystone-servers"]["GroupId"]},
+                                  {"GroupId": groups["cso-servers"]["GroupId"]}]}])
+        rds.modify_db_instance(DBInstanceIdentifier="cso-lab-db", VpcSecurityGroupIds=[dedicated],
+                               ApplyImmediately=True)
+        _eventually(lambda: _db_login_from("outsider-1").returncode != 0, 30, "outsider-1 cut off")
+        assert _db_login_from("rabbitmq-1").returncode != 0, "rabbitmq-1 is not allowed either"
+        assert _db_login_from("keystone-1").returncode == 0, "keystone-1 is still allowed"
+        assert _succeeds(_cso())
+    finally:
+        rds.modify_db_instance(DBInstanceIdentifier="cso-lab-db", VpcSecurityGroupIds=original_sgs,
+                               ApplyImmediately=True)
+        _eventually(lambda: _db_login_from("outsider-1").returncode == 0, 30, "outsider-1 allowed again")
+        ec2.delete_security_group(GroupId=dedicated)

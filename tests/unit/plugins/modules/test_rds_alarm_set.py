@@ -1,0 +1,154 @@
+"""The module's whole read/plan/write flow against stubbed clients: exact calls, no write in check mode,
+bad input rejected before any write."""
+
+import boto3
+import pytest
+from botocore.stub import ANY
+from botocore.stub import Stubber
+
+from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
+from ansible_collections.cso.rds_hardening.plugins.module_utils import alarm_set as aset
+from ansible_collections.cso.rds_hardening.plugins.modules import rds_alarm_set
+
+REGION = "eu-west-2"
+ACCOUNT = "123456789012"
+TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:alerts"
+KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+DB = {"DBInstanceIdentifier": "db", "Engine": "mysql", "DBInstanceClass": "db.t3.large", "StorageType": "gp3",
+      "AllocatedStorage": 50, "MaxAllocatedStorage": 1000, "DBParameterGroups": [{"DBParameterGroupName": "default.mysql8.0"}]}
+
+
+class Exited(Exception):
+    def __init__(self, result):
+        super().__init__(result)
+        self.result = result
+
+
+class Failed(Exited):
+    pass
+
+
+class FakeModule:
+    def __init__(self, params, check_mode=False):
+        spec = rds_alarm_set.argument_spec()
+        self.params = {name: option.get("default") for name, option in spec.items()}
+        self.params.update(params)
+        self.check_mode = check_mode
+        self._diff = True
+        self.region = REGION
+        self.warnings = []
+        self.stubbers = {}
+        self.clients = {}
+
+    def client(self, service, retry_decorator=None):
+        if service not in self.clients:
+            client = boto3.client(service, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+            self.stubbers[service] = Stubber(client)
+            self.stubbers[service].activate()
+            self.clients[service] = client
+        client = self.clients[service]
+        return client if retry_decorator is None else RetryingBotoClientWrapper(client, retry_decorator)
+
+    def stub(self, service):
+        self.client(service)
+        return self.stubbers[service]
+
+    def fail_json(self, **kwargs):
+        raise Failed(kwargs)
+
+    def fail_json_aws(self, exception, msg=None, **kwargs):
+        raise Failed(dict(kwargs, msg=msg, exception=str(exception)))
+
+    def exit_json(self, **kwargs):
+        raise Exited(kwargs)
+
+    def warn(self, message):
+        self.warnings.append(message)
+
+
+def base_params(**overrides):
+    params = {"name": "prod", "db_instance_identifiers": ["db"],
+              "topic": {"name": "alerts", "arn": None, "kms_master_key_id": "alias/sns", "subscriptions": []},
+              "connection_budgets": [{"service": "keystone", "max_connections": 20}]}
+    params.update(overrides)
+    return params
+
+
+def expect_reads(module, alarms=()):
+    module.stub("rds").add_response("describe_db_instances", {"DBInstances": [DB]},
+                                    {"Filters": [{"Name": "db-instance-id", "Values": ["db"]}]})
+    module.stub("sts").add_response("get_caller_identity", {"Account": ACCOUNT, "Arn": f"arn:aws:iam::{ACCOUNT}:user/x",
+                                                            "UserId": "x"})
+    module.stub("sns").add_client_error("get_topic_attributes", "NotFound", "Topic does not exist", 404,
+                                        expected_params={"TopicArn": TOPIC_ARN})
+    module.stub("kms").add_response("describe_key", {"KeyMetadata": {
+        "KeyId": "1234abcd-12ab-34cd-56ef-1234567890ab", "Arn": KEY_ARN, "KeyState": "Enabled", "KeyManager": "CUSTOMER"}},
+        {"KeyId": "alias/sns"})
+    module.stub("cloudwatch").add_response("describe_alarms", {"MetricAlarms": list(alarms)},
+                                           {"AlarmNamePrefix": "prod/", "AlarmTypes": ["MetricAlarm"]})
+    module.stub("rds").add_response("describe_event_subscriptions", {"EventSubscriptionsList": []}, {})
+
+
+def run(module):
+    with pytest.raises(Exited) as outcome:
+        rds_alarm_set.ensure_present(module, rds_alarm_set.Clients(module))
+    for stubber in module.stubbers.values():
+        stubber.assert_no_pending_responses()
+    return outcome.value
+
+
+def test_check_mode_reads_everything_and_writes_nothing():
+    module = FakeModule(base_params(), check_mode=True)
+    expect_reads(module)
+    outcome = run(module)
+    assert not isinstance(outcome, Failed), outcome.result
+    result = outcome.result
+    assert result["changed"] is True
+    assert result["topic_arn"] == TOPIC_ARN and result["topic"]["created"] is True
+    assert "prod/db/cpu_credit_balance" in result["created"]
+    assert "prod/db/burst_balance" not in result["created"]
+    assert sorted(result["event_subscriptions"]["created"]) == ["prod-db-instance", "prod-db-parameter-group",
+                                                                "prod-db-security-group"]
+    assert set(result["diff"]["after"]) == set(result["created"])
+
+
+def test_apply_writes_topic_alarms_and_events_in_order():
+    module = FakeModule(base_params())
+    expect_reads(module)
+    module.stub("sns").add_response("create_topic", {"TopicArn": TOPIC_ARN},
+                                    {"Name": "alerts", "Attributes": {"KmsMasterKeyId": KEY_ARN}, "Tags": ANY})
+    desired = aset.desired_alarms(dict(module.params), [DB], TOPIC_ARN)
+    for name in sorted(desired.alarms):
+        module.stub("cloudwatch").add_response("put_metric_alarm", {}, dict(desired.alarms[name], Tags=ANY))
+    for _ in range(3):
+        module.stub("rds").add_response("create_event_subscription", {"EventSubscription": {}}, None)
+    result = run(module).result
+    assert result["changed"] and len(result["created"]) == len(desired.alarms)
+
+
+def test_unknown_instance_fails_before_any_write():
+    module = FakeModule(base_params(db_instance_identifiers=["db", "nope"]))
+    module.stub("rds").add_response("describe_db_instances", {"DBInstances": [DB]},
+                                    {"Filters": [{"Name": "db-instance-id", "Values": ["db", "nope"]}]})
+    outcome = run(module)
+    assert isinstance(outcome, Failed) and "nope" in outcome.result["msg"]
+
+
+def test_aws_managed_topic_key_is_refused_before_any_write():
+    module = FakeModule(base_params())
+    module.stub("rds").add_response("describe_db_instances", {"DBInstances": [DB]}, None)
+    module.stub("sts").add_response("get_caller_identity", {"Account": ACCOUNT, "Arn": f"arn:aws:iam::{ACCOUNT}:user/x",
+                                                            "UserId": "x"})
+    module.stub("sns").add_client_error("get_topic_attributes", "NotFound", "no", 404)
+    module.stub("kms").add_response("describe_key", {"KeyMetadata": {"KeyId": "k", "Arn": KEY_ARN, "KeyState": "Enabled",
+                                                                     "KeyManager": "AWS"}})
+    outcome = run(module)
+    assert isinstance(outcome, Failed) and "customer-managed" in outcome.result["msg"]
+
+
+def test_topic_in_another_region_is_refused():
+    module = FakeModule(base_params(topic={"arn": f"arn:aws:sns:us-east-1:{ACCOUNT}:alerts", "name": None,
+                                           "kms_master_key_id": None, "subscriptions": []}))
+    module.stub("rds").add_response("describe_db_instances", {"DBInstances": [DB]}, None)
+    outcome = run(module)
+    assert isinstance(outcome, Failed) and "own region" in outcome.result["msg"]

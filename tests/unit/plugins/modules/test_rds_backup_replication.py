@@ -1,0 +1,438 @@
+"""Unit tests of rds_backup_replication and rds_restore_verification with botocore's Stubber (no lab)."""
+
+import datetime
+import json
+from contextlib import ExitStack
+
+import boto3
+import pytest
+from ansible.module_utils.testing import patch_module_args
+from botocore.stub import ANY, Stubber
+
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
+from ansible_collections.cso.rds_hardening.plugins.module_utils import backup_replication as replication
+from ansible_collections.cso.rds_hardening.plugins.modules import rds_backup_replication, rds_restore_verification
+
+ACCOUNT = "123456789012"
+SOURCE_REGION = "eu-west-2"
+DR_REGION = "eu-west-1"
+SOURCE_ARN = f"arn:aws:rds:{SOURCE_REGION}:{ACCOUNT}:db:cso-db"
+BACKUPS_ARN = f"arn:aws:rds:{DR_REGION}:{ACCOUNT}:auto-backup:ab-abcdefghijklmnopqrstuvwxyz"
+DR_KEY_ARN = f"arn:aws:kms:{DR_REGION}:{ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
+NOW = datetime.datetime.now(datetime.timezone.utc)
+
+
+class Clients:
+    """Stubbed boto3 clients handed to AnsibleAWSModule.client, one per (service, region)."""
+
+    def __init__(self):
+        self.stubbers = {}
+        self.clients = {}
+
+    def get(self, service, region):
+        key = (service, region)
+        if key not in self.clients:
+            client = boto3.client(service, region_name=region, aws_access_key_id="AKIATEST",
+                                  aws_secret_access_key="secret")
+            self.clients[key] = client
+            self.stubbers[key] = Stubber(client)
+            self.stubbers[key].activate()
+        return self.clients[key]
+
+    def stub(self, service, region):
+        self.get(service, region)
+        return self.stubbers[(service, region)]
+
+    def assert_done(self):
+        for stubber in self.stubbers.values():
+            stubber.assert_no_pending_responses()
+
+
+@pytest.fixture
+def clients(monkeypatch):
+    clients = Clients()
+
+    def fake_client(module, service, retry_decorator=None, region=None, **_kwargs):
+        client = clients.get(service, region or module.region)
+        return RetryingBotoClientWrapper(client, retry_decorator) if retry_decorator else client
+
+    monkeypatch.setattr(AnsibleAWSModule, "client", fake_client)
+    return clients
+
+
+def run_module(module, args, check_mode=False, diff=False):
+    args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
+    with ExitStack() as stack:
+        stack.enter_context(patch_module_args(args))
+        captured = stack.enter_context(pytest.raises(SystemExit))
+        import io
+        import sys
+        out = io.StringIO()
+        old, sys.stdout = sys.stdout, out
+        try:
+            module.main()
+        finally:
+            sys.stdout = old
+    assert captured.value.code in (0, 1)
+    return json.loads(out.getvalue())
+
+
+def source_instance(encrypted=True, retention=7, replications=()):
+    return {
+        "DBInstanceIdentifier": "cso-db",
+        "DBInstanceArn": SOURCE_ARN,
+        "DBInstanceStatus": "available",
+        "StorageEncrypted": encrypted,
+        "BackupRetentionPeriod": retention,
+        "LatestRestorableTime": NOW - datetime.timedelta(minutes=5),
+        "DBInstanceAutomatedBackupsReplications": [{"DBInstanceAutomatedBackupsArn": arn} for arn in replications],
+        "TagList": [],
+    }
+
+
+def replicated_backup(status="replicating", retention=7, key=DR_KEY_ARN):
+    return {
+        "DBInstanceArn": SOURCE_ARN,
+        "DBInstanceAutomatedBackupsArn": BACKUPS_ARN,
+        "Region": SOURCE_REGION,
+        "DBInstanceIdentifier": "cso-db",
+        "Status": status,
+        "BackupRetentionPeriod": retention,
+        "Encrypted": True,
+        "KmsKeyId": key,
+        "RestoreWindow": {"EarliestTime": NOW - datetime.timedelta(days=1), "LatestTime": NOW - datetime.timedelta(minutes=10)},
+    }
+
+
+def expect_source(clients, instance):
+    clients.stub("rds", SOURCE_REGION).add_response(
+        "describe_db_instances", {"DBInstances": [instance]}, {"DBInstanceIdentifier": "cso-db"}
+    )
+
+
+def expect_key(clients, arn=DR_KEY_ARN, state="Enabled", manager="CUSTOMER", key_id="alias/cso-dr"):
+    clients.stub("kms", DR_REGION).add_response(
+        "describe_key",
+        {"KeyMetadata": {"KeyId": arn.rsplit("/", 1)[-1], "Arn": arn, "KeyState": state, "KeyManager": manager}},
+        {"KeyId": key_id},
+    )
+
+
+def expect_backup(clients, backup):
+    clients.stub("rds", DR_REGION).add_response(
+        "describe_db_instance_automated_backups", {"DBInstanceAutomatedBackups": [backup]},
+        {"DBInstanceAutomatedBackupsArn": BACKUPS_ARN},
+    )
+
+
+def expect_start(clients, retention=None, key=DR_KEY_ARN):
+    params = {"SourceDBInstanceArn": SOURCE_ARN, "SourceRegion": SOURCE_REGION}
+    if retention is not None:
+        params["BackupRetentionPeriod"] = retention
+    if key is not None:
+        params["KmsKeyId"] = key
+    clients.stub("rds", DR_REGION).add_response(
+        "start_db_instance_automated_backups_replication",
+        {"DBInstanceAutomatedBackup": replicated_backup(status="pending", retention=retention or 7, key=key or "")},
+        params,
+    )
+
+
+def expect_stop(clients):
+    clients.stub("rds", DR_REGION).add_response(
+        "stop_db_instance_automated_backups_replication",
+        {"DBInstanceAutomatedBackup": replicated_backup(status="replicating")},
+        {"SourceDBInstanceArn": SOURCE_ARN},
+    )
+
+
+ARGS = {"region": SOURCE_REGION, "db_instance_identifier": "cso-db", "destination_region": DR_REGION,
+        "kms_key_id": "alias/cso-dr", "retention_period": 7}
+
+
+def test_start_on_encrypted_source_waits_and_returns_the_replicated_backup(clients):
+    expect_source(clients, source_instance())
+    expect_key(clients)
+    expect_start(clients, retention=7)
+    expect_backup(clients, replicated_backup(status="pending"))  # waiter, first poll
+    expect_backup(clients, replicated_backup(status="replicating"))  # waiter, second poll
+    expect_backup(clients, replicated_backup(status="replicating"))  # final read
+    result = run_module(rds_backup_replication, dict(ARGS, wait_timeout=30))
+    clients.assert_done()
+    assert result["changed"] is True
+    assert result["plan"]["actions"] == ["start_replication"]
+    backup = result["replicated_backup"]
+    assert backup["db_instance_automated_backups_arn"] == BACKUPS_ARN
+    assert backup["region"] == DR_REGION
+    assert backup["backup_retention_period"] == 7
+    assert backup["encrypted"] is True and backup["kms_key_id"] == DR_KEY_ARN
+    assert backup["restore_window"]["latest_time"].startswith(str((NOW - datetime.timedelta(minutes=10)).year))
+    assert 590 <= result["replication_lag_seconds"] <= 700
+
+
+def test_second_run_is_a_no_op(clients):
+    expect_source(clients, source_instance(replications=[BACKUPS_ARN]))
+    expect_backup(clients, replicated_backup())
+    expect_key(clients)
+    result = run_module(rds_backup_replication, ARGS)
+    clients.assert_done()  # and the Stubber would have raised on any start/stop call
+    assert result["changed"] is False
+    assert result["plan"]["actions"] == []
+
+
+def test_check_mode_reports_the_plan_and_calls_nothing_mutating(clients):
+    expect_source(clients, source_instance())
+    expect_key(clients)
+    result = run_module(rds_backup_replication, ARGS, check_mode=True, diff=True)
+    clients.assert_done()
+    assert result["changed"] is True
+    assert result["plan"]["actions"] == ["start_replication"]
+    assert result["diff"]["before"] == {"state": "absent"}
+    assert result["diff"]["after"] == {"state": "present", "backup_retention_period": 7, "kms_key_id": DR_KEY_ARN}
+
+
+def test_retention_change_is_refused_without_permission(clients):
+    expect_source(clients, source_instance(replications=[BACKUPS_ARN]))
+    expect_backup(clients, replicated_backup(retention=7))
+    expect_key(clients)
+    result = run_module(rds_backup_replication, dict(ARGS, retention_period=14))
+    clients.assert_done()
+    assert result["failed"] is True
+    assert "allow_replication_restart" in result["msg"]
+    assert "backup_retention_period 7 -> 14" in result["msg"]
+    assert "gap" in result["msg"]
+    assert result["plan"]["actions"] == ["stop_replication", "start_replication"]
+
+
+def test_retention_change_with_permission_is_stop_then_start(clients):
+    expect_source(clients, source_instance(replications=[BACKUPS_ARN]))
+    expect_backup(clients, replicated_backup(retention=7))
+    expect_key(clients)
+    expect_stop(clients)
+    expect_backup(clients, replicated_backup(status="retained"))  # stop waiter
+    expect_start(clients, retention=14)
+    expect_backup(clients, replicated_backup(retention=14))  # start waiter
+    expect_backup(clients, replicated_backup(retention=14))  # final read
+    result = run_module(rds_backup_replication, dict(ARGS, retention_period=14, allow_replication_restart=True), diff=True)
+    clients.assert_done()
+    assert result["changed"] is True
+    assert result["plan"]["restart_required"] is True
+    assert result["plan"]["changes"] == ["backup_retention_period"]
+    assert result["diff"]["before"]["backup_retention_period"] == 7
+    assert result["diff"]["after"]["backup_retention_period"] == 14
+    assert result["replicated_backup"]["backup_retention_period"] == 14
+
+
+def test_key_change_counts_as_restart(clients):
+    other_key = DR_KEY_ARN.replace("5555", "9999")
+    expect_source(clients, source_instance(replications=[BACKUPS_ARN]))
+    expect_backup(clients, replicated_backup(key=other_key))
+    expect_key(clients)
+    result = run_module(rds_backup_replication, ARGS)
+    assert result["failed"] is True
+    assert result["plan"]["changes"] == ["kms_key_id"]
+
+
+def test_absent_stops_replication(clients):
+    expect_source(clients, source_instance(replications=[BACKUPS_ARN]))
+    expect_backup(clients, replicated_backup())
+    expect_stop(clients)
+    expect_backup(clients, replicated_backup(status="retained"))
+    result = run_module(rds_backup_replication, {"region": SOURCE_REGION, "db_instance_identifier": "cso-db",
+                                                 "destination_region": DR_REGION, "state": "absent"})
+    clients.assert_done()
+    assert result["changed"] is True
+    assert result["plan"]["actions"] == ["stop_replication"]
+    assert result["replicated_backup"] is None
+
+
+def test_absent_when_only_a_retained_backup_remains_is_a_no_op(clients):
+    expect_source(clients, source_instance(replications=[BACKUPS_ARN]))
+    expect_backup(clients, replicated_backup(status="retained"))
+    result = run_module(rds_backup_replication, {"region": SOURCE_REGION, "db_instance_identifier": "cso-db",
+                                                 "destination_region": DR_REGION, "state": "absent"})
+    clients.assert_done()
+    assert result["changed"] is False
+
+
+def test_unencrypted_source_needs_no_key(clients):
+    expect_source(clients, source_instance(encrypted=False))
+    expect_start(clients, retention=None, key=None)
+    expect_backup(clients, dict(replicated_backup(status="pending"), Encrypted=False, KmsKeyId=""))  # final read, no wait
+    result = run_module(rds_backup_replication, {"region": SOURCE_REGION, "db_instance_identifier": "cso-db",
+                                                 "destination_region": DR_REGION, "wait": False})
+    clients.assert_done()
+    assert result.get("changed") is True, result
+
+
+@pytest.mark.parametrize(
+    "args, source, key, message",
+    [
+        ({"kms_key_id": None}, source_instance(), None, "needs kms_key_id"),
+        ({"kms_key_id": DR_KEY_ARN.replace(DR_REGION, SOURCE_REGION)}, source_instance(), None, "must be in eu-west-1"),
+        ({}, source_instance(), {"manager": "AWS"}, "customer-managed key is required"),
+        ({}, source_instance(), {"state": "Disabled"}, "must be Enabled"),
+        ({}, source_instance(retention=0), None, "automated backups disabled"),
+    ],
+)
+def test_invalid_input_fails_before_any_mutating_call(clients, args, source, key, message):
+    expect_source(clients, source)
+    if key is not None:
+        expect_key(clients, **key)
+    result = run_module(rds_backup_replication, dict(ARGS, **args))
+    assert result["failed"] is True
+    assert message in result["msg"]
+
+
+def test_missing_key_fails(clients):
+    expect_source(clients, source_instance())
+    clients.stub("kms", DR_REGION).add_client_error("describe_key", service_error_code="NotFoundException",
+                                                    expected_params={"KeyId": "alias/cso-dr"})
+    result = run_module(rds_backup_replication, ARGS)
+    assert result["failed"] is True
+    assert "does not exist in eu-west-1" in result["msg"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ({"destination_region": SOURCE_REGION}, "different region"),
+        ({"destination_region": "eu-nowhere-9"}, "not an AWS region"),
+        ({"retention_period": 36}, "between 1 and 35"),
+    ],
+)
+def test_parameter_errors_need_no_aws_call(clients, args, message):
+    result = run_module(rds_backup_replication, dict(ARGS, **args))
+    assert result["failed"] is True
+    assert message in result["msg"]
+    assert clients.clients == {} or all(not s._queue for s in clients.stubbers.values())
+
+
+def test_missing_source_fails(clients):
+    clients.stub("rds", SOURCE_REGION).add_client_error("describe_db_instances", service_error_code="DBInstanceNotFound")
+    result = run_module(rds_backup_replication, ARGS)
+    assert result["failed"] is True
+    assert "does not exist in eu-west-2" in result["msg"]
+
+
+# --- the pure plan -------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "state, current, desired, actions, restart",
+    [
+        ("present", None, {"backup_retention_period": 7, "kms_key_id": "k"}, ["start_replication"], False),
+        ("present", {"backup_retention_period": 7, "kms_key_id": "k"}, {"backup_retention_period": None, "kms_key_id": "k"}, [], False),
+        ("present", {"backup_retention_period": 7, "kms_key_id": "k"}, {"backup_retention_period": 7, "kms_key_id": "k2"},
+         ["stop_replication", "start_replication"], True),
+        ("absent", {"backup_retention_period": 7, "kms_key_id": "k"}, None, ["stop_replication"], False),
+        ("absent", None, None, [], False),
+    ],
+)
+def test_compute_plan(state, current, desired, actions, restart):
+    plan = replication.compute_plan(state, current, desired)
+    assert plan["actions"] == actions
+    assert plan["restart_required"] is restart
+
+
+def test_replication_arn_only_in_the_destination_region():
+    instance = source_instance(replications=[BACKUPS_ARN.replace(DR_REGION, "us-east-1")])
+    assert replication.replication_arn_in_region(instance, DR_REGION) is None
+    assert replication.replication_arn_in_region(source_instance(replications=[BACKUPS_ARN]), DR_REGION) == BACKUPS_ARN
+
+
+# --- rds_restore_verification ------------------------------------------------------------------
+
+def restored_instance(status="available", tagged=True, protected=False):
+    return {
+        "DBInstanceIdentifier": "cso-db-verify",
+        "DBInstanceArn": f"arn:aws:rds:{SOURCE_REGION}:{ACCOUNT}:db:cso-db-verify",
+        "DBInstanceStatus": status,
+        "Endpoint": {"Address": "cso-db-verify.lab.rds.amazonaws.com", "Port": 3306},
+        "MasterUsername": "admin",
+        "PubliclyAccessible": False,
+        "DeletionProtection": protected,
+        "TagList": [{"Key": "cso:restore-verification", "Value": "true"}] if tagged else [],
+    }
+
+
+def expect_describe(clients, identifier, instances):
+    stub = clients.stub("rds", SOURCE_REGION)
+    if instances is None:
+        stub.add_client_error("describe_db_instances", service_error_code="DBInstanceNotFound",
+                              expected_params={"DBInstanceIdentifier": identifier})
+    else:
+        stub.add_response("describe_db_instances", {"DBInstances": instances}, {"DBInstanceIdentifier": identifier})
+
+
+RESTORE_ARGS = {"region": SOURCE_REGION, "db_instance_identifier": "cso-db-verify",
+                "source_db_instance_identifier": "cso-db", "db_subnet_group_name": "cso-db-private",
+                "vpc_security_group_ids": ["sg-1"], "wait_timeout": 30}
+
+
+def test_restore_is_private_unprotected_tagged_and_reports_rpo_rto(clients):
+    expect_describe(clients, "cso-db-verify", None)
+    expect_describe(clients, "cso-db", [source_instance()])
+    clients.stub("rds", SOURCE_REGION).add_response(
+        "restore_db_instance_to_point_in_time",
+        {"DBInstance": restored_instance(status="creating")},
+        {"TargetDBInstanceIdentifier": "cso-db-verify", "SourceDBInstanceIdentifier": "cso-db",
+         "UseLatestRestorableTime": True, "PubliclyAccessible": False, "DeletionProtection": False,
+         "MultiAZ": False, "CopyTagsToSnapshot": False, "DBSubnetGroupName": "cso-db-private",
+         "VpcSecurityGroupIds": ["sg-1"], "Tags": [{"Key": "cso:restore-verification", "Value": "true"}]},
+    )
+    clients.stub("rds", SOURCE_REGION).add_response("describe_db_instances", {"DBInstances": [restored_instance()]},
+                                                    {"DBInstanceIdentifier": "cso-db-verify"})  # waiter
+    expect_describe(clients, "cso-db-verify", [restored_instance()])
+    result = run_module(rds_restore_verification, RESTORE_ARGS)
+    clients.assert_done()
+    assert result["changed"] is True
+    assert result["instance"]["endpoint_address"] == "cso-db-verify.lab.rds.amazonaws.com"
+    assert 290 <= result["rpo_seconds"] <= 400
+    assert 0 <= result["rto_seconds"] < 30
+    assert result["restored_from"]["source"] == "cso-db"
+
+
+def test_restore_turns_off_protection_a_restore_copied(clients):
+    expect_describe(clients, "cso-db-verify", None)
+    expect_describe(clients, "cso-db", [source_instance()])
+    stub = clients.stub("rds", SOURCE_REGION)
+    stub.add_response("restore_db_instance_to_point_in_time", {"DBInstance": restored_instance()}, None)
+    stub.add_response("describe_db_instances", {"DBInstances": [restored_instance()]}, None)
+    expect_describe(clients, "cso-db-verify", [restored_instance(protected=True)])
+    stub.add_response("modify_db_instance", {"DBInstance": restored_instance()},
+                      {"DBInstanceIdentifier": "cso-db-verify", "DeletionProtection": False, "ApplyImmediately": True})
+    stub.add_response("describe_db_instances", {"DBInstances": [restored_instance()]}, None)
+    expect_describe(clients, "cso-db-verify", [restored_instance()])
+    result = run_module(rds_restore_verification, RESTORE_ARGS)
+    clients.assert_done()
+    assert result["instance"]["deletion_protection"] is False
+
+
+def test_absent_refuses_an_instance_it_did_not_create(clients):
+    expect_describe(clients, "cso-db", [dict(source_instance(), TagList=[])])
+    result = run_module(rds_restore_verification, {"region": SOURCE_REGION, "db_instance_identifier": "cso-db",
+                                                   "state": "absent"})
+    clients.assert_done()
+    assert result["failed"] is True
+    assert "Refusing" in result["msg"]
+
+
+def test_absent_deletes_without_snapshot_and_waits(clients):
+    expect_describe(clients, "cso-db-verify", [restored_instance()])
+    stub = clients.stub("rds", SOURCE_REGION)
+    stub.add_response("delete_db_instance", {"DBInstance": restored_instance(status="deleting")},
+                      {"DBInstanceIdentifier": "cso-db-verify", "SkipFinalSnapshot": True, "DeleteAutomatedBackups": True})
+    stub.add_response("describe_db_instances", {"DBInstances": [restored_instance(status="deleting")]}, None)
+    stub.add_client_error("describe_db_instances", service_error_code="DBInstanceNotFound")
+    result = run_module(rds_restore_verification, {"region": SOURCE_REGION, "db_instance_identifier": "cso-db-verify",
+                                                   "state": "absent", "wait_timeout": 30})
+    clients.assert_done()
+    assert result["changed"] is True
+
+
+def test_restore_from_replicated_backups_needs_their_region(clients):
+    result = run_module(rds_restore_verification, {"region": SOURCE_REGION, "db_instance_identifier": "cso-db-verify",
+                                                   "source_automated_backups_arn": BACKUPS_ARN})
+    assert result["failed"] is True
+    assert "set region to that region" in result["msg"]

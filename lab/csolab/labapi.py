@@ -106,16 +106,17 @@ def _fault_response(environ, error_code, start_response):
     status = "400 Bad Request" if error_code == "Throttling" else "503 Service Unavailable"
     message = "Rate exceeded" if error_code == "Throttling" else "Service unavailable (lab fault injection)"
     request_id = str(uuid.uuid4())
+    fault_type = "Sender" if error_code == "Throttling" else "Receiver"
     if environ.get("HTTP_X_AMZ_TARGET") or "json" in environ.get("CONTENT_TYPE", ""):
         body = json.dumps({"__type": error_code, "message": message}).encode()
         headers = [
             ("Content-Type", "application/x-amz-json-1.1"),
-            ("x-amzn-query-error", f"{error_code};Sender"),
+            ("x-amzn-query-error", f"{error_code};{fault_type}"),
             ("x-amzn-RequestId", request_id),
         ]
     else:
         body = (
-            "<ErrorResponse><Error><Type>Sender</Type>"
+            f"<ErrorResponse><Error><Type>{fault_type}</Type>"
             f"<Code>{error_code}</Code><Message>{message}</Message></Error>"
             f"<RequestId>{request_id}</RequestId></ErrorResponse>"
         ).encode()

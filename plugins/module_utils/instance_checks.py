@@ -57,12 +57,14 @@ def validate_parameter_group(module, rds, name, family):
     try:
         groups = rds.describe_db_parameter_groups(DBParameterGroupName=name, aws_retry=True)["DBParameterGroups"]
     except is_boto3_error_code("DBParameterGroupNotFound"):
+        groups = []
+    except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
+        module.fail_json_aws(e, msg=f"Could not look up DB parameter group {name}")
+    if not groups:
         module.fail_json(
             msg=f"DB parameter group {name} does not exist. Create it first (family {family}), "
             "for example with amazon.aws.rds_instance_param_group."
         )
-    except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
-        module.fail_json_aws(e, msg=f"Could not look up DB parameter group {name}")
     if groups[0]["DBParameterGroupFamily"] != family:
         module.fail_json(
             msg=f"DB parameter group {name} is of family {groups[0]['DBParameterGroupFamily']}, but the engine version "

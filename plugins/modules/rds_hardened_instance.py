@@ -559,38 +559,18 @@ def result_for(instance, plan, changed, extra=None):
     return result
 
 
-def main():
-    module = AnsibleAWSModule(
-        argument_spec=ARGUMENT_SPEC,
-        supports_check_mode=True,
-        required_if=[("monitoring_interval", v, ["monitoring_role_arn"]) for v in (1, 5, 10, 15, 30, 60)],
-    )
+def create_and_exit(module, rds, desired):
+    plan = planning.creation_plan(desired)
+    if module.check_mode:
+        module.exit_json(**result_for(None, plan, True))
+    identifier = module.params["db_instance_identifier"]
+    create(module, rds, desired)
+    converge_existing(module, rds, describe(module, rds, identifier), desired)  # whatever creation could not set
+    module.exit_json(**result_for(describe(module, rds, identifier), plan, True))
+
+
+def converge_and_exit(module, rds, instance, desired):
     params = module.params
-    fail_on(module, input_errors(params))
-    retry = AWSRetry.jittered_backoff(catch_extra_error_codes=BUSY_ERRORS)
-    clients = {
-        name: module.client(name, retry_decorator=retry, config=Config(**WAITER_FRIENDLY_RETRIES))
-        for name in ("rds", "kms", "ec2", "iam")
-    }
-    rds = clients["rds"]
-
-    instance = describe(module, rds, params["db_instance_identifier"])
-    if instance is None:
-        fail_on(module, creation_errors(params))
-        fail_if_reencryption_interrupted(module, rds)
-    key_arns = checks.validate_keys(module, clients["kms"], params, module.region)
-    desired = desired_state(params, key_arns)
-    validate_against_aws(module, clients, instance, desired)
-
-    if instance is None:
-        plan = planning.creation_plan(desired)
-        if module.check_mode:
-            module.exit_json(**result_for(None, plan, True))
-        create(module, rds, desired)
-        instance = describe(module, rds, params["db_instance_identifier"])
-        converge_existing(module, rds, instance, desired)  # whatever creation could not set
-        module.exit_json(**result_for(describe(module, rds, params["db_instance_identifier"]), plan, True))
-
     current = planning.current_state(instance)
     validate_existing(module, instance, current, desired)
     plan = planning.compute_plan(current, desired, params["apply"])
@@ -608,6 +588,34 @@ def main():
         changed = True
     changed |= converge_existing(module, rds, instance, desired)
     module.exit_json(**result_for(describe(module, rds, params["db_instance_identifier"]), plan, changed, extra))
+
+
+def run(module):
+    params = module.params
+    fail_on(module, input_errors(params))
+    retry = AWSRetry.jittered_backoff(catch_extra_error_codes=BUSY_ERRORS)
+    clients = {
+        name: module.client(name, retry_decorator=retry, config=Config(**WAITER_FRIENDLY_RETRIES))
+        for name in ("rds", "kms", "ec2", "iam")
+    }
+    instance = describe(module, clients["rds"], params["db_instance_identifier"])
+    if instance is None:
+        fail_on(module, creation_errors(params))
+        fail_if_reencryption_interrupted(module, clients["rds"])
+    desired = desired_state(params, checks.validate_keys(module, clients["kms"], params, module.region))
+    validate_against_aws(module, clients, instance, desired)
+    if instance is None:
+        create_and_exit(module, clients["rds"], desired)
+    converge_and_exit(module, clients["rds"], instance, desired)
+
+
+def main():
+    module = AnsibleAWSModule(
+        argument_spec=ARGUMENT_SPEC,
+        supports_check_mode=True,
+        required_if=[("monitoring_interval", v, ["monitoring_role_arn"]) for v in (1, 5, 10, 15, 30, 60)],
+    )
+    run(module)
 
 
 if __name__ == "__main__":

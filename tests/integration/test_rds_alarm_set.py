@@ -66,7 +66,8 @@ def writes(aws_lab):
 
 
 def stored_alarms(aws_lab, prefix=SET + "/"):
-    pages = aws_lab.boto3("cloudwatch").get_paginator("describe_alarms").paginate(AlarmNamePrefix=prefix)
+    query = {"AlarmNamePrefix": prefix} if prefix else {}
+    pages = aws_lab.boto3("cloudwatch").get_paginator("describe_alarms").paginate(**query)
     return {alarm["AlarmName"]: alarm for page in pages for alarm in page["MetricAlarms"]}
 
 

@@ -248,3 +248,48 @@ def test_bad_input_fails_clearly_without_mutating(aws_lab, prereq, run_playbook,
     assert run.returncode != 0, run
     assert expected in run.result("Harden")["msg"]
     assert aws_lab.mutating_calls() == []
+
+
+@pytest.fixture
+def dataplane(aws_lab):
+    """The lab's MariaDB data plane, started here when it is not running (and stopped again)."""
+    try:
+        from csolab import dataplane as plane
+    except ImportError as e:
+        pytest.skip(f"csolab.dataplane is not importable: {e}")
+    started_here = False
+    try:
+        if plane.status()["bridge"] != "up":
+            plane.start()
+            started_here = True
+        plane.wait_ready(DB, timeout=90)
+    except Exception as e:  # the data plane needs root, nftables and a network namespace
+        if started_here:
+            plane.stop()
+        pytest.skip(f"the data plane is not running here: {e}")
+    yield plane
+    if started_here:
+        plane.stop()
+
+
+@pytest.mark.hosts
+def test_reencryption_keeps_the_endpoint_name_and_the_data(aws_lab, prereq, run_playbook, dataplane):
+    from csolab import seed
+
+    before = dataplane.wait_ready(DB)
+    dataplane.sql(DB, "CREATE DATABASE reencrypt_check")
+    dataplane.sql(DB, "CREATE TABLE reencrypt_check.t (id INT PRIMARY KEY, note VARCHAR(40))")
+    dataplane.sql(DB, "INSERT INTO reencrypt_check.t VALUES (1, 'written before'), (2, 're-encryption')")
+    # keep the seeded password so this test is about the storage key only
+    args = _task(prereq, manage_master_user_password=False, master_user_password=seed.LAB_DB_MASTER_PASSWORD)
+
+    result = _ok(run_playbook(_playbook(args)))
+
+    instance = _instance(aws_lab)
+    assert instance["KmsKeyId"] == prereq["key_arn"]
+    assert instance["Endpoint"]["Address"] == before["name"]
+    after = dataplane.wait_ready(DB, timeout=90, predicate=lambda entry: entry["uid"] != before["uid"])
+    assert after["name"] == before["name"]
+    rows = dataplane.sql(DB, "SELECT id, note FROM reencrypt_check.t ORDER BY id")
+    assert [tuple(row) for row in rows] == [(1, "written before"), (2, "re-encryption")]
+    assert _instance(aws_lab, result["reencryption"]["rollback_instance"])["DeletionProtection"] is True

@@ -127,6 +127,7 @@ def status(state_dir=None):
     report = _read_status(base) if pid else None
     return {"bridge": "up" if pid else "down", "pid": pid, "state_dir": str(base),
             "instances": (report or {}).get("instances", {}), "netns": (report or {}).get("netns"),
+            "firewall": (report or {}).get("firewall"),
             "ca_bundle": str(layout.pki_dir(base) / "global-bundle.pem"),
             "hosts_fragment": str(layout.hosts_fragment_file(base))}
 

@@ -109,11 +109,16 @@ class Bridge:
         applied = {"name": instance["address"], "ca": self._issue_certificate(instance, uid)}
         server.start()
         if fresh:
-            server.drop_anonymous_users()
-            source = (instance.get("restored_from") or {}).get("dump")
-            if source and Path(source).exists():
-                dumps.load(directory, source)
-                LOG.info("%s: loaded %s", instance["id"], source)
+            try:
+                server.drop_anonymous_users()
+                source = (instance.get("restored_from") or {}).get("dump")
+                if source and Path(source).exists():
+                    dumps.load(directory, source)
+                    LOG.info("%s: loaded %s", instance["id"], source)
+            except Exception:
+                server.stop()  # the next attempt starts from a fresh copy again
+                shutil.rmtree(directory / "data", ignore_errors=True)
+                raise
         self.applied[uid] = applied
         LOG.info("%s: serving on %s (uid %s)", instance["id"], server.address, uid)
 

@@ -40,8 +40,11 @@ def dump(instance_dir, target):
     with open(partial, "w") as out:
         schemas = user_schemas(instance_dir)
         if schemas:
-            subprocess.run(["mariadb-dump", *common, "--routines", "--events", "--triggers", "--databases", *schemas],
+            out.flush()
+        subprocess.run(["mariadb-dump", *common, "--routines", "--events", "--triggers", "--databases", *schemas],
                            check=True, stdout=out, stderr=subprocess.PIPE, timeout=120)
+        out.write("\nUSE mysql;\n")
+        out.flush()
         subprocess.run(["mariadb-dump", *common, "--replace", "--no-create-info", "--skip-triggers",
                         "mysql", *GRANT_TABLES], check=True, stdout=out, stderr=subprocess.PIPE, timeout=120)
         out.write("\nFLUSH PRIVILEGES;\n")
@@ -51,4 +54,6 @@ def dump(instance_dir, target):
 
 def load(instance_dir, source):
     with open(source) as dump_file:
-        subprocess.run(_client(instance_dir), stdin=dump_file, check=True, capture_output=True, timeout=300)
+        completed = subprocess.run(_client(instance_dir), stdin=dump_file, capture_output=True, text=True, timeout=300)
+    if completed.returncode:
+        raise RuntimeError(f"loading {source} failed: {completed.stderr.strip()}")

@@ -114,8 +114,19 @@ def stop_relays(instance_dir):
         pid = _read_pid(pid_file)
         if pid:
             terminate(pid, timeout=5)
+            _kill_group(pid)  # socat's forked children still carrying connections
         pid_file.unlink(missing_ok=True)
     (Path(instance_dir) / "relay.sock").unlink(missing_ok=True)
+
+
+def _kill_group(pgid):
+    import os
+    import signal
+
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 # --- firewall -----------------------------------------------------------------------------

@@ -76,6 +76,25 @@ def sync_etc_hosts(hosts=None):
     return content
 
 
+def sync_etc_hosts_if_changed():
+    """``sync_etc_hosts()`` only when the names changed since the last sync; True if it wrote."""
+    marker = paths.LAB_DIR / "hosts-etc-hosts.synced"
+    if marker.exists() and marker.read_text() == etc_hosts_content():
+        return False
+    sync_etc_hosts()
+    return True
+
+
+def memory():
+    """Memory in MB: per container (its cgroup) and the lab's processes on the controller."""
+    listed = podman.podman("stats", "--no-stream", "--format", "{{.Name}}\t{{.MemUsage}}", check=False).stdout
+    report = {}
+    for line in listed.splitlines():
+        name, usage = line.split("\t", 1)
+        report[name] = usage.split("/")[0].strip()
+    return report
+
+
 # --- bring-up -------------------------------------------------------------------------------
 
 def _create_containers(tag):

@@ -159,6 +159,9 @@ def build(force=False):
         partial.rename(target)
         subprocess.run(["rm", "-rf", "--one-file-system", str(work)], check=True)
         (CACHE_DIR / f"csolab-base-{recipe_hash()}.build-seconds").write_text(f"{time.monotonic() - started:.0f}\n")
+        for stale in CACHE_DIR.glob("csolab-base-*.tar"):
+            if stale != target:  # an older recipe's tarball: nothing imports it any more
+                stale.unlink()
         return target
 
 

@@ -62,9 +62,7 @@ def _split_deferred(instance, db_kwargs):
         value = db_kwargs.get(argument)
         if value is None:
             continue
-        if argument == "engine_version" and value == instance.engine_version:
-            del db_kwargs[argument]
-        elif value == getattr(instance, attribute, None):
+        if value == getattr(instance, attribute, None):
             del db_kwargs[argument]
             pending_of(instance).pop(pending_key, None)  # asking for the current value cancels a pending change
         elif _defers(argument, instance, value):
@@ -80,11 +78,11 @@ def _modify_db_instance(original, backend, db_instance_identifier, db_kwargs):
     new_group = get(db_kwargs, "db_parameter_group_name")
     if new_group:
         _ensure_default_group(backend, instance, new_group)
-    if db_kwargs.get("apply_immediately"):
+    applying_now = bool(db_kwargs.get("apply_immediately"))
+    if applying_now:
         # AWS applies what was already pending together with this request.
         for pending_key, value in list(pending.items()):
             db_kwargs.setdefault(ARGUMENT_FOR[pending_key], value)
-        pending.clear()
         for argument in list(db_kwargs):
             if argument in DEFERRED and db_kwargs[argument] is not None:
                 _pending_key, attribute = DEFERRED[argument]
@@ -94,6 +92,8 @@ def _modify_db_instance(original, backend, db_instance_identifier, db_kwargs):
         pending.update(_split_deferred(instance, db_kwargs))
     old_group = instance.db_parameter_groups()[0].name
     result = original(backend, db_instance_identifier, db_kwargs)
+    if applying_now:
+        pending.clear()
     if new_group and new_group.lower() != old_group.lower():
         set_parameter_apply_status(instance, "pending-reboot")
     return result

@@ -1,0 +1,292 @@
+"""The data plane follows the AWS lab: TLS with the instance's CA, require_secure_transport from
+the parameter group when it applies, the security-group firewall, and data through snapshots.
+
+Runs its own namespace (``csolab-dptest``) so it cannot disturb a host lab running in ``csolab``.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.hosts
+
+NETNS = "csolab-dptest"
+FAKE_KEYSTONE = "10.89.10.211"
+FAKE_OUTSIDER = "10.89.10.241"
+
+
+def _missing_requirements():
+    if os.geteuid() != 0:
+        return "needs root (network namespace, nftables, /etc/hosts)"
+    for tool in ("mariadbd", "mariadb-install-db", "socat", "nft", "nsenter", "openssl"):
+        if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
+            return f"{tool} is not installed (apt-get install mariadb-server socat nftables util-linux openssl)"
+    return None
+
+
+if _missing_requirements():
+    pytest.skip(_missing_requirements(), allow_module_level=True)
+
+import pymysql  # noqa: E402
+
+from csolab import dataplane, netns  # noqa: E402
+from csolab.dataplane import layout, net  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def data_plane(lab):
+    created = not netns.exists(NETNS)
+    dataplane.start(netns_name=NETNS)
+    yield dataplane
+    dataplane.stop()
+    hosts_file = layout.hosts_json(layout.state_dir())
+    hosts_file.unlink(missing_ok=True)
+    begin, _end = net.block_markers(NETNS)
+    assert begin not in open("/etc/hosts").read(), "the /etc/hosts block outlived the data plane"
+    if created:
+        netns.delete(NETNS)
+
+
+@pytest.fixture
+def served(aws_lab, data_plane):
+    """The seeded database, served by a freshly provisioned MariaDB."""
+    return wait_served(aws_lab, "cso-lab-db")
+
+
+def wait_served(lab, instance_id, timeout=60, **expect):
+    uid = next(item["uid"] for item in lab.api("dataplane-instances")["instances"] if item["id"] == instance_id)
+    return dataplane.wait_ready(
+        instance_id, timeout=timeout,
+        predicate=lambda entry: entry["uid"] == uid and all(entry.get(k) == v for k, v in expect.items()))
+
+
+def connect(endpoint, ca=None, password="lab-master-password-1", user="admin", **kwargs):
+    tls = {"ssl_ca": str(ca), "ssl_verify_cert": True, "ssl_verify_identity": True} if ca else {"ssl_disabled": True}
+    return pymysql.connect(host=endpoint["loopback_ip"], port=endpoint["port"], user=user, password=password,
+                           connect_timeout=5, **tls, **kwargs)
+
+
+def cipher(connection):
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW STATUS LIKE 'Ssl_cipher'")
+        return cursor.fetchone()[1]
+
+
+def test_tls_verifies_against_the_bundle_and_not_against_a_rogue_ca(served):
+    endpoint = dataplane.endpoint_for("cso-lab-db")
+    with connect(endpoint, ca=dataplane.ca_bundle_path()) as connection:
+        used = cipher(connection)
+    print(f"Ssl_cipher with the RDS CA bundle: {used}")
+    assert used.startswith("TLS_")
+    with pytest.raises(pymysql.err.OperationalError, match="CERTIFICATE_VERIFY_FAILED"):
+        connect(endpoint, ca=dataplane.rogue_ca_path())
+
+
+def test_certificate_names_the_rds_endpoint(served):
+    endpoint = dataplane.endpoint_for("cso-lab-db")
+    assert endpoint["name"] == "cso-lab-db.aaaaaaaaaa.eu-west-2.rds.amazonaws.com"
+    handshake = subprocess.run(
+        ["openssl", "s_client", "-connect", f"{endpoint['loopback_ip']}:3306", "-starttls", "mysql",
+         "-CAfile", str(dataplane.ca_bundle_path()), "-verify_hostname", endpoint["name"], "-verify_return_error"],
+        input="", capture_output=True, text=True, timeout=20)
+    assert "Verify return code: 0 (ok)" in handshake.stdout, handshake.stdout + handshake.stderr
+    etc_hosts = open("/etc/hosts").read()
+    assert f"{endpoint['loopback_ip']} {endpoint['name']}" in etc_hosts
+    fragment = layout.hosts_fragment_file(layout.state_dir()).read_text()
+    assert f"{endpoint['namespace_ip']} {endpoint['name']}\n" in fragment
+    assert dataplane.hosts_lines() == [f"{endpoint['namespace_ip']} {endpoint['name']}"]
+
+
+def _use_custom_parameter_group(lab):
+    rds = lab.boto3("rds")
+    rds.create_db_parameter_group(DBParameterGroupName="cso-mysql80-hardened", DBParameterGroupFamily="mysql8.0",
+                                  Description="lab")
+    rds.modify_db_instance(DBInstanceIdentifier="cso-lab-db", DBParameterGroupName="cso-mysql80-hardened",
+                           ApplyImmediately=True)
+    rds.reboot_db_instance(DBInstanceIdentifier="cso-lab-db")
+    return rds
+
+
+def _set_rst(rds, value, method="immediate"):
+    rds.modify_db_parameter_group(DBParameterGroupName="cso-mysql80-hardened", Parameters=[
+        {"ParameterName": "require_secure_transport", "ParameterValue": value, "ApplyMethod": method}])
+
+
+def test_require_secure_transport_follows_the_parameter_group(served, aws_lab):
+    rds = _use_custom_parameter_group(aws_lab)
+    endpoint = dataplane.endpoint_for("cso-lab-db")
+    connect(endpoint).close()  # plaintext works today
+
+    _set_rst(rds, "1")
+    wait_served(aws_lab, "cso-lab-db", timeout=10, require_secure_transport=True)
+    with pytest.raises(pymysql.err.OperationalError) as refused:
+        connect(endpoint)
+    assert refused.value.args[0] == 1045
+    with connect(endpoint, ca=dataplane.ca_bundle_path()) as connection:
+        assert cipher(connection)
+
+    _set_rst(rds, "0")
+    wait_served(aws_lab, "cso-lab-db", timeout=10, require_secure_transport=False)
+    connect(endpoint).close()
+
+
+def test_a_pending_reboot_change_waits_for_the_reboot(served, aws_lab):
+    rds = _use_custom_parameter_group(aws_lab)
+    endpoint = dataplane.endpoint_for("cso-lab-db")
+    _set_rst(rds, "1", method="pending-reboot")
+    time.sleep(1.5)  # five polls of the bridge
+    assert dataplane.status()["instances"]["cso-lab-db"]["require_secure_transport"] is False
+    connect(endpoint).close()
+
+    rds.reboot_db_instance(DBInstanceIdentifier="cso-lab-db")
+    wait_served(aws_lab, "cso-lab-db", timeout=10, require_secure_transport=True)
+    with pytest.raises(pymysql.err.OperationalError) as refused:
+        connect(endpoint)
+    assert refused.value.args[0] == 1045
+
+
+def test_ca_rotation_is_real_for_clients(served, aws_lab):
+    rds = aws_lab.boto3("rds")
+    rds.modify_db_instance(DBInstanceIdentifier="cso-lab-db", CACertificateIdentifier="rds-ca-2019",
+                           ApplyImmediately=True)
+    wait_served(aws_lab, "cso-lab-db", timeout=15, ca_certificate_identifier="rds-ca-2019")
+    endpoint = dataplane.endpoint_for("cso-lab-db")
+    old_ca_only = dataplane.ca_path("rds-ca-2019")
+    connect(endpoint, ca=old_ca_only).close()
+
+    rds.modify_db_instance(DBInstanceIdentifier="cso-lab-db", CACertificateIdentifier="rds-ca-rsa2048-g1",
+                           ApplyImmediately=True)
+    wait_served(aws_lab, "cso-lab-db", timeout=15, ca_certificate_identifier="rds-ca-rsa2048-g1")
+    with pytest.raises(pymysql.err.OperationalError, match="CERTIFICATE_VERIFY_FAILED"):
+        connect(endpoint, ca=old_ca_only)
+    with connect(endpoint, ca=dataplane.ca_bundle_path()) as connection:
+        assert cipher(connection)
+    connect(endpoint, ca=dataplane.ca_path("rds-ca-rsa2048-g1")).close()
+
+
+NAMESPACE_CLIENT = """
+import json, sys, pymysql
+host, source = sys.argv[1], sys.argv[2]
+try:
+    pymysql.connect(host=host, port=3306, user="admin", password="lab-master-password-1", ssl_disabled=True,
+                    bind_address=source, connect_timeout=2).close()
+    print(json.dumps({"ok": True}))
+except pymysql.err.OperationalError as exc:
+    print(json.dumps({"ok": False, "error": str(exc)}))
+"""
+
+
+def reach_from(source, endpoint):
+    """Connect to the instance's namespace address from ``source`` (a fake host inside the namespace)."""
+    completed = subprocess.run(
+        netns.nsenter([sys.executable, "-c", NAMESPACE_CLIENT, endpoint["namespace_ip"], source], NETNS),
+        capture_output=True, text=True, timeout=30, check=True)
+    return json.loads(completed.stdout)
+
+
+@pytest.fixture
+def fake_hosts(aws_lab, data_plane):
+    seeded = aws_lab.state["seed"]["network"]
+    hosts = {"keystone-fake": {"ip": FAKE_KEYSTONE, "security_group_ids": [seeded["core_security_group_id"],
+                                                                          seeded["app_security_group_ids"]["keystone"]]},
+             "outsider-fake": {"ip": FAKE_OUTSIDER, "security_group_ids": []}}
+    layout.hosts_json(layout.state_dir()).write_text(json.dumps({"hosts": hosts}, indent=2))
+    for address in (FAKE_KEYSTONE, FAKE_OUTSIDER):
+        subprocess.run(["ip", "-n", NETNS, "addr", "replace", f"{address}/32", "dev", "lo"], check=True)
+    yield seeded
+    for address in (FAKE_KEYSTONE, FAKE_OUTSIDER):
+        subprocess.run(["ip", "-n", NETNS, "addr", "del", f"{address}/32", "dev", "lo"], check=False)
+    layout.hosts_json(layout.state_dir()).unlink(missing_ok=True)
+
+
+def _wait_firewall(predicate, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not predicate(dataplane.status()["firewall"] or ""):
+        assert time.monotonic() < deadline, dataplane.status()["firewall"]
+        time.sleep(0.2)
+
+
+def test_a_dedicated_security_group_cuts_off_who_it_does_not_allow(served, aws_lab, fake_hosts):
+    endpoint = dataplane.endpoint_for("cso-lab-db")
+    # today's shared SG allows the whole VPC CIDR: even the outsider gets in
+    _wait_firewall(lambda rules: FAKE_OUTSIDER in rules)
+    assert reach_from(FAKE_KEYSTONE, endpoint)["ok"]
+    assert reach_from(FAKE_OUTSIDER, endpoint)["ok"]
+
+    ec2 = aws_lab.boto3("ec2")
+    dedicated = ec2.create_security_group(GroupName="cso-db-dedicated", Description="database only",
+                                          VpcId=fake_hosts["vpc_id"])["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=dedicated, IpPermissions=[{
+        "IpProtocol": "tcp", "FromPort": 3306, "ToPort": 3306,
+        "UserIdGroupPairs": [{"GroupId": fake_hosts["app_security_group_ids"]["keystone"]}]}])
+    aws_lab.boto3("rds").modify_db_instance(DBInstanceIdentifier="cso-lab-db", VpcSecurityGroupIds=[dedicated],
+                                            ApplyImmediately=True)
+    _wait_firewall(lambda rules: FAKE_OUTSIDER not in rules and FAKE_KEYSTONE in rules)
+    assert reach_from(FAKE_KEYSTONE, endpoint)["ok"]
+    cut_off = reach_from(FAKE_OUTSIDER, endpoint)
+    assert not cut_off["ok"] and "2003" in cut_off["error"], cut_off
+
+
+def test_snapshot_and_restores_carry_the_rows(served, aws_lab):
+    dataplane.sql("cso-lab-db", "CREATE DATABASE keystone")
+    dataplane.sql("cso-lab-db", "CREATE TABLE keystone.project (id INT PRIMARY KEY, name VARCHAR(64))")
+    dataplane.sql("cso-lab-db", "INSERT INTO keystone.project VALUES (1, 'admin'), (2, 'service')")
+    dataplane.sql("cso-lab-db", "CREATE USER 'keystone'@'%' IDENTIFIED BY 'ks-pass'")
+    rds = aws_lab.boto3("rds")
+    rds.create_db_snapshot(DBInstanceIdentifier="cso-lab-db", DBSnapshotIdentifier="before-change")
+    dataplane.sql("cso-lab-db", "INSERT INTO keystone.project VALUES (3, 'after-snapshot')")
+
+    rds.restore_db_instance_from_db_snapshot(DBInstanceIdentifier="cso-lab-db-restored",
+                                             DBSnapshotIdentifier="before-change")
+    wait_served(aws_lab, "cso-lab-db-restored")
+    assert dataplane.sql("cso-lab-db-restored", "SELECT id, name FROM keystone.project ORDER BY id") == \
+        ((1, "admin"), (2, "service"))
+    assert dataplane.sql("cso-lab-db-restored", "SELECT CURRENT_USER()", user="keystone", password="ks-pass")
+
+    rds.restore_db_instance_to_point_in_time(SourceDBInstanceIdentifier="cso-lab-db",
+                                             TargetDBInstanceIdentifier="cso-lab-db-pitr", UseLatestRestorableTime=True)
+    wait_served(aws_lab, "cso-lab-db-pitr")
+    assert dataplane.sql("cso-lab-db-pitr", "SELECT COUNT(*) FROM keystone.project") == ((3,),)
+
+
+def test_a_renamed_instance_keeps_its_data_under_the_new_name(served, aws_lab):
+    dataplane.sql("cso-lab-db", "CREATE DATABASE app")
+    dataplane.sql("cso-lab-db", "CREATE TABLE app.t (v INT)")
+    dataplane.sql("cso-lab-db", "INSERT INTO app.t VALUES (42)")
+    uid = served["uid"]
+    aws_lab.boto3("rds").modify_db_instance(DBInstanceIdentifier="cso-lab-db",
+                                            NewDBInstanceIdentifier="cso-lab-db-old", ApplyImmediately=True)
+    entry = dataplane.wait_ready("cso-lab-db-old", timeout=15,
+                                 predicate=lambda e: e["name"].startswith("cso-lab-db-old."))
+    assert entry["uid"] == uid
+    assert dataplane.sql("cso-lab-db-old", "SELECT v FROM app.t") == ((42,),)
+    assert f"{entry['loopback_ip']} cso-lab-db-old.aaaaaaaaaa.eu-west-2.rds.amazonaws.com" in open("/etc/hosts").read()
+
+
+def _runs_mariadbd(pid):
+    try:
+        return b"mariadbd" in open(f"/proc/{pid}/cmdline", "rb").read()
+    except OSError:
+        return False
+
+
+def test_start_recovers_from_a_killed_bridge(served, aws_lab):
+    dataplane.sql("cso-lab-db", "CREATE DATABASE survives")
+    status = dataplane.status()
+    server_pid = int((layout.instance_dir(layout.state_dir(), served["uid"]) / "mysqld.pid").read_text())
+    os.kill(status["pid"], signal.SIGKILL)
+    time.sleep(0.3)
+    assert dataplane.status()["bridge"] == "down"
+
+    dataplane.start(netns_name=NETNS)
+    entry = wait_served(aws_lab, "cso-lab-db")
+    new_pid = int((layout.instance_dir(layout.state_dir(), entry["uid"]) / "mysqld.pid").read_text())
+    assert new_pid != server_pid
+    assert not _runs_mariadbd(server_pid), "start() left the killed run's server behind"
+    assert ("survives",) in dataplane.sql("cso-lab-db", "SHOW DATABASES")

@@ -55,7 +55,8 @@ def _request(address, port, method, path, body=None, headers=None, timeout=10):
     try:
         connection.request(method, path, body=body, headers=headers or {})
         response = connection.getresponse()
-        return response.status, dict(response.getheaders()), response.read().decode(errors="replace")
+        # response.headers is case-insensitive: haproxy lower-cases header names
+        return response.status, response.headers, response.read().decode(errors="replace")
     finally:
         connection.close()
 

@@ -65,9 +65,9 @@ class InstanceFacts:
         self.max_allocated_storage_gib = int(db_instance.get("MaxAllocatedStorage") or 0)
         self.replica_source = db_instance.get("ReadReplicaSourceDBInstanceIdentifier")
         self.performance_insights = bool(db_instance.get("PerformanceInsightsEnabled"))
-        family, _, size = self.instance_class.partition(".")[2].partition(".")
-        self.family = family
-        self.size = size
+        family_and_size = self.instance_class.partition(".")[2]
+        self.family = family_and_size.partition(".")[0]
+        self.size = family_and_size.partition(".")[2]
 
     @property
     def burstable_class(self):

@@ -23,11 +23,7 @@ An unchanged alarm therefore costs no call at all on a re-run; the price is that
 from __future__ import annotations
 
 import re
-
-try:
-    import botocore  # noqa: F401  (AnsibleAWSModule reports a missing botocore)
-except ImportError:
-    pass
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
@@ -97,6 +93,9 @@ def validate_request(params):
     for budget in budgets:
         if budget["max_connections"] < 0:
             errors.append(f"connection_budgets.{budget['service']}.max_connections must not be negative.")
+    concurrency = params.get("write_concurrency") or 1
+    if not 1 <= concurrency <= 16:
+        errors.append(f"write_concurrency {concurrency} must be between 1 and 16.")
     known = set(CATALOGUE_BY_KEY)
     if params.get("service_connections_metric"):
         known.update(service_alarm_key(service) for service in services)
@@ -578,14 +577,23 @@ def untag_alarm(cloudwatch, arn, keys):
     cloudwatch.untag_resource(ResourceARN=arn, TagKeys=keys)
 
 
-def apply_alarm_plan(cloudwatch, plan, wanted_tags):
-    """The writes, in an order that never leaves the set without an alarm it had."""
+def apply_alarm_plan(cloudwatch, plan, wanted_tags, concurrency=1):
+    """The writes: puts first, then tag changes, then deletes (in batches of 100).
+
+    Puts are independent of each other, so with ``concurrency > 1`` they run on that many
+    threads (boto3 clients are thread-safe); each call still has its own jittered backoff, so a
+    throttled thread waits without holding up the others.
+    """
     boto_tags = ansible_dict_to_boto3_tag_list(wanted_tags)
-    for request in plan.create:
-        # Tags are only honoured by PutMetricAlarm when it creates the alarm.
-        put_alarm(cloudwatch, dict(request, Tags=boto_tags))
-    for request, _changes in plan.update:
-        put_alarm(cloudwatch, request)
+    # Tags are only honoured by PutMetricAlarm when it creates the alarm.
+    puts = [dict(request, Tags=boto_tags) for request in plan.create] + [request for request, _changes in plan.update]
+    if concurrency > 1 and len(puts) > 1:
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(puts))) as pool:
+            for future in [pool.submit(put_alarm, cloudwatch, request) for request in puts]:
+                future.result()
+    else:
+        for request in puts:
+            put_alarm(cloudwatch, request)
     for arn, _name, to_set, to_remove in plan.retag:
         if to_set:
             tag_alarm(cloudwatch, arn, to_set)

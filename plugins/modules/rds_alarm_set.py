@@ -30,7 +30,7 @@ description:
   - Every AWS call goes through C(AWSRetry.jittered_backoff). All input is validated, and every instance, topic
     and KMS key looked up, before the first write.
 author:
-  - CSO platform engineering
+  - CSO platform engineering (@cso-platform)
 options:
   name:
     description:
@@ -41,7 +41,7 @@ options:
   state:
     description:
       - V(present) converges the set. V(absent) deletes every alarm and event subscription the set owns
-        (the SNS topic is left alone: other sets may use it).
+        (the SNS topic is left alone, because other sets may use it).
     type: str
     choices: [present, absent]
     default: present
@@ -159,6 +159,12 @@ options:
     type: str
     choices: [set, account]
     default: set
+  write_concurrency:
+    description:
+      - How many C(PutMetricAlarm) calls may be in flight at once. Each call keeps its own jittered backoff, so
+        throttling slows the run down but does not fail it. V(1) writes one alarm at a time.
+    type: int
+    default: 4
   tag_check:
     description:
       - V(changed) reads tags only of alarms that are updated or may be deleted (no tag call for unchanged alarms).
@@ -321,7 +327,6 @@ try:
 except ImportError:
     pass  # handled by AnsibleAWSModule
 
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.iam import get_aws_account_info
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
@@ -369,6 +374,7 @@ def argument_spec():
         event_subscriptions=dict(type="bool", default=True),
         event_subscription_scope=dict(type="str", choices=["set", "account"], default="set"),
         tag_check=dict(type="str", choices=["changed", "all"], default="changed"),
+        write_concurrency=dict(type="int", default=4),
         tags=dict(type="dict", aliases=["resource_tags"]),
         purge_tags=dict(type="bool", default=True),
     )
@@ -459,8 +465,11 @@ def plan_topic(module, clients):
     kms_key_changed = bool(wanted_key) and current_key != wanted_key
     if not wanted_key and attributes is not None and not attributes.get("KmsMasterKeyId"):
         module.warn(f"The SNS topic {arn} is not encrypted; set topic.kms_master_key_id to a customer-managed key.")
-    existing_subscriptions = aset.list_topic_subscriptions(clients.sns, arn) if attributes is not None else []
-    new_subscriptions = aset.missing_subscriptions(existing_subscriptions, topic.get("subscriptions") or [])
+    wanted_subscriptions = topic.get("subscriptions") or []
+    existing_subscriptions = []
+    if attributes is not None and wanted_subscriptions:
+        existing_subscriptions = aset.list_topic_subscriptions(clients.sns, arn)
+    new_subscriptions = aset.missing_subscriptions(existing_subscriptions, wanted_subscriptions)
     return TopicPlan(arn, attributes is not None, wanted_key or current_key, kms_key_changed, new_subscriptions,
                      name=topic.get("name"))
 
@@ -567,7 +576,7 @@ def ensure_present(module, clients):
         apply_topic(clients, topic_plan, wanted_tags)
         for detector in detectors:
             aset.put_anomaly_detector(clients.cloudwatch, detector)
-        aset.apply_alarm_plan(clients.cloudwatch, plan, wanted_tags)
+        aset.apply_alarm_plan(clients.cloudwatch, plan, wanted_tags, concurrency=params["write_concurrency"])
         apply_event_subscriptions(clients.rds, events_create, events_update, wanted_tags)
 
     result = alarm_result(plan)

@@ -19,8 +19,8 @@ description:
     C(apply) is one of C(immediately), C(maintenance-window), C(reboot) (takes effect only when the instance
     restarts) or C(replacement) (cannot be modified in place). C(impact) is one of C(none),
     C(brief-interruption), C(restart) or C(replacement).
-  - In check mode the module returns the plan and makes no mutating call. With C(--diff) it shows the planned
-    attributes before and after.
+  - In check mode the module returns the plan and makes no mutating call, even for changes a real run would
+    refuse (it warns about those). With C(--diff) it shows the planned attributes before and after.
   - Changes that restart the database are refused unless O(allow_reboot=true); changes that need a replacement
     (a new storage KMS key) are refused unless O(allow_replacement=true).
   - A new storage KMS key is applied by re-encryption, which amazon.aws.rds_instance cannot do. The module takes a
@@ -365,7 +365,7 @@ ARGUMENT_SPEC = dict(
     port=dict(type="int"),
     master_username=dict(type="str"),
     master_user_password=dict(type="str", no_log=True),
-    manage_master_user_password=dict(type="bool", default=True),
+    manage_master_user_password=dict(type="bool", default=True, no_log=False),
     master_user_secret_kms_key_id=dict(type="str", no_log=False),
     kms_key_id=dict(type="str", required=True, no_log=False),
     publicly_accessible=dict(type="bool", default=False),
@@ -576,9 +576,13 @@ def converge_and_exit(module, rds, instance, desired):
     plan = planning.compute_plan(current, desired, params["apply"])
     if tag_changes(instance, params["tags"], params["purge_tags"]):
         plan.append(tags_entry(instance, params["tags"]))
-    fail_on(module, planning.refusals(plan, params["allow_reboot"], params["allow_replacement"]))
+    refusals = planning.refusals(plan, params["allow_reboot"], params["allow_replacement"])
     if module.check_mode:
+        # The plan is what the operator wants to see, even the parts a real run would refuse.
+        for message in refusals:
+            module.warn(f"A real run would fail: {message}")
         module.exit_json(**result_for(instance, plan, bool(plan)))
+    fail_on(module, refusals)
 
     extra = {}
     changed = False

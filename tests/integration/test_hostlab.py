@@ -20,10 +20,11 @@ def host_lab(lab):
 
     from csolab import hosts
 
-    timings = hosts.up()
-    print(f"host lab up: {timings}")
+    started_here = not hosts.is_up()
+    if started_here:
+        print(f"host lab up: {hosts.up()}")
     yield lab
-    if not os.environ.get("CSO_LAB_KEEP"):
+    if started_here and not os.environ.get("CSO_LAB_KEEP"):
         hosts.down(keep_aws=True)
 
 
@@ -128,8 +129,39 @@ def test_rabbitmq_listens_in_plaintext(host_lab):
 
 
 @pytest.mark.slow
+def test_keystone_reload_is_graceful(host_lab, tmp_path):
+    """``systemctl reload keystone`` (uWSGI chain reload) loses no request, directly or through the LB."""
+    from csolab import hosts
+    from csolab.probe import BackgroundProbe, format_summary
+
+    probe = BackgroundProbe(tmp_path / "probe.json").start()
+    try:
+        time.sleep(3)
+        for host in ("keystone-1", "keystone-2"):
+            pids_before = hosts.ssh(host, "pgrep -f 'uwsgi --ini' | sort").stdout.split()
+            hosts.ssh(host, "systemctl reload keystone")
+            _eventually(lambda h=host, before=pids_before: _workers_replaced(h, before), 60, f"{host} workers replaced")
+        time.sleep(3)
+    finally:
+        summary = probe.stop()
+        print(format_summary(summary))
+    assert summary["requests"] > 10
+    assert summary["failures"] == 0, summary["failure_log"][:5]
+
+
+def _workers_replaced(host, before):
+    """The master stays, every worker is new (a chain reload, not a restart)."""
+    from csolab import hosts
+
+    after = hosts.ssh(host, "pgrep -f 'uwsgi --ini' | sort").stdout.split()
+    master = hosts.ssh(host, "systemctl show -p MainPID --value keystone").stdout.strip()
+    return master in after and master in before and len(after) == len(before) and set(after) & set(before) == {master}
+
+
+@pytest.mark.slow
 def test_requiring_tls_breaks_keystone_and_cso_until_it_is_lifted(host_lab, tmp_path):
     """Production's failure: the database requires TLS before the clients are reconfigured."""
+    from csolab.hosts import lb
     from csolab.probe import BackgroundProbe, format_summary
 
     rds = host_lab.boto3("rds")
@@ -154,12 +186,14 @@ def test_requiring_tls_breaks_keystone_and_cso_until_it_is_lifted(host_lab, tmp_
                     "Keystone failing")
         _eventually(lambda: _fails(_through_lb()), 30, "Keystone failing through the load balancer")
         _eventually(lambda: _fails(_cso()), 60, "CSO failing")
+        _eventually(lambda: set(lb.backend_states().values()) == {"DOWN"}, 15, "the LB taking both hosts out")
 
         set_rst("0")
         _eventually(lambda: _succeeds(_keystone("keystone-1")) and _succeeds(_keystone("keystone-2")), 90,
                     "Keystone recovering")
         _eventually(lambda: _succeeds(_through_lb()), 30, "Keystone recovering through the load balancer")
         _eventually(lambda: _succeeds(_cso()), 60, "CSO recovering")
+        _eventually(lambda: set(lb.backend_states().values()) == {"UP"}, 15, "the LB taking both hosts back")
         time.sleep(3)
     finally:
         summary = probe.stop()

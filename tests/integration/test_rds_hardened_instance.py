@@ -80,7 +80,7 @@ def _attributes(plan):
 
 def test_check_mode_returns_full_plan_and_mutates_nothing(aws_lab, prereq, run_playbook):
     aws_lab.clear_calls()
-    run = run_playbook(_playbook(_task(prereq)), check=True, diff=True)
+    run = run_playbook(_playbook(_task(prereq, allow_replacement=False)), check=True, diff=True)
     _ok(run)
     assert aws_lab.mutating_calls() == []
     result = run.result("Harden")

@@ -290,3 +290,19 @@ def test_start_recovers_from_a_killed_bridge(served, aws_lab):
     assert new_pid != server_pid
     assert not _runs_mariadbd(server_pid), "start() left the killed run's server behind"
     assert ("survives",) in dataplane.sql("cso-lab-db", "SHOW DATABASES")
+
+
+def test_a_managed_master_password_comes_from_secrets_manager(served, aws_lab):
+    rds = aws_lab.boto3("rds")
+    created = rds.create_db_instance(
+        DBInstanceIdentifier="managed-db", Engine="mariadb", EngineVersion="10.11.9", DBInstanceClass="db.t3.micro",
+        AllocatedStorage=20, MasterUsername="boss", ManageMasterUserPassword=True)["DBInstance"]
+    secret = aws_lab.boto3("secretsmanager").get_secret_value(SecretId=created["MasterUserSecret"]["SecretArn"])
+    password = json.loads(secret["SecretString"])["password"]
+    wait_served(aws_lab, "managed-db")
+    endpoint = dataplane.endpoint_for("managed-db")
+    with connect(endpoint, ca=dataplane.ca_bundle_path(), user="boss", password=password) as connection:
+        assert cipher(connection)
+    with pytest.raises(pymysql.err.OperationalError) as refused:
+        connect(endpoint, ca=dataplane.ca_bundle_path(), user="boss", password="not-the-secret")
+    assert refused.value.args[0] == 1045

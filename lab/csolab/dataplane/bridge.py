@@ -20,6 +20,7 @@ from csolab.dataplane import dumps, layout, mariadb, net, pki
 LOG = logging.getLogger("csolab.dataplane")
 POLL_INTERVAL = 0.3
 RETRY_AFTER = 5.0
+ADDRESS_CHECK_INTERVAL = 3.0
 SERVED_ENGINES = ("mysql", "mariadb")
 MAX_SLOT = 254
 
@@ -51,6 +52,7 @@ class Bridge:
         self.firewall_script = None
         self.names = None
         self.stopping = False
+        self.present_addresses, self.addresses_checked = set(), 0.0
 
     # --- bookkeeping ------------------------------------------------------------------------
 
@@ -138,7 +140,7 @@ class Bridge:
             server.reload_tls()
             LOG.info("%s: certificate from %s for %s", instance["id"], applied["ca"], applied["name"])
         credentials = (instance["master_username"], instance["master_password"])
-        if credentials[0] and credentials != applied.get("credentials"):
+        if all(credentials) and credentials != applied.get("credentials"):
             server.ensure_master(*credentials)
             applied["credentials"] = credentials
         if instance["require_secure_transport"] != applied.get("rst"):
@@ -150,8 +152,9 @@ class Bridge:
     def _ensure_relays(self, uid):
         slot = self.allocations[uid]["slot"]
         directory = layout.instance_dir(self.state_dir, uid)
-        if net.namespace_ip(slot) not in net.namespace_addresses(self.netns):
+        if net.namespace_ip(slot) not in self.present_addresses:
             net.add_address(self.netns, net.namespace_ip(slot))
+            self.present_addresses.add(net.namespace_ip(slot))
         if not net.relay_running(directory, "root"):
             net.start_root_relay(directory, slot)
         if not net.relay_running(directory, "ns"):
@@ -162,6 +165,7 @@ class Bridge:
         net.stop_relays(directory)
         if uid in self.allocations:
             net.remove_address(self.netns, net.namespace_ip(self.allocations[uid]["slot"]))
+            self.present_addresses.discard(net.namespace_ip(self.allocations[uid]["slot"]))
             self._server(uid).stop()
         else:
             _stop_pid_file(directory / "mysqld.pid")
@@ -181,6 +185,8 @@ class Bridge:
             self._teardown(uid)
         self._collect_orphan_dirs(wanted)
         now = time.monotonic()
+        if now - self.addresses_checked > ADDRESS_CHECK_INTERVAL:  # `ip` is a fork+exec: not every poll
+            self.present_addresses, self.addresses_checked = net.namespace_addresses(self.netns), now
         for uid, instance in wanted.items():
             if uid in self.errors and self.errors[uid][1] > now:
                 continue

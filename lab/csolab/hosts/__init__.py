@@ -196,10 +196,25 @@ def wait_ready(timeout=90):
                 del pending[name]
             except Exception as error:  # noqa: BLE001 (retry until the deadline, then report)
                 errors[name] = repr(error)
-        if pending and time.monotonic() > deadline:
+        if pending and time.monotonic() >= deadline:
             raise RuntimeError(f"not ready after {timeout}s: {json.dumps({n: errors[n] for n in pending}, indent=2)}")
         if pending:
             time.sleep(1)
+
+
+def is_up():
+    """The topology answers: containers running, LB and data plane up, every fixture ready."""
+    from csolab import aws, dataplane
+
+    if not (aws.is_up() and netns.exists() and lb._running_pid() and dataplane.status()["bridge"] == "up"):
+        return False
+    if set(status().get("containers", {}).items()) != {(name, "running") for name in HOSTS}:
+        return False
+    try:
+        wait_ready(timeout=0)
+    except RuntimeError:
+        return False
+    return True
 
 
 def down(keep_aws=False):
@@ -219,6 +234,6 @@ def down(keep_aws=False):
 def status():
     report = {"netns": netns.exists(), "load_balancer": lb._running_pid() is not None}
     if netns.exists() and (paths.LAB_DIR / "podman" / "containers.conf").exists():
-        listed = podman.podman("ps", "-a", "--format", "{{.Names}} {{.State}}", check=False).stdout.split("\n")
-        report["containers"] = dict(line.split(" ", 1) for line in listed if line.strip())
+        listed = json.loads(podman.podman("ps", "-a", "--format", "json", check=False).stdout or "[]")
+        report["containers"] = {item["Names"][0]: item["State"] for item in listed}
     return report

@@ -123,7 +123,7 @@ def configure_keystone(host, endpoint_name, lab_secrets):
         for index, key in _fernet_keys(f"{repository}/{lab_secrets['keystone_db_password']}").items():
             put(host, f"/etc/keystone/{repository}/{index}", key, "0600")
     put(host, "/etc/systemd/system/keystone.service", KEYSTONE_UNIT)
-    sh(host, "systemctl daemon-reload")
+    sh(host, "chmod 700 /etc/keystone/fernet-keys /etc/keystone/credential-keys && systemctl daemon-reload")
 
 
 def bootstrap_keystone(host, lab_secrets):
@@ -203,7 +203,8 @@ listeners.tcp.default = 5672
 
 def configure_rabbitmq(host):
     put(host, "/etc/rabbitmq/rabbitmq.conf", RABBITMQ_CONF)
-    sh(host, "systemctl enable --now rabbitmq-server.service", timeout=180)
+    # --no-block: the broker boots while Keystone is set up; wait_ready checks its listener
+    sh(host, "systemctl enable --now --no-block rabbitmq-server.service")
 
 
 # --- database accounts ----------------------------------------------------------------------

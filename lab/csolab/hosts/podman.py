@@ -7,13 +7,25 @@ helpers or CI jobs never share container names or networks; the image comes from
 shared store (``/var/lib/cso-lab-podman/images``) that is filled once from the cached tarball.
 """
 
+import hashlib
+import os
+import shutil
+import signal
 import subprocess
 
 from csolab import netns, paths
 from csolab.hosts import image
 
 SHARED_IMAGE_STORE = "/var/lib/cso-lab-podman/images"
-NETWORK = "csolab"
+
+
+def _lab_digest():
+    return hashlib.sha256(str(paths.LAB_DIR.resolve()).encode()).hexdigest()[:12]
+
+
+# podman keeps IP allocations per network name in one machine-wide file
+# (/run/containers/networks/ipam.db), so each lab dir gets its own network name.
+NETWORK = f"csolab-{_lab_digest()}"
 
 
 def _dir():
@@ -22,7 +34,7 @@ def _dir():
 
 def _run_root():
     # tmpfs, so a reboot clears podman's runtime state together with the namespace
-    return f"/run/cso-lab-podman/{abs(hash(str(paths.LAB_DIR.resolve()))) % 10**8}"
+    return f"/run/cso-lab-podman/{_lab_digest()}"
 
 
 def write_config():
@@ -95,4 +107,39 @@ def remove_all():
         return
     netns.ensure()
     podman("rm", "-f", "-t", "0", "--all", check=False)
-    podman("network", "rm", "-f", NETWORK, check=False)
+    for network in podman("network", "ls", "--format", "{{.Name}}", check=False).stdout.split():
+        if network != "podman":  # podman's built-in default
+            podman("network", "rm", "-f", network, check=False)
+    kill_stray_containers()
+    shutil.rmtree(_run_root(), ignore_errors=True)  # this lab's runtime state only
+
+
+def _conmon_pids_of_this_lab():
+    storage = f"{_dir() / 'storage'}/"
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                argv = handle.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"conmon") and any(arg.startswith(storage.encode()) for arg in argv):
+            pids.append(int(entry))
+    return pids
+
+
+def kill_stray_containers():
+    """Containers of this lab that podman no longer knows (its runtime state was lost): kill them.
+
+    Only processes whose conmon runs on this lab dir's storage are touched: the container's
+    init (killing PID 1 ends its whole PID namespace) and its conmon.
+    """
+    for conmon in _conmon_pids_of_this_lab():
+        children = subprocess.run(["pgrep", "-P", str(conmon)], capture_output=True, text=True).stdout.split()
+        for pid in [*map(int, children), conmon]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

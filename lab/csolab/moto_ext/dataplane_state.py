@@ -230,34 +230,38 @@ _orig_create_read_replica = RDSBackend.create_db_instance_read_replica
 
 
 def create_db_snapshot(self, db_instance_identifier, db_snapshot_identifier, *args, **kwargs):
-    snapshot = _orig_create_db_snapshot(self, db_instance_identifier, db_snapshot_identifier, *args, **kwargs)
-    label = f"snapshot-{self.region_name}-{db_snapshot_identifier}-{uuid.uuid4().hex[:6]}"
     with _LOCK:
+        snapshot = _orig_create_db_snapshot(self, db_instance_identifier, db_snapshot_identifier, *args, **kwargs)
+        label = f"snapshot-{self.region_name}-{db_snapshot_identifier}-{uuid.uuid4().hex[:6]}"
         path = _dump_instance(self.databases.get(db_instance_identifier), label)
         if path:
             _SNAPSHOT_DUMPS[id(snapshot)] = (snapshot, path)
-    return snapshot
+        return snapshot
 
 
 def copy_db_snapshot(self, source_db_snapshot_identifier, target_db_snapshot_identifier, *args, **kwargs):
-    target = _orig_copy_db_snapshot(self, source_db_snapshot_identifier, target_db_snapshot_identifier, *args, **kwargs)
     with _LOCK:
+        target = _orig_copy_db_snapshot(self, source_db_snapshot_identifier, target_db_snapshot_identifier,
+                                        *args, **kwargs)
         source = _find_snapshot(self, source_db_snapshot_identifier)
         path = _snapshot_dump(source) if source is not None else None
         if path:
             _SNAPSHOT_DUMPS[id(target)] = (target, path)
-    return target
+        return target
 
+
+# The lock is held across moto's call: the instance appears in the backend before the call
+# returns, and the bridge must not see it before it knows where its data comes from.
 
 def restore_db_instance_from_db_snapshot(self, from_snapshot_id, overrides, *args, **kwargs):
-    database = _orig_restore_from_snapshot(self, from_snapshot_id, overrides, *args, **kwargs)
     with _LOCK:
+        database = _orig_restore_from_snapshot(self, from_snapshot_id, overrides, *args, **kwargs)
         snapshot = _find_snapshot(self, from_snapshot_id)
         _entry(database)["restored_from"] = {
             "kind": "snapshot", "snapshot": from_snapshot_id,
             "dump": _snapshot_dump(snapshot) if snapshot is not None else None,
         }
-    return database
+        return database
 
 
 def restore_db_instance_to_point_in_time(self, source_db_identifier, target_db_identifier, overrides, *args, **kwargs):
@@ -265,13 +269,12 @@ def restore_db_instance_to_point_in_time(self, source_db_identifier, target_db_i
         source = self.databases.get(source_db_identifier)
         label = f"pitr-{self.region_name}-{target_db_identifier}-{uuid.uuid4().hex[:6]}"
         path = _dump_instance(source, label)
-    database = _orig_restore_to_pitr(self, source_db_identifier, target_db_identifier, overrides, *args, **kwargs)
-    with _LOCK:
+        database = _orig_restore_to_pitr(self, source_db_identifier, target_db_identifier, overrides, *args, **kwargs)
+        restore_time = (overrides or {}).get("RestoreTime") or (overrides or {}).get("restore_time") or "latest"
         _entry(database)["restored_from"] = {
-            "kind": "point-in-time", "source": source_db_identifier,
-            "restore_time": str(overrides.get("restore_time") or "latest"), "dump": path,
+            "kind": "point-in-time", "source": source_db_identifier, "restore_time": str(restore_time), "dump": path,
         }
-    return database
+        return database
 
 
 def create_db_instance_read_replica(self, db_kwargs, *args, **kwargs):
@@ -283,12 +286,11 @@ def create_db_instance_read_replica(self, db_kwargs, *args, **kwargs):
             source = None
         label = f"replica-{self.region_name}-{db_kwargs.get('db_instance_identifier')}-{uuid.uuid4().hex[:6]}"
         path = _dump_instance(source, label)
-    replica = _orig_create_read_replica(self, db_kwargs, *args, **kwargs)
-    with _LOCK:
+        replica = _orig_create_read_replica(self, db_kwargs, *args, **kwargs)
         # moto's replica is a shallow copy of the primary: give it its own entry
         _INSTANCES.pop(id(replica), None)
         _entry(replica)["restored_from"] = {"kind": "read-replica", "source": source_id, "dump": path}
-    return replica
+        return replica
 
 
 RDSBackend.create_db_snapshot = create_db_snapshot

@@ -113,7 +113,7 @@ def test_check_mode_reads_everything_and_writes_nothing():
 
 
 def test_apply_writes_topic_alarms_and_events_in_order():
-    module = FakeModule(base_params())
+    module = FakeModule(base_params(write_concurrency=1))  # the Stubber checks the order
     expect_reads(module)
     module.stub("sns").add_response("create_topic", {"TopicArn": TOPIC_ARN},
                                     {"Name": "alerts", "Attributes": {"KmsMasterKeyId": KEY_ARN}, "Tags": ANY})
@@ -152,3 +152,21 @@ def test_topic_in_another_region_is_refused():
     module.stub("rds").add_response("describe_db_instances", {"DBInstances": [DB]}, None)
     outcome = run(module)
     assert isinstance(outcome, Failed) and "own region" in outcome.result["msg"]
+
+
+def test_changed_event_subscription_is_modified_and_its_sources_moved():
+    module = FakeModule(base_params())
+    rds = module.client("rds")
+    stubber = module.stub("rds")
+    stubber.add_response("modify_event_subscription", {"EventSubscription": {}},
+                         {"SubscriptionName": "prod-db-instance", "SnsTopicArn": TOPIC_ARN})
+    stubber.add_response("add_source_identifier_to_subscription", {"EventSubscription": {}},
+                         {"SubscriptionName": "prod-db-instance", "SourceIdentifier": "db"})
+    stubber.add_response("remove_source_identifier_from_subscription", {"EventSubscription": {}},
+                         {"SubscriptionName": "prod-db-instance", "SourceIdentifier": "old"})
+    existing = {"SnsTopicArn": "arn:aws:sns:eu-west-2:123456789012:old", "SourceType": "db-instance", "Enabled": True,
+                "EventCategoriesList": ["configuration change", "failure", "maintenance"], "SourceIdsList": ["old"]}
+    wanted = aset.desired_event_subscriptions("prod", TOPIC_ARN, [DB])["prod-db-instance"]
+    update = {"prod-db-instance": aset.event_subscription_changes(existing, wanted)}
+    rds_alarm_set.apply_event_subscriptions(rds, {}, update, {})
+    stubber.assert_no_pending_responses()

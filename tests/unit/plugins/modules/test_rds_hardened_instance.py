@@ -1,0 +1,258 @@
+"""rds_hardened_instance's whole flow against stubbed clients: the exact reads, no write in check mode,
+refusals before any write, the modify call a converge makes, creation."""
+
+import datetime
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
+from ansible_collections.cso.rds_hardening.plugins.modules import rds_hardened_instance as module_under_test
+
+REGION = "eu-west-2"
+ACCOUNT = "123456789012"
+KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1111"
+OLD_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/aaaa"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/rds-monitoring"
+VPC = "vpc-1"
+FAR_FUTURE = datetime.datetime(2060, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+class Exited(Exception):
+    def __init__(self, result):
+        super().__init__(result)
+        self.result = result
+
+
+class Failed(Exited):
+    pass
+
+
+class FakeModule:
+    def __init__(self, params, check_mode=False):
+        self.params = {name: option.get("default") for name, option in module_under_test.ARGUMENT_SPEC.items()}
+        self.params.update(params)
+        self.check_mode = check_mode
+        self.region = REGION
+        self.warnings = []
+        self.stubbers = {}
+        self.clients = {}
+
+    def client(self, service, retry_decorator=None, config=None):
+        if service not in self.clients:
+            client = boto3.client(service, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+            self.stubbers[service] = Stubber(client)
+            self.stubbers[service].activate()
+            self.clients[service] = client
+        return RetryingBotoClientWrapper(self.clients[service], retry_decorator)
+
+    def stub(self, service):
+        self.client(service)
+        return self.stubbers[service]
+
+    def fail_json(self, **kwargs):
+        raise Failed(kwargs)
+
+    def fail_json_aws(self, exception, msg=None, **kwargs):
+        raise Failed(dict(kwargs, msg=msg, exception=str(exception)))
+
+    def exit_json(self, **kwargs):
+        raise Exited(kwargs)
+
+    def warn(self, message):
+        self.warnings.append(message)
+
+    def assert_all_calls_made(self):
+        for stubber in self.stubbers.values():
+            stubber.assert_no_pending_responses()
+
+
+def weak_instance(**overrides):
+    instance = {
+        "DBInstanceIdentifier": "db", "DBInstanceArn": f"arn:aws:rds:{REGION}:{ACCOUNT}:db:db", "Engine": "mysql",
+        "EngineVersion": "8.0.42", "DBInstanceClass": "db.t3.large", "DBInstanceStatus": "available",
+        "StorageEncrypted": True, "KmsKeyId": OLD_KEY, "PubliclyAccessible": False, "MultiAZ": False,
+        "DeletionProtection": False, "BackupRetentionPeriod": 7, "PreferredBackupWindow": "02:00-03:00",
+        "PreferredMaintenanceWindow": "sun:04:00-sun:05:00", "CopyTagsToSnapshot": False, "AutoMinorVersionUpgrade": True,
+        "IAMDatabaseAuthenticationEnabled": False, "EnabledCloudwatchLogsExports": [], "MonitoringInterval": 0,
+        "VpcSecurityGroups": [{"VpcSecurityGroupId": "sg-shared", "Status": "active"}],
+        "DBParameterGroups": [{"DBParameterGroupName": "default.mysql8.0", "ParameterApplyStatus": "in-sync"}],
+        "DBSubnetGroup": {"DBSubnetGroupName": "private", "VpcId": VPC}, "Endpoint": {"Address": "db.x.rds", "Port": 3306},
+        "StorageType": "gp3", "AllocatedStorage": 50, "MaxAllocatedStorage": 1000,
+        "CACertificateIdentifier": "rds-ca-rsa2048-g1", "CertificateDetails": {"CAIdentifier": "rds-ca-rsa2048-g1", "ValidTill": FAR_FUTURE},
+        "TagList": [{"Key": "Name", "Value": "db"}],
+    }
+    instance.update(overrides)
+    return instance
+
+
+def hardened_instance():
+    return weak_instance(
+        KmsKeyId=KEY_ARN, MultiAZ=True, DeletionProtection=True, CopyTagsToSnapshot=True,
+        IAMDatabaseAuthenticationEnabled=True, EnabledCloudwatchLogsExports=["audit", "error", "general", "slowquery"],
+        PerformanceInsightsEnabled=True, PerformanceInsightsKMSKeyId=KEY_ARN, PerformanceInsightsRetentionPeriod=7,
+        MonitoringInterval=60, MonitoringRoleArn=ROLE, VpcSecurityGroups=[{"VpcSecurityGroupId": "sg-db", "Status": "active"}])
+
+
+def base_params(**overrides):
+    params = {"db_instance_identifier": "db", "kms_key_id": "alias/cso-rds", "vpc_security_group_ids": ["sg-db"],
+              "monitoring_role_arn": ROLE, "manage_master_user_password": False}
+    params.update(overrides)
+    return params
+
+
+def expect_describe(module, instance):
+    module.stub("rds").add_response("describe_db_instances", {"DBInstances": [instance] if instance else []},
+                                    {"DBInstanceIdentifier": "db"})
+
+
+def expect_validation_reads(module, version="8.0.42", vpc=VPC):
+    module.stub("kms").add_response("describe_key", {"KeyMetadata": {
+        "KeyId": "1111", "Arn": KEY_ARN, "KeyState": "Enabled", "KeyManager": "CUSTOMER"}}, {"KeyId": "alias/cso-rds"})
+    module.stub("rds").add_response("describe_db_engine_versions", {"DBEngineVersions": [
+        {"Engine": "mysql", "EngineVersion": version, "DBParameterGroupFamily": "mysql8.0"}]},
+        {"Engine": "mysql", "EngineVersion": version})
+    module.stub("ec2").add_response("describe_security_groups", {"SecurityGroups": [
+        {"GroupId": "sg-db", "VpcId": vpc, "GroupName": "db", "Description": "db", "OwnerId": ACCOUNT}]},
+        {"GroupIds": ["sg-db"]})
+    module.stub("iam").add_response("get_role", {"Role": {
+        "RoleName": "rds-monitoring", "Arn": ROLE, "Path": "/", "RoleId": "AROAEXAMPLEEXAMPLE1", "CreateDate": FAR_FUTURE}},
+        {"RoleName": "rds-monitoring"})
+
+
+def run(module):
+    with pytest.raises(Exited) as outcome:
+        module_under_test.run(module)
+    return outcome.value
+
+
+def test_check_mode_returns_the_plan_with_reads_only():
+    module = FakeModule(base_params(), check_mode=True)
+    expect_describe(module, weak_instance())
+    expect_validation_reads(module)
+    outcome = run(module)
+    assert not isinstance(outcome, Failed), outcome.result
+    plan = {entry["attribute"]: entry for entry in outcome.result["plan"]}
+    assert outcome.result["changed"] is True
+    assert plan["vpc_security_group_ids"]["current"] == ["sg-shared"]
+    assert outcome.result["diff"]["after"]["multi_az"] is True
+    assert plan["kms_key_id"]["apply"] == "replacement"
+    assert any("allow_replacement=true" in warning for warning in module.warnings)
+    module.assert_all_calls_made()  # and the Stubber refuses any call it was not told about
+
+
+def test_replacement_refused_before_any_write():
+    module = FakeModule(base_params(allow_replacement=False))
+    expect_describe(module, weak_instance())
+    expect_validation_reads(module)
+    outcome = run(module)
+    assert isinstance(outcome, Failed)
+    assert "allow_replacement=true" in outcome.result["msg"] and "Stop writes" in outcome.result["msg"]
+
+
+def test_reboot_refused_before_any_write():
+    module = FakeModule(base_params(db_instance_class="db.r5.large"))
+    expect_describe(module, hardened_instance())
+    expect_validation_reads(module)
+    outcome = run(module)
+    assert isinstance(outcome, Failed) and "allow_reboot=true" in outcome.result["msg"]
+
+
+def test_converge_modifies_once_and_reports_pending():
+    instance = hardened_instance()
+    instance.update(MultiAZ=False, DeletionProtection=False)
+    pending = dict(instance, DeletionProtection=True, PendingModifiedValues={"MultiAZ": True})
+    module = FakeModule(base_params())
+    expect_describe(module, instance)
+    expect_validation_reads(module)
+    module.stub("rds").add_response("modify_db_instance", {"DBInstance": pending}, {
+        "DBInstanceIdentifier": "db", "MultiAZ": True, "DeletionProtection": True, "ApplyImmediately": False})
+    module.stub("rds").add_response("describe_db_instances", {"DBInstances": [pending]}, {"DBInstanceIdentifier": "db"})  # waiter
+    expect_describe(module, pending)  # refresh before the reboot check
+    expect_describe(module, pending)  # the result
+    outcome = run(module)
+    assert not isinstance(outcome, Failed), outcome.result
+    assert outcome.result["changed"] is True
+    assert outcome.result["pending_modified_values"] == {"multi_az": True}
+    assert {e["attribute"]: e["apply"] for e in outcome.result["plan"]} == {
+        "multi_az": "maintenance-window", "deletion_protection": "immediately"}
+    module.assert_all_calls_made()
+
+
+def test_hardened_instance_makes_no_write():
+    module = FakeModule(base_params())
+    expect_describe(module, hardened_instance())
+    expect_validation_reads(module)
+    expect_describe(module, hardened_instance())  # refresh before the reboot check
+    expect_describe(module, hardened_instance())
+    outcome = run(module)
+    assert outcome.result["changed"] is False and outcome.result["plan"] == []
+    assert outcome.result["instance"]["tags"] == {"Name": "db"}
+    module.assert_all_calls_made()
+
+
+def test_security_group_in_another_vpc_is_refused():
+    module = FakeModule(base_params())
+    expect_describe(module, weak_instance())
+    expect_validation_reads(module, vpc="vpc-other")
+    outcome = run(module)
+    assert isinstance(outcome, Failed) and "are not in the DB subnet group's VPC vpc-1" in outcome.result["msg"]
+
+
+def test_aws_managed_key_is_refused():
+    module = FakeModule(base_params(kms_key_id="alias/aws/rds"))
+    expect_describe(module, weak_instance())
+    module.stub("kms").add_response("describe_key", {"KeyMetadata": {
+        "KeyId": "aaaa", "Arn": OLD_KEY, "KeyState": "Enabled", "KeyManager": "AWS"}}, {"KeyId": "alias/aws/rds"})
+    outcome = run(module)
+    assert isinstance(outcome, Failed) and "AWS-managed" in outcome.result["msg"]
+
+
+def test_missing_instance_needs_creation_options():
+    module = FakeModule(base_params())
+    expect_describe(module, None)
+    outcome = run(module)
+    assert isinstance(outcome, Failed) and "to create it also set engine_version" in outcome.result["msg"]
+
+
+def test_create_in_check_mode_plans_every_attribute():
+    module = FakeModule(base_params(engine_version="8.0.42", db_instance_class="db.t3.2xlarge", allocated_storage=50,
+                                    db_subnet_group_name="private", master_username="admin",
+                                    master_user_password="s3cret-password"), check_mode=True)
+    expect_describe(module, None)
+    module.stub("rds").add_response("describe_db_instances", {"DBInstances": []}, {"DBInstanceIdentifier": "db-reencrypted"})
+    module.stub("kms").add_response("describe_key", {"KeyMetadata": {
+        "KeyId": "1111", "Arn": KEY_ARN, "KeyState": "Enabled", "KeyManager": "CUSTOMER"}}, {"KeyId": "alias/cso-rds"})
+    module.stub("rds").add_response("describe_db_engine_versions", {"DBEngineVersions": [
+        {"Engine": "mysql", "EngineVersion": "8.0.42", "DBParameterGroupFamily": "mysql8.0"}]},
+        {"Engine": "mysql", "EngineVersion": "8.0.42"})
+    module.stub("rds").add_response("describe_db_subnet_groups", {"DBSubnetGroups": [
+        {"DBSubnetGroupName": "private", "VpcId": VPC}]}, {"DBSubnetGroupName": "private"})
+    module.stub("ec2").add_response("describe_security_groups", {"SecurityGroups": [
+        {"GroupId": "sg-db", "VpcId": VPC, "GroupName": "db", "Description": "db", "OwnerId": ACCOUNT}]},
+        {"GroupIds": ["sg-db"]})
+    module.stub("iam").add_response("get_role", {"Role": {
+        "RoleName": "rds-monitoring", "Arn": ROLE, "Path": "/", "RoleId": "AROAEXAMPLEEXAMPLE1", "CreateDate": FAR_FUTURE}},
+        {"RoleName": "rds-monitoring"})
+    outcome = run(module)
+    assert not isinstance(outcome, Failed), outcome.result
+    plan = {entry["attribute"]: entry for entry in outcome.result["plan"]}
+    assert plan["kms_key_id"]["desired"] == KEY_ARN and plan["kms_key_id"]["current"] is None
+    assert "s3cret-password" not in repr(outcome.result)
+    module.assert_all_calls_made()
+
+
+def test_ca_expiring_soon_warns():
+    soon = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=30)
+    instance = hardened_instance()
+    instance["CertificateDetails"] = {"CAIdentifier": "rds-ca-rsa2048-g1", "ValidTill": soon}
+    module = FakeModule(base_params(), check_mode=True)
+    expect_describe(module, instance)
+    expect_validation_reads(module)
+    run(module)
+    assert any("expires" in warning and "90 days" in warning for warning in module.warnings)
+
+
+def test_master_password_is_no_log():
+    assert module_under_test.ARGUMENT_SPEC["master_user_password"]["no_log"] is True

@@ -20,7 +20,7 @@ description:
     The module refuses that unless O(allow_replication_restart=true).
   - Everything is validated before the first mutating call; check mode reports the exact plan.
 author:
-  - CSO platform engineering
+  - CSO platform engineering (@cso-platform)
 options:
   db_instance_identifier:
     description:

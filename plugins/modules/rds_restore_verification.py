@@ -22,7 +22,7 @@ description:
     C(cso.rds_hardening.rds_backup_replication) role, which always deletes the instance, also when
     a step fails).
 author:
-  - CSO platform engineering
+  - CSO platform engineering (@cso-platform)
 options:
   db_instance_identifier:
     description:

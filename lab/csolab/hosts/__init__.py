@@ -158,6 +158,7 @@ def up():
     lab_client = LabClient()
     paths.LAB_DIR.mkdir(parents=True, exist_ok=True)
     netns.ensure()
+    _netns_marker().write_text(netns.NAME + "\n")
     topology.write_hosts_json(lab_client)
     podman.write_config()
     tag = step("image", podman.ensure_image)
@@ -202,6 +203,10 @@ def wait_ready(timeout=90):
             time.sleep(1)
 
 
+def _netns_marker():
+    return paths.LAB_DIR / "hosts-netns"
+
+
 def is_up():
     """The topology answers: containers running, LB and data plane up, every fixture ready."""
     from csolab import aws, dataplane
@@ -219,11 +224,14 @@ def is_up():
 
 def down(keep_aws=False):
     """Remove the load balancer, containers, data plane, namespace; then the AWS lab (unless kept)."""
+    owns_netns = _netns_marker().exists() or podman.has_state()
     lb.stop()
     podman.remove_all()
-    database.stop()
-    netns.delete()
-    for stale in ("hosts-up.json", "hosts-etc-hosts.synced"):
+    if (paths.LAB_DIR / "dataplane").exists():  # only a data plane this lab dir ran
+        database.stop()
+    if owns_netns:  # never another lab's namespace: `down` of a plain AWS lab leaves it alone
+        netns.delete()
+    for stale in ("hosts-up.json", "hosts-etc-hosts.synced", _netns_marker().name):
         (paths.LAB_DIR / stale).unlink(missing_ok=True)
     if not keep_aws:
         from csolab import aws

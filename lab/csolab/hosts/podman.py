@@ -97,13 +97,17 @@ def container_names():
     return podman("ps", "-a", "--format", "{{.Names}}").stdout.split()
 
 
+def has_state():
+    return (_dir() / "containers.conf").exists()
+
+
 def remove_all():
     """Containers and network of this lab's storage; quiet when there is nothing.
 
     After a killed run the namespace may be gone while containers remain: podman must run in
     a namespace to remove them, so one is created for it (``down`` deletes it afterwards).
     """
-    if not (_dir() / "containers.conf").exists():
+    if not has_state():
         return
     netns.ensure()
     podman("rm", "-f", "-t", "0", "--all", check=False)

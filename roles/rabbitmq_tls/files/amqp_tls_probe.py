@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # Copyright: Contributors to the cso.rds_hardening collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Open AMQP 0-9-1 connections over TLS and report, per case, whether the broker accepted them.

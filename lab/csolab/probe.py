@@ -205,7 +205,8 @@ class BackgroundProbe:
         self.result_path.unlink(missing_ok=True)
         env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
         self.process = subprocess.Popen([sys.executable, "-m", "csolab.probe", "run", "--result", str(self.result_path),
-                                         "--interval", str(self.interval)], env=env, start_new_session=True)
+                                         "--interval", str(self.interval)], env=env, start_new_session=True,
+                                        stdout=subprocess.DEVNULL)
         return self
 
     def stop(self, timeout=30):

@@ -14,7 +14,7 @@ import signal
 import subprocess
 
 from csolab import netns, paths
-from csolab.hosts import image
+from csolab.hosts import image, topology
 
 SHARED_IMAGE_STORE = "/var/lib/cso-lab-podman/images"
 
@@ -89,12 +89,8 @@ def ensure_image():
 def ensure_network():
     listed = podman("network", "ls", "--format", "{{.Name}}").stdout.split()
     if NETWORK not in listed:
-        podman("network", "create", "--subnet", netns.HOSTS_SUBNET, "--gateway", "10.89.10.1",
+        podman("network", "create", "--subnet", netns.HOSTS_SUBNET, "--gateway", topology.GATEWAY,
                "--disable-dns", NETWORK)
-
-
-def container_names():
-    return podman("ps", "-a", "--format", "{{.Names}}").stdout.split()
 
 
 def has_state():

@@ -25,13 +25,13 @@ define run_pytest
 endef
 
 .PHONY: help setup system-deps venv test test-unit test-lab test-integration test-hosts test-molecule \
-	test-ee lint sanity ansible-lint lab-up lab-down lab-status demo build changelog clean
+	test-ee lint sanity ansible-lint lab-up lab-up-hosts lab-down lab-status demo build changelog clean
 
 help:
 	@echo "make demo        run phase 1 against the lab (sets everything up)"
 	@echo "make test        run every test layer (sets everything up)"
 	@echo "make lint        ansible-lint (production profile) and ansible-test sanity"
-	@echo "make lab-up | lab-down | lab-status"
+	@echo "make lab-up | lab-up-hosts | lab-down | lab-status"
 	@echo "make build       build the collection tarball"
 
 setup: system-deps venv
@@ -84,6 +84,9 @@ sanity: venv
 
 lab-up: setup
 	$(LAB) up
+
+lab-up-hosts: setup
+	$(LAB) up --hosts
 
 lab-down: venv
 	$(LAB) down

@@ -82,6 +82,9 @@ ansible-lint: venv
 sanity: venv
 	scripts/run-sanity
 
+demo: setup
+	scripts/demo
+
 lab-up: setup
 	$(LAB) up
 

@@ -42,7 +42,9 @@ def validate_keys(module, kms, params, region):
 def validate_engine_version(module, rds, engine, version):
     """The parameter group family of ``engine`` ``version``; fails when AWS does not offer that version."""
     try:
-        versions = rds.describe_db_engine_versions(Engine=engine, EngineVersion=version, aws_retry=True)["DBEngineVersions"]
+        versions = rds.describe_db_engine_versions(Engine=engine, EngineVersion=version, aws_retry=True)[
+            "DBEngineVersions"
+        ]
     except (BotoCoreError, ClientError) as e:
         module.fail_json_aws(e, msg=f"Could not look up {engine} engine version {version}")
     if not versions:
@@ -95,7 +97,9 @@ def validate_security_groups(module, ec2, group_ids, vpc_id):
     found = {group["GroupId"]: group["VpcId"] for group in groups}
     missing = sorted(set(group_ids) - set(found))
     if missing:
-        module.fail_json(msg=f"Security group(s) {', '.join(missing)} not found. Create them first or fix vpc_security_group_ids.")
+        module.fail_json(
+            msg=f"Security group(s) {', '.join(missing)} not found. Create them first or fix vpc_security_group_ids."
+        )
     elsewhere = sorted(group for group, group_vpc in found.items() if group_vpc != vpc_id)
     if elsewhere:
         module.fail_json(

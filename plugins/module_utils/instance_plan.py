@@ -127,11 +127,15 @@ def current_state(instance):
         "enable_cloudwatch_logs_exports": _pending_logs(instance),
         "enable_performance_insights": pi_enabled,
         "performance_insights_kms_key_id": instance.get("PerformanceInsightsKMSKeyId") if pi_enabled else None,
-        "performance_insights_retention_period": instance.get("PerformanceInsightsRetentionPeriod") if pi_enabled else None,
+        "performance_insights_retention_period": (
+            instance.get("PerformanceInsightsRetentionPeriod") if pi_enabled else None
+        ),
         "monitoring_interval": instance.get("MonitoringInterval", 0),
         "monitoring_role_arn": instance.get("MonitoringRoleArn"),
         "vpc_security_group_ids": sorted(
-            group["VpcSecurityGroupId"] for group in instance.get("VpcSecurityGroups", []) if group.get("Status") != "removing"
+            group["VpcSecurityGroupId"]
+            for group in instance.get("VpcSecurityGroups", [])
+            if group.get("Status") != "removing"
         ),
         "ca_certificate_identifier": after_pending("CACertificateIdentifier"),
         "db_parameter_group_name": groups[0].get("DBParameterGroupName"),
@@ -164,12 +168,12 @@ def differs(attribute, current, desired):
     return current != desired
 
 
-def _when_and_impact(attribute, current_state_, desired, apply_mode):
+def _when_and_impact(attribute, current, desired, apply_mode):
     when, impact = RULES[attribute]
-    if attribute == "backup_retention_period" and (current_state_["backup_retention_period"] == 0) != (desired == 0):
+    if attribute == "backup_retention_period" and (current["backup_retention_period"] == 0) != (desired == 0):
         when, impact = _FOLLOWS, "brief-interruption"  # turning backups on or off restarts the instance
-    if attribute == "performance_insights_kms_key_id" and current_state_["enable_performance_insights"]:
-        when, impact = REPLACEMENT, "none"  # AWS cannot change the key of enabled Performance Insights
+    if attribute == "performance_insights_kms_key_id" and current["enable_performance_insights"]:
+        when, impact = REPLACEMENT, "replacement"  # AWS cannot change the key of enabled Performance Insights
     if when == _ALWAYS:
         when = IMMEDIATELY
     elif when == _FOLLOWS:
@@ -185,7 +189,15 @@ def compute_plan(current, desired, apply_mode):
         if not differs(attribute, current.get(attribute), value):
             continue
         when, impact = _when_and_impact(attribute, current, value, apply_mode)
-        plan.append({"attribute": attribute, "current": current.get(attribute), "desired": value, "apply": when, "impact": impact})
+        plan.append(
+            {
+                "attribute": attribute,
+                "current": current.get(attribute),
+                "desired": value,
+                "apply": when,
+                "impact": impact,
+            }
+        )
     return plan
 
 

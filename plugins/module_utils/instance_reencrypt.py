@@ -85,19 +85,41 @@ def reencrypt(module, rds, instance, desired, stamp=None):
     _call(module, rds.create_db_snapshot, DBInstanceIdentifier=identifier, DBSnapshotIdentifier=used["snapshot"])
     wait_for_instance_snapshot_status(rds, module, used["snapshot"], "db_snapshot_available")
 
-    _call(module, rds.copy_db_snapshot, SourceDBSnapshotIdentifier=used["snapshot"],
-          TargetDBSnapshotIdentifier=used["encrypted_snapshot"], KmsKeyId=desired["kms_key_id"], CopyTags=True)
+    _call(
+        module,
+        rds.copy_db_snapshot,
+        SourceDBSnapshotIdentifier=used["snapshot"],
+        TargetDBSnapshotIdentifier=used["encrypted_snapshot"],
+        KmsKeyId=desired["kms_key_id"],
+        CopyTags=True,
+    )
     wait_for_instance_snapshot_status(rds, module, used["encrypted_snapshot"], "db_snapshot_available")
 
-    _call(module, rds.restore_db_instance_from_db_snapshot, DBInstanceIdentifier=used["staging_instance"],
-          DBSnapshotIdentifier=used["encrypted_snapshot"], **restore_parameters(instance, desired))
+    _call(
+        module,
+        rds.restore_db_instance_from_db_snapshot,
+        DBInstanceIdentifier=used["staging_instance"],
+        DBSnapshotIdentifier=used["encrypted_snapshot"],
+        **restore_parameters(instance, desired),
+    )
     wait_for_instance_status(rds, module, used["staging_instance"], "db_instance_available")
 
-    _call(module, rds.modify_db_instance, DBInstanceIdentifier=identifier,
-          NewDBInstanceIdentifier=used["rollback_instance"], DeletionProtection=True, ApplyImmediately=True)
+    _call(
+        module,
+        rds.modify_db_instance,
+        DBInstanceIdentifier=identifier,
+        NewDBInstanceIdentifier=used["rollback_instance"],
+        DeletionProtection=True,
+        ApplyImmediately=True,
+    )
     wait_for_instance_status(rds, module, used["rollback_instance"], "db_instance_available")
 
-    _call(module, rds.modify_db_instance, DBInstanceIdentifier=used["staging_instance"],
-          NewDBInstanceIdentifier=identifier, ApplyImmediately=True)
+    _call(
+        module,
+        rds.modify_db_instance,
+        DBInstanceIdentifier=used["staging_instance"],
+        NewDBInstanceIdentifier=identifier,
+        ApplyImmediately=True,
+    )
     wait_for_instance_status(rds, module, identifier, "db_instance_available")
     return used

@@ -79,7 +79,9 @@ def desired_state(params, key_arns):
         "enable_performance_insights": params["enable_performance_insights"],
         "monitoring_interval": params["monitoring_interval"],
         "monitoring_role_arn": params["monitoring_role_arn"] if params["monitoring_interval"] else None,
-        "vpc_security_group_ids": sorted(params["vpc_security_group_ids"]) if params["vpc_security_group_ids"] else None,
+        "vpc_security_group_ids": (
+            sorted(params["vpc_security_group_ids"]) if params["vpc_security_group_ids"] else None
+        ),
         "ca_certificate_identifier": params["ca_certificate_identifier"],
         "db_parameter_group_name": params["db_parameter_group_name"],
         "db_instance_class": params["db_instance_class"],
@@ -142,7 +144,9 @@ def window_errors(backup_window, maintenance_window):
     if backup_window is not None:
         parsed = parse_backup_window(backup_window)
         if parsed is None:
-            errors.append(f"preferred_backup_window {backup_window!r} must be hh24:mi-hh24:mi in UTC, for example 02:00-03:00.")
+            errors.append(
+                f"preferred_backup_window {backup_window!r} must be hh24:mi-hh24:mi in UTC, for example 02:00-03:00."
+            )
         elif _length(*parsed, MINUTES_PER_DAY) < MIN_WINDOW_MINUTES:
             errors.append(f"preferred_backup_window {backup_window!r} must last at least {MIN_WINDOW_MINUTES} minutes.")
     if maintenance_window is not None:
@@ -153,7 +157,9 @@ def window_errors(backup_window, maintenance_window):
                 "for example sun:04:00-sun:05:00."
             )
         elif _length(*parsed, MINUTES_PER_WEEK) < MIN_WINDOW_MINUTES:
-            errors.append(f"preferred_maintenance_window {maintenance_window!r} must last at least {MIN_WINDOW_MINUTES} minutes.")
+            errors.append(
+                f"preferred_maintenance_window {maintenance_window!r} must last at least {MIN_WINDOW_MINUTES} minutes."
+            )
     if not errors and backup_window and maintenance_window and windows_overlap(backup_window, maintenance_window):
         errors.append(
             f"preferred_maintenance_window {maintenance_window!r} overlaps preferred_backup_window {backup_window!r}; "
@@ -201,12 +207,22 @@ def input_errors(params):
 
 def creation_errors(params):
     """What a new instance needs beyond the options of an existing one."""
-    required = ("engine_version", "db_instance_class", "allocated_storage", "db_subnet_group_name",
-                "vpc_security_group_ids", "master_username")
+    required = (
+        "engine_version",
+        "db_instance_class",
+        "allocated_storage",
+        "db_subnet_group_name",
+        "vpc_security_group_ids",
+        "master_username",
+    )
     missing = [name for name in required if not params.get(name)]
     errors = []
     if missing:
-        errors.append(f"Instance {params['db_instance_identifier']} does not exist; to create it also set {', '.join(missing)}.")
+        errors.append(
+            f"Instance {params['db_instance_identifier']} does not exist; to create it also set {', '.join(missing)}."
+        )
     if not params["manage_master_user_password"] and not params["master_user_password"]:
-        errors.append("Set master_user_password, or leave manage_master_user_password=true to keep it in Secrets Manager.")
+        errors.append(
+            "Set master_user_password, or leave manage_master_user_password=true to keep it in Secrets Manager."
+        )
     return errors

@@ -423,7 +423,11 @@ def validate_against_aws(module, clients, instance, desired):
     if desired["db_parameter_group_name"]:
         checks.validate_parameter_group(module, rds, desired["db_parameter_group_name"], family)
     if desired["vpc_security_group_ids"]:
-        vpc_id = instance["DBSubnetGroup"]["VpcId"] if instance else checks.subnet_group_vpc(module, rds, params["db_subnet_group_name"])
+        vpc_id = (
+            instance["DBSubnetGroup"]["VpcId"]
+            if instance
+            else checks.subnet_group_vpc(module, rds, params["db_subnet_group_name"])
+        )
         checks.validate_security_groups(module, clients["ec2"], desired["vpc_security_group_ids"], vpc_id)
     if desired["ca_certificate_identifier"]:
         checks.validate_ca(module, rds, desired["ca_certificate_identifier"])
@@ -436,7 +440,11 @@ def validate_against_aws(module, clients, instance, desired):
 def validate_existing(module, instance, current, desired):
     """Checks that need the current state: storage only grows, windows do not overlap once combined."""
     errors = []
-    if desired["allocated_storage"] and current["allocated_storage"] and desired["allocated_storage"] < current["allocated_storage"]:
+    if (
+        desired["allocated_storage"]
+        and current["allocated_storage"]
+        and desired["allocated_storage"] < current["allocated_storage"]
+    ):
         errors.append(
             f"allocated_storage cannot shrink from {current['allocated_storage']} to {desired['allocated_storage']} GiB; "
             "keep it at least the current size."
@@ -445,8 +453,14 @@ def validate_existing(module, instance, current, desired):
     maintenance = desired["preferred_maintenance_window"] or current["preferred_maintenance_window"]
     if desired["preferred_backup_window"] or desired["preferred_maintenance_window"]:
         errors += window_errors(backup, maintenance)
-    if not desired["manage_master_user_password"] and current["manage_master_user_password"] and not module.params["master_user_password"]:
-        errors.append("manage_master_user_password=false on an instance whose password Secrets Manager manages needs master_user_password.")
+    if (
+        not desired["manage_master_user_password"]
+        and current["manage_master_user_password"]
+        and not module.params["master_user_password"]
+    ):
+        errors.append(
+            "manage_master_user_password=false on an instance whose password Secrets Manager manages needs master_user_password."
+        )
     fail_on(module, errors)
 
 
@@ -458,8 +472,13 @@ def tag_changes(instance, tags, purge_tags):
 
 
 def tags_entry(instance, tags):
-    return {"attribute": "tags", "current": boto3_tag_list_to_ansible_dict(instance.get("TagList", [])), "desired": tags,
-            "apply": planning.IMMEDIATELY, "impact": "none"}
+    return {
+        "attribute": "tags",
+        "current": boto3_tag_list_to_ansible_dict(instance.get("TagList", [])),
+        "desired": tags,
+        "apply": planning.IMMEDIATELY,
+        "impact": "none",
+    }
 
 
 def pending_of(instance):
@@ -488,7 +507,9 @@ def modify(module, rds, identifier, parameters):
 def reboot_if_pending(module, rds, instance):
     """Reboot to apply a pending-reboot parameter group, when the task allows it and wants changes now."""
     params = module.params
-    pending_groups = [g for g in instance.get("DBParameterGroups") or [] if g.get("ParameterApplyStatus") == "pending-reboot"]
+    pending_groups = [
+        g for g in instance.get("DBParameterGroups") or [] if g.get("ParameterApplyStatus") == "pending-reboot"
+    ]
     if not pending_groups:
         return False
     if not (params["allow_reboot"] and params["apply"] == planning.IMMEDIATELY):

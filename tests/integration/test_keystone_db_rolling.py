@@ -3,8 +3,9 @@ to verified TLS fails zero token validations through the load balancer.
 
 The lab probe issues and validates tokens on both Keystone hosts and through the load balancer
 while the playbook runs (`serial: 1`: preflight, back up, write, graceful chain reload, token
-check, one host after the other). Its summary is printed. The hosts' keystone.conf is put back
-afterwards, so the test can run again on the same lab.
+check, one host after the other). Its summary is printed. The test starts from today's
+keystone.conf (the lab fixture's plaintext [database]) and puts it back afterwards, so it can run
+again on the same lab.
 """
 
 import json
@@ -21,7 +22,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 KEYSTONE_HOSTS = ("keystone-1", "keystone-2")
 KEYSTONE_TARGETS = ("keystone:keystone-1", "keystone:keystone-2", "keystone:lb")
 CONF = "/etc/keystone/keystone.conf"
-SAVED = "/etc/keystone/keystone.conf.test-original"
 
 
 @pytest.fixture(scope="module")
@@ -36,17 +36,26 @@ def host_lab(lab):
         hosts.down(keep_aws=True)
 
 
-@pytest.fixture
-def original_keystone_conf(host_lab):
-    """Keep today's keystone.conf and put it back (and reload) after the test."""
-    from csolab.hosts import fixtures
+def _put_todays_keystone_conf():
+    """The fixture's production state (plaintext [database]), reloaded gracefully on both hosts."""
+    from csolab.client import LabClient
+    from csolab.hosts import database, fixtures, topology
 
+    conf = fixtures.keystone_conf(database.endpoint_name(LabClient()), topology.lab_secrets()["keystone_db_password"])
     for host in KEYSTONE_HOSTS:
-        fixtures.sh(host, f"cp -p {CONF} {SAVED}")
+        fixtures.put(host, CONF, conf, "0640")
+        fixtures.sh(host, f"rm -f {CONF}.keystone_db.bak && systemctl reload keystone")
+
+
+@pytest.fixture
+def todays_keystone_conf(host_lab):
+    """Start from today's keystone.conf (whatever ran before on this lab) and go back to it after."""
+    from csolab.hosts import wait_ready
+
+    _put_todays_keystone_conf()
+    wait_ready()
     yield
-    for host in KEYSTONE_HOSTS:
-        fixtures.sh(host, f"cp -p {SAVED} {CONF} && rm -f {SAVED} {CONF}.keystone_db.bak "
-                          "&& systemctl reload keystone")
+    _put_todays_keystone_conf()
 
 
 def _run_keystone_db_playbook(aws_env):
@@ -61,7 +70,7 @@ def _changed_hosts(completed):
     return {host for host, counts in stats.items() if counts.get("changed")}
 
 
-def test_rolling_keystone_db_fails_no_token_validation(host_lab, aws_env, original_keystone_conf, tmp_path):
+def test_rolling_keystone_db_fails_no_token_validation(host_lab, aws_env, todays_keystone_conf, tmp_path):
     from csolab.hosts import fixtures
     from csolab.probe import BackgroundProbe, format_summary
 

@@ -252,24 +252,15 @@ def test_bad_input_fails_clearly_without_mutating(aws_lab, prereq, run_playbook,
 
 @pytest.fixture
 def dataplane(aws_lab):
-    """The lab's MariaDB data plane, started here when it is not running (and stopped again)."""
+    """The lab's MariaDB data plane for this lab; the test is skipped when it is not running."""
     try:
         from csolab import dataplane as plane
     except ImportError as e:
         pytest.skip(f"csolab.dataplane is not importable: {e}")
-    started_here = False
-    try:
-        if plane.status()["bridge"] != "up":
-            plane.start()
-            started_here = True
-        plane.wait_ready(DB, timeout=90)
-    except Exception as e:  # the data plane needs root, nftables and a network namespace
-        if started_here:
-            plane.stop()
-        pytest.skip(f"the data plane is not running here: {e}")
-    yield plane
-    if started_here:
-        plane.stop()
+    if plane.status()["bridge"] != "up":
+        pytest.skip("the data plane is not running for this lab (python -m csolab.dataplane / make hosts-up)")
+    plane.wait_ready(DB, timeout=90)  # aws_lab has just re-seeded the database
+    return plane
 
 
 @pytest.mark.hosts
@@ -293,3 +284,64 @@ def test_reencryption_keeps_the_endpoint_name_and_the_data(aws_lab, prereq, run_
     rows = dataplane.sql(DB, "SELECT id, note FROM reencrypt_check.t ORDER BY id")
     assert [tuple(row) for row in rows] == [(1, "written before"), (2, "re-encryption")]
     assert _instance(aws_lab, result["reencryption"]["rollback_instance"])["DeletionProtection"] is True
+
+
+ROLE_PLAYBOOK = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Role
+      ansible.builtin.include_role:
+        name: cso.rds_hardening.rds_instance
+"""
+
+
+def test_role_hardens_the_seeded_database_and_is_idempotent(aws_lab, run_playbook):
+    network = aws_lab.state["seed"]["network"]
+    role_vars = {
+        "rds_instance_db_instance_identifier": DB,
+        "rds_instance_vpc_id": network["vpc_id"],
+        "rds_instance_db_subnet_group_name": network["db_subnet_group"],
+        "rds_instance_app_security_group_ids": sorted(network["app_security_group_ids"].values()),
+        "rds_instance_apply": "immediately",
+        "rds_instance_allow_reboot": True,
+        "rds_instance_allow_replacement": True,
+        "rds_instance_monitoring_role_policies": [],  # the lab's moto has no AWS-managed IAM policies
+    }
+    first = run_playbook(ROLE_PLAYBOOK, extra_vars=role_vars)
+    assert first.returncode == 0 and first.changed() >= 5, first
+
+    instance = _instance(aws_lab)
+    key = aws_lab.boto3("kms").describe_key(KeyId=f"alias/{DB}-rds")["KeyMetadata"]
+    assert instance["KmsKeyId"] == key["Arn"]
+    assert aws_lab.boto3("kms").get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"] is True
+    assert instance["DBParameterGroups"][0] == {"DBParameterGroupName": f"{DB}-mysql80", "ParameterApplyStatus": "in-sync"}
+    group_id = instance["VpcSecurityGroups"][0]["VpcSecurityGroupId"]
+    group = aws_lab.boto3("ec2").describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
+    assert [(rule["FromPort"], rule["ToPort"], rule["IpRanges"]) for rule in group["IpPermissions"]] == [(3306, 3306, [])]
+    assert sorted(pair["GroupId"] for pair in group["IpPermissions"][0]["UserIdGroupPairs"]) == role_vars[
+        "rds_instance_app_security_group_ids"]
+    parameters = aws_lab.boto3("rds").describe_db_parameters(DBParameterGroupName=f"{DB}-mysql80")
+    assert {p["ParameterName"]: p.get("ParameterValue") for p in parameters["Parameters"]}["require_secure_transport"] == "0"
+
+    aws_lab.clear_calls()
+    second = run_playbook(ROLE_PLAYBOOK, extra_vars=role_vars)
+    assert second.returncode == 0 and second.changed() == 0, second
+    assert aws_lab.mutating_calls() == []
+
+
+def test_module_defaults_of_the_action_group_apply(aws_lab, prereq, run_playbook):
+    """group/cso.rds_hardening.rds (and amazon.aws.aws, which it extends) sets region/endpoint for the module."""
+    playbook = f"""
+- hosts: localhost
+  gather_facts: false
+  module_defaults:
+    group/cso.rds_hardening.rds:
+      region: {aws_lab.state["dr_region"]}
+  tasks:
+    - name: Harden
+      cso.rds_hardening.rds_hardened_instance: {json.dumps(_task(prereq))}
+"""
+    run = run_playbook(playbook, check=True)
+    # the DR region has no cso-lab-db: the defaults reached the module
+    assert run.returncode != 0 and "does not exist; to create it also set" in run.result("Harden")["msg"]

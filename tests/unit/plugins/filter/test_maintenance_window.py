@@ -3,7 +3,7 @@
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.cso.rds_hardening.plugins.filter.maintenance_window import in_maintenance_window
+from ansible_collections.cso.rds_hardening.plugins.filter.in_maintenance_window import in_maintenance_window
 
 # 2026-11-22 is a Sunday
 SUNDAY_0430 = "2026-11-22T04:30:00Z"

@@ -1,0 +1,285 @@
+"""playbooks/phase1.yml and rollback_tls.yml end to end on the host lab.
+
+One host-lab bring-up is shared by every test of this module (session fixture ``host_lab``); the
+tests run in file order and build on each other's end state:
+
+1. ``--syntax-check`` against inventories/prod (no lab);
+2. check mode against the lab: zero mutating AWS calls, no host file changed;
+3. wrong order refused: keystone-2 gets a CA bundle without the database's CA, so it cannot
+   prove verified TLS; the run stops before enforcing, the database still accepts plaintext,
+   and the probe sees no failure;
+4. phase 1 converges with the probe running: zero failed token validations (per host and through
+   the load balancer) and zero CSO health failures; the database refuses plaintext; a second run
+   changes nothing;
+5. rollback_tls.yml restores the previous state within 60 s and authentication works;
+6. an interrupted phase 1 (``phase1_stop_after``) re-run reaches the same end state as in 4.
+
+The module leaves the lab as it found it TLS-wise: a final rollback lifts the TLS requirement.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DB = "cso-lab-db"
+KEYSTONE_HOSTS = ("keystone-1", "keystone-2")
+HOST_FILES = {"keystone-1": "/etc/keystone/keystone.conf", "keystone-2": "/etc/keystone/keystone.conf",
+              "cso-1": "/opt/cso/setup.properties"}
+ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
+
+
+@pytest.fixture(scope="session")
+def host_lab(lab):
+    """The full host lab, brought up once for the session (kept when it was already up)."""
+    from csolab import hosts
+
+    started_here = not hosts.is_up()
+    if started_here:
+        print(f"host lab up: {hosts.up()}")
+    yield lab
+    if started_here and not os.environ.get("CSO_LAB_KEEP"):
+        hosts.down(keep_aws=True)
+
+
+@pytest.fixture(scope="module")
+def phase1_lab(host_lab, aws_env_module):
+    """Start from the database accepting plaintext and the hosts on their previous settings."""
+    completed = run_ansible(aws_env_module, "rollback_tls.yml")
+    assert completed.returncode == 0, completed.stdout[-3000:]
+    yield host_lab
+    completed = run_ansible(aws_env_module, "rollback_tls.yml")
+    assert completed.returncode == 0, completed.stdout[-3000:]
+
+
+@pytest.fixture(scope="module")
+def aws_env_module(host_lab):
+    state = host_lab.state
+    return dict(os.environ, AWS_ENDPOINT_URL=state["endpoint_url"], AWS_REGION=state["region"],
+                AWS_DEFAULT_REGION=state["region"], AWS_ACCESS_KEY_ID=state["aws_access_key_id"],
+                AWS_SECRET_ACCESS_KEY=state["aws_secret_access_key"],
+                ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"))
+
+
+@pytest.fixture(scope="module")
+def end_state():
+    """The state phase 1 converged to (test 4), compared with the re-run after an interruption."""
+    return {}
+
+
+def run_ansible(env, playbook, *args, inventories=("inventories/lab",), timeout=1500):
+    command = [ANSIBLE_PLAYBOOK, playbook]
+    for inventory in inventories:
+        command += ["-i", inventory]
+    command += list(args)
+    run_env = dict(env, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CALLBACK_RESULT_FORMAT="json",
+                   ANSIBLE_SSH_CONTROL_PATH_DIR=control_path_dir())
+    return subprocess.run(command, cwd=REPO_ROOT, env=run_env, capture_output=True, text=True, timeout=timeout)
+
+
+def control_path_dir():
+    """SSH masters per lab: every lab's hosts have the same addresses, so a shared
+    ~/.ansible/cp would let this run reuse another lab's live connection."""
+    from csolab import paths
+
+    return str(Path(paths.LAB_DIR) / "ssh" / "cp")
+
+
+def stats(completed):
+    return json.loads(completed.stdout)["stats"]
+
+
+def total(completed, key):
+    return sum(host.get(key, 0) for host in stats(completed).values())
+
+
+def changed_tasks(completed):
+    out = []
+    for play in json.loads(completed.stdout)["plays"]:
+        for task in play["tasks"]:
+            for host, result in task["hosts"].items():
+                if result.get("changed"):
+                    out.append(f"{host}: {task['task']['name']}")
+    return out
+
+
+def failure_messages(completed):
+    out = []
+    for play in json.loads(completed.stdout)["plays"]:
+        for task in play["tasks"]:
+            for host, result in task["hosts"].items():
+                if result.get("failed") and not result.get("ignore_errors"):
+                    out.append(f"{host}: {result.get('msg', '')}")
+    return out
+
+
+def requires_tls():
+    from csolab import dataplane
+
+    entry = next(entry for entry in dataplane.status()["instances"].values() if entry["name"] == DB)
+    return bool(entry["require_secure_transport"])
+
+
+def wait_requires_tls(expected, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if requires_tls() == expected:
+            return True
+        time.sleep(0.5)
+    return requires_tls() == expected
+
+
+def host_checksums():
+    from csolab.hosts import fixtures
+
+    return {host: fixtures.sh(host, f"sha256sum {path}").stdout.split()[0] for host, path in HOST_FILES.items()}
+
+
+def keystone_through_lb():
+    from csolab.hosts import topology
+    from csolab.probe import in_namespace, keystone_round_trip
+
+    return in_namespace(lambda: keystone_round_trip(*topology.KEYSTONE_LB))
+
+
+def probe_failures(summary):
+    return {name: target["failures"] for name, target in summary["targets"].items() if target["failures"]}
+
+
+@pytest.mark.parametrize("playbook", ["phase1.yml", "rollback_tls.yml"])
+def test_syntax_check_against_prod(playbook):
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"))
+    completed = run_ansible(env, playbook, "--syntax-check", inventories=("inventories/prod",))
+    assert completed.returncode == 0, completed.stderr
+
+
+@pytest.mark.hosts
+@pytest.mark.lab
+def test_check_mode_changes_nothing(phase1_lab, aws_env_module):
+    before = host_checksums()
+    phase1_lab.clear_calls()
+    completed = run_ansible(aws_env_module, "phase1.yml", "--check", "--diff")
+    assert completed.returncode == 0, failure_messages(completed) or completed.stderr[-2000:]
+    assert [(c["service"], c["action"]) for c in phase1_lab.mutating_calls()] == []
+    assert host_checksums() == before
+    assert not requires_tls()
+
+
+@pytest.mark.hosts
+@pytest.mark.lab
+def test_wrong_order_is_refused(phase1_lab, aws_env_module, tmp_path):
+    from csolab import dataplane
+    from csolab.probe import BackgroundProbe
+
+    overlay = tmp_path / "keystone-2-cannot-verify.yml"
+    overlay.write_text(json.dumps({"all": {"children": {"keystone": {"hosts": {"keystone-2": {
+        "rds_ca_bundle_sources": [{"src": str(dataplane.rogue_ca_path())}]}}}}}}))
+    probe = BackgroundProbe(tmp_path / "probe.json").start()
+    try:
+        completed = run_ansible(aws_env_module, "phase1.yml", inventories=("inventories/lab", str(overlay)))
+    finally:
+        summary = probe.stop()
+    assert completed.returncode != 0, "phase 1 must stop when a dependent host cannot verify TLS"
+    refusal = [message for message in failure_messages(completed) if "NOT enforcing TLS" in message]
+    assert refusal and "keystone-2" in refusal[0] and "keystone-1:" not in refusal[0], failure_messages(completed)
+    assert not requires_tls(), "the database must still accept plaintext"
+    assert probe_failures(summary) == {}, summary["failure_log"][:5]
+    assert keystone_through_lb()
+
+
+@pytest.mark.hosts
+@pytest.mark.lab
+def test_phase1_converges_without_failed_validations(phase1_lab, aws_env_module, tmp_path, end_state):
+    from csolab.probe import BackgroundProbe, format_summary
+
+    summary_path = tmp_path / "phase1-summary.json"
+    probe = BackgroundProbe(tmp_path / "probe.json").start()
+    try:
+        first = run_ansible(aws_env_module, "phase1.yml", "-e", f"phase1_summary_path={summary_path}")
+        assert first.returncode == 0, failure_messages(first) or first.stderr[-2000:]
+        second = run_ansible(aws_env_module, "phase1.yml")
+    finally:
+        summary = probe.stop()
+    print(format_summary(summary))
+    assert second.returncode == 0, failure_messages(second)
+    assert total(second, "changed") == 0, changed_tasks(second)
+    assert {name: target["failures"] for name, target in summary["targets"].items()} == {
+        name: 0 for name in summary["targets"]}, summary["failure_log"][:5]
+    assert {"keystone:keystone-1", "keystone:keystone-2", "keystone:lb", "cso:cso-1"} <= set(summary["targets"])
+    assert all(target["requests"] > 0 for target in summary["targets"].values())
+    assert wait_requires_tls(True)
+    report = json.loads(summary_path.read_text())
+    assert report["plaintext_refused"] is True
+    assert report["steps"]["tls_enforcement"]["changed"] is True
+    assert all(host["changed"] for host in report["steps"]["hosts_tls"].values())
+    end_state["checksums"] = host_checksums()
+
+
+@pytest.mark.hosts
+@pytest.mark.lab
+def test_rollback_restores_authentication_within_60s(phase1_lab, aws_env_module):
+    assert requires_tls(), "runs after phase 1"
+    began = time.monotonic()
+    completed = run_ansible(aws_env_module, "rollback_tls.yml")
+    elapsed = time.monotonic() - began
+    print(f"rollback_tls.yml: {elapsed:.1f} s")
+    assert completed.returncode == 0, failure_messages(completed)
+    assert elapsed < 60
+    assert not requires_tls()
+    assert keystone_through_lb()
+    from csolab.hosts import fixtures
+
+    for host in KEYSTONE_HOSTS:
+        conf = fixtures.sh(host, "grep '^connection' /etc/keystone/keystone.conf").stdout
+        assert "ssl_ca" not in conf, f"{host} still has the TLS settings"
+
+
+@pytest.mark.hosts
+@pytest.mark.lab
+def test_interrupted_phase1_reaches_the_same_end_state(phase1_lab, aws_env_module, end_state):
+    assert not requires_tls(), "runs after the rollback"
+    interrupted = run_ansible(aws_env_module, "phase1.yml", "-e", "phase1_stop_after=security_group")
+    assert interrupted.returncode == 0, failure_messages(interrupted)
+    assert not requires_tls(), "stopped before tls_enforcement"
+    resumed = run_ansible(aws_env_module, "phase1.yml")
+    assert resumed.returncode == 0, failure_messages(resumed)
+    assert wait_requires_tls(True)
+    if end_state.get("checksums"):
+        assert host_checksums() == end_state["checksums"]
+    again = run_ansible(aws_env_module, "phase1.yml")
+    assert total(again, "changed") == 0, changed_tasks(again)
+
+
+@pytest.mark.lab
+def test_window_gate_skips_disruptive_steps_outside_the_window(aws_lab, aws_env):
+    """AWS side only (--limit to the database): outside the window and not forced, the security
+    group step (instance modification) does not run; the non-disruptive steps do."""
+    completed = run_ansible(aws_env, "phase1.yml", "--limit", DB, "-e", json.dumps({
+        "phase1_force_outside_window": False, "phase1_maintenance_window": "sun:04:00-sun:05:00",
+        "phase1_now": "2026-11-23T12:00:00Z", "phase1_stop_after": "backup_replication"}))
+    assert completed.returncode == 0, failure_messages(completed) or completed.stderr[-2000:]
+    actions = {call["action"] for call in aws_lab.mutating_calls()}
+    assert "CreateKey" in actions and "PutMetricAlarm" in actions
+    assert not actions & {"ModifyDBInstance", "CreateSecurityGroup", "RebootDBInstance", "ModifyDBParameterGroup"}, actions
+    gate = next(r for r in run_results(completed, DB) if r["_task"] == "Report the maintenance-window gate")
+    assert "OUTSIDE" in gate["msg"] and "SKIPPED" in gate["msg"]
+
+    inside = run_ansible(aws_env, "phase1.yml", "--limit", DB, "-e", json.dumps({
+        "phase1_force_outside_window": False, "phase1_maintenance_window": "sun:04:00-sun:05:00",
+        "phase1_now": "2026-11-22T04:30:00Z", "phase1_stop_after": "security_group"}))
+    assert inside.returncode == 0, failure_messages(inside)
+    assert "ModifyDBInstance" in {call["action"] for call in aws_lab.mutating_calls()}
+
+
+def run_results(completed, host):
+    out = []
+    for play in json.loads(completed.stdout)["plays"]:
+        for task in play["tasks"]:
+            if host in task["hosts"]:
+                out.append(dict(task["hosts"][host], _task=task["task"]["name"]))
+    return out

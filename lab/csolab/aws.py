@@ -59,7 +59,7 @@ def _env_lines(state):
     ]
 
 
-def _write_state(state):
+def write_state(state):
     paths.AWS_STATE_FILE.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
     paths.AWS_ENV_FILE.write_text("\n".join(_env_lines(state)) + "\n")
 
@@ -72,6 +72,7 @@ def up(timeout=60):
     paths.LAB_DIR.mkdir(parents=True, exist_ok=True)
     port = _free_loopback_port()
     endpoint_url = f"http://127.0.0.1:{port}"
+    # MOTO_IAM_LOAD_MANAGED_POLICIES would add AWS-managed policies but costs ~2 s per reset.
     env = dict(os.environ, PYTHONPATH=str(paths.REPO_ROOT / "lab"), MOTO_PORT=str(port))
     with open(paths.MOTO_LOG_FILE, "ab") as log:
         process = subprocess.Popen(  # noqa: S603
@@ -94,7 +95,7 @@ def up(timeout=60):
     }
     lab = LabClient(state)
     state["seed"] = lab.reset()
-    _write_state(state)
+    write_state(state)
     return state, True
 
 

@@ -139,9 +139,12 @@ def issue_server_certificate(target_dir, identifier, dns_name, addresses, state_
         _write_private(key_path, key)
     now = datetime.datetime.now(datetime.timezone.utc)
     san = [x509.DNSName(dns_name)] + [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]
+    # Clients verify the SAN; the CN only has to be a legal one (at most 64 characters), and
+    # renamed instances (``<id>-rollback-<stamp>``) have longer endpoint names than that.
+    common_name = dns_name if len(dns_name) <= 64 else dns_name.split(".")[0][:64]
     cert = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_name)]))
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
         .issuer_name(ca_cert.subject).public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=365))

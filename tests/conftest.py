@@ -98,8 +98,20 @@ class PlaybookRun:
         assert matches, f"no task named {task_name!r}; ran: {[r['_task'] for r in self.results(host)]}"
         return matches[-1]
 
+    def failures(self):
+        """(host, task, message) of every failed task, for assertion messages."""
+        out = []
+        for play in self.json.get("plays", []):
+            for task in play.get("tasks", []):
+                for host, result in task.get("hosts", {}).items():
+                    if result.get("failed") or result.get("unreachable"):
+                        items = [r.get("msg", "") for r in result.get("results", []) if r.get("failed")]
+                        out.append((host, task["task"]["name"], str(items or result.get("msg", ""))[:1500]))
+        return out
+
     def __repr__(self):
-        return f"PlaybookRun(rc={self.returncode}, stats={self.stats}, stderr={self.stderr[-2000:]!r})"
+        return (f"PlaybookRun(rc={self.returncode}, stats={self.stats}, failures={self.failures()}, "
+                f"stderr={self.stderr[-2000:]!r})")
 
 
 @pytest.fixture
@@ -126,3 +138,20 @@ def run_playbook(aws_env, tmp_path):
         return PlaybookRun(completed)
 
     return run
+
+
+@pytest.fixture(scope="module")
+def dataplane(lab):
+    """The lab's data plane (MariaDB behind each RDS endpoint), started here when not running."""
+    from csolab import dataplane as plane
+    from csolab import netns
+
+    if plane.status()["bridge"] == "up":
+        yield plane
+        return
+    created_namespace = not netns.exists()
+    plane.start()
+    yield plane
+    plane.stop()
+    if created_namespace:
+        netns.delete()

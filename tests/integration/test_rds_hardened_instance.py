@@ -250,24 +250,13 @@ def test_bad_input_fails_clearly_without_mutating(aws_lab, prereq, run_playbook,
     assert aws_lab.mutating_calls() == []
 
 
-@pytest.fixture
-def dataplane(aws_lab):
-    """The lab's MariaDB data plane for this lab; the test is skipped when it is not running."""
-    try:
-        from csolab import dataplane as plane
-    except ImportError as e:
-        pytest.skip(f"csolab.dataplane is not importable: {e}")
-    if plane.status()["bridge"] != "up":
-        pytest.skip("the data plane is not running for this lab (python -m csolab.dataplane / make hosts-up)")
-    plane.wait_ready(DB, timeout=90)  # aws_lab has just re-seeded the database
-    return plane
 
 
 @pytest.mark.hosts
 def test_reencryption_keeps_the_endpoint_name_and_the_data(aws_lab, prereq, run_playbook, dataplane):
     from csolab import seed
 
-    before = dataplane.wait_ready(DB)
+    before = dataplane.wait_ready(DB, timeout=90)  # aws_lab has just re-seeded the database
     dataplane.sql(DB, "CREATE DATABASE reencrypt_check")
     dataplane.sql(DB, "CREATE TABLE reencrypt_check.t (id INT PRIMARY KEY, note VARCHAR(40))")
     dataplane.sql(DB, "INSERT INTO reencrypt_check.t VALUES (1, 'written before'), (2, 're-encryption')")

@@ -175,15 +175,6 @@ def test_restore_from_the_replicated_backups_in_the_dr_region(aws_lab, run_playb
     assert temp_instance(aws_lab, "eu-west-1") is None
 
 
-@pytest.fixture
-def dataplane(lab):
-    try:
-        from csolab import dataplane
-    except ImportError as error:
-        pytest.skip(f"csolab.dataplane is not importable: {error}")
-    if dataplane.status()["bridge"] != "up":
-        pytest.skip("the data plane is not running for this lab (python -m csolab.dataplane / make hosts-up)")
-    return dataplane
 
 
 @pytest.mark.hosts

@@ -139,15 +139,29 @@ def endpoint_for(instance_id, state_dir=None):
 
 
 def wait_ready(instance_id, timeout=30, state_dir=None, predicate=None):
-    """Wait until the bridge serves ``instance_id`` (and ``predicate(status entry)`` holds)."""
+    """Wait until the bridge serves ``instance_id`` (and ``predicate(status entry)`` holds).
+
+    Only the instance the AWS lab has *now* counts: after a lab reset the status file may still
+    describe the previous instance of the same name until the bridge catches up.
+    """
     deadline = time.monotonic() + timeout
     while True:
         entry = (_read_status(layout.state_dir(state_dir)) or {}).get("instances", {}).get(instance_id)
-        if entry and entry["ready"] and (predicate is None or predicate(entry)):
+        current = entry and entry["ready"] and entry["uid"] == _current_uid(instance_id)
+        if current and (predicate is None or predicate(entry)):
             return entry
         if time.monotonic() > deadline:
             raise TimeoutError(f"data plane did not serve {instance_id!r} within {timeout}s: {entry}")
         time.sleep(0.2)
+
+
+def _current_uid(instance_id):
+    from csolab.client import LabClient
+
+    for item in LabClient().api("dataplane-instances")["instances"]:
+        if item["id"] == instance_id:
+            return item["uid"]
+    return None
 
 
 def hosts_lines(state_dir=None):

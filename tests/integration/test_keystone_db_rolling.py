@@ -38,10 +38,9 @@ def host_lab(lab):
 
 def _put_todays_keystone_conf():
     """The fixture's production state (plaintext [database]), reloaded gracefully on both hosts."""
-    from csolab.client import LabClient
     from csolab.hosts import database, fixtures, topology
 
-    conf = fixtures.keystone_conf(database.endpoint_name(LabClient()), topology.lab_secrets()["keystone_db_password"])
+    conf = fixtures.keystone_conf(database.endpoint_name(), topology.lab_secrets()["keystone_db_password"])
     for host in KEYSTONE_HOSTS:
         fixtures.put(host, CONF, conf, "0640")
         fixtures.sh(host, f"rm -f {CONF}.keystone_db.bak && systemctl reload keystone")

@@ -121,8 +121,7 @@ def failure_messages(completed):
 def requires_tls():
     from csolab import dataplane
 
-    entry = next(entry for entry in dataplane.status()["instances"].values() if entry["name"] == DB)
-    return bool(entry["require_secure_transport"])
+    return bool(dataplane.status()["instances"][DB]["require_secure_transport"])
 
 
 def wait_requires_tls(expected, timeout=20):
@@ -188,7 +187,11 @@ def test_wrong_order_is_refused(phase1_lab, aws_env_module, tmp_path):
     refusal = [message for message in failure_messages(completed) if "NOT enforcing TLS" in message]
     assert refusal and "keystone-2" in refusal[0] and "keystone-1:" not in refusal[0], failure_messages(completed)
     assert not requires_tls(), "the database must still accept plaintext"
-    assert probe_failures(summary) == {}, summary["failure_log"][:5]
+    # Keystone never fails. cso-1 moves to TLS in this run (it can prove TLS) and CSO has no
+    # graceful reload: its single restart is the only outage allowed, and it is short.
+    keystone_failures = {name: n for name, n in probe_failures(summary).items() if name.startswith("keystone:")}
+    assert keystone_failures == {}, summary["failure_log"][:5]
+    assert summary["targets"]["cso:cso-1"]["longest_outage_s"] < 5, summary["failure_log"][:5]
     assert keystone_through_lb()
 
 
@@ -216,7 +219,10 @@ def test_phase1_converges_without_failed_validations(phase1_lab, aws_env_module,
     report = json.loads(summary_path.read_text())
     assert report["plaintext_refused"] is True
     assert report["steps"]["tls_enforcement"]["changed"] is True
-    assert all(host["changed"] for host in report["steps"]["hosts_tls"].values())
+    # keystone-1 and cso-1 already moved in the refused run above; keystone-2 moves now
+    assert set(report["steps"]["hosts_tls"]) == set(HOST_FILES)
+    assert not [host for host, entry in report["steps"]["hosts_tls"].items() if "NOT verified" in entry["detail"]]
+    assert report["steps"]["hosts_tls"]["keystone-2"]["changed"] is True
     end_state["checksums"] = host_checksums()
 
 
@@ -256,24 +262,28 @@ def test_interrupted_phase1_reaches_the_same_end_state(phase1_lab, aws_env_modul
 
 
 @pytest.mark.lab
-def test_window_gate_skips_disruptive_steps_outside_the_window(aws_lab, aws_env):
-    """AWS side only (--limit to the database): outside the window and not forced, the security
-    group step (instance modification) does not run; the non-disruptive steps do."""
+def test_window_gate_skips_disruptive_steps_outside_the_window(lab, aws_env):
+    """AWS side only (--limit to the database, no reset: it may share the host lab): outside the
+    window and not forced, the security group step (instance modification) is skipped."""
+    lab.clear_calls()
     completed = run_ansible(aws_env, "phase1.yml", "--limit", DB, "-e", json.dumps({
         "phase1_force_outside_window": False, "phase1_maintenance_window": "sun:04:00-sun:05:00",
-        "phase1_now": "2026-11-23T12:00:00Z", "phase1_stop_after": "backup_replication"}))
+        "phase1_now": "2026-11-23T12:00:00Z", "phase1_stop_after": "security_group", "phase1_snapshot": False}))
     assert completed.returncode == 0, failure_messages(completed) or completed.stderr[-2000:]
-    actions = {call["action"] for call in aws_lab.mutating_calls()}
-    assert "CreateKey" in actions and "PutMetricAlarm" in actions
-    assert not actions & {"ModifyDBInstance", "CreateSecurityGroup", "RebootDBInstance", "ModifyDBParameterGroup"}, actions
-    gate = next(r for r in run_results(completed, DB) if r["_task"] == "Report the maintenance-window gate")
+    actions = {call["action"] for call in lab.mutating_calls()}
+    assert not actions & {"ModifyDBInstance", "CreateSecurityGroup", "AuthorizeSecurityGroupIngress",
+                          "CreateDBParameterGroup", "ModifyDBParameterGroup", "RebootDBInstance"}, actions
+    results = run_results(completed, DB)
+    gate = next(r for r in results if r["_task"] == "Report the maintenance-window gate")
     assert "OUTSIDE" in gate["msg"] and "SKIPPED" in gate["msg"]
+    assert "Find the application servers' security groups in the database's VPC" not in [r["_task"] for r in results]
 
     inside = run_ansible(aws_env, "phase1.yml", "--limit", DB, "-e", json.dumps({
         "phase1_force_outside_window": False, "phase1_maintenance_window": "sun:04:00-sun:05:00",
-        "phase1_now": "2026-11-22T04:30:00Z", "phase1_stop_after": "security_group"}))
+        "phase1_now": "2026-11-22T04:30:00Z", "phase1_stop_after": "preflight", "phase1_snapshot": False}))
     assert inside.returncode == 0, failure_messages(inside)
-    assert "ModifyDBInstance" in {call["action"] for call in aws_lab.mutating_calls()}
+    gate = next(r for r in run_results(inside, DB) if r["_task"] == "Report the maintenance-window gate")
+    assert "inside it now" in gate["msg"]
 
 
 def run_results(completed, host):

@@ -39,6 +39,27 @@ def lab():
         aws.down()
 
 
+@pytest.fixture(scope="session")
+def host_lab(lab):
+    """The full host lab (Keystone, CSO, RabbitMQ, load balancer), brought up once per session
+    and kept when it was already up. Tests using it run last: see pytest_collection_modifyitems."""
+    from csolab import hosts
+
+    started_here = not hosts.is_up()
+    if started_here:
+        print(f"host lab up: {hosts.up()}")
+    yield lab
+    if started_here and not os.environ.get("CSO_LAB_KEEP"):
+        hosts.down(keep_aws=True)
+
+
+def pytest_collection_modifyitems(items):
+    """Run the tests on the host lab after all others. The others reset the AWS lab (which
+    re-provisions the seeded database without the hosts' users) or run a data plane of their own,
+    so they must not run while the host lab is up."""
+    items.sort(key=lambda item: "host_lab" in getattr(item, "fixturenames", ()))
+
+
 @pytest.fixture
 def aws_lab(lab):
     """The lab reset to its seeded state (network + today's database), faults off, call log empty."""

@@ -16,7 +16,7 @@ def attempt(settings, **tls):
     try:
         connection = pymysql.connect(host=settings["host"], port=int(settings["port"]), user=settings["user"],
                                      password=settings["password"], connect_timeout=10, **tls)
-    except pymysql.err.MySQLError as failure:
+    except (pymysql.err.MySQLError, OSError) as failure:  # OSError: no CA bundle on the host yet
         errno = failure.args[0] if failure.args and isinstance(failure.args[0], int) else None
         return {"ok": False, "errno": errno, "error": str(failure)[:300]}
     try:

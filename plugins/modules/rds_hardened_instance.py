@@ -32,7 +32,7 @@ description:
     parameter group family, retention, windows, CA certificate, monitoring role).
   - Waits for the instance to be available after every change.
 author:
-  - cso.rds_hardening contributors
+  - CSO platform engineering (@cso-platform)
 options:
   db_instance_identifier:
     description: The DB instance identifier.

@@ -14,20 +14,6 @@ REQUIRE_TLS_GROUP = "cso-lab-hostlab-tls"
 DEDICATED_SG = "cso-lab-hostlab-db-only"
 
 
-@pytest.fixture(scope="module")
-def host_lab(lab):
-    import os
-
-    from csolab import hosts
-
-    started_here = not hosts.is_up()
-    if started_here:
-        print(f"host lab up: {hosts.up()}")
-    yield lab
-    if started_here and not os.environ.get("CSO_LAB_KEEP"):
-        hosts.down(keep_aws=True)
-
-
 def _eventually(check, timeout, what):
     deadline = time.monotonic() + timeout
     last = None

@@ -24,18 +24,6 @@ KEYSTONE_TARGETS = ("keystone:keystone-1", "keystone:keystone-2", "keystone:lb")
 CONF = "/etc/keystone/keystone.conf"
 
 
-@pytest.fixture(scope="module")
-def host_lab(lab):
-    from csolab import hosts
-
-    started_here = not hosts.is_up()
-    if started_here:
-        print(f"host lab up: {hosts.up()}")
-    yield lab
-    if started_here and not os.environ.get("CSO_LAB_KEEP"):
-        hosts.down(keep_aws=True)
-
-
 def _put_todays_keystone_conf():
     """The fixture's production state (plaintext [database]), reloaded gracefully on both hosts."""
     from csolab.hosts import database, fixtures, topology

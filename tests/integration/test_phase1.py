@@ -34,19 +34,6 @@ HOST_FILES = {"keystone-1": "/etc/keystone/keystone.conf", "keystone-2": "/etc/k
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 
 
-@pytest.fixture(scope="session")
-def host_lab(lab):
-    """The full host lab, brought up once for the session (kept when it was already up)."""
-    from csolab import hosts
-
-    started_here = not hosts.is_up()
-    if started_here:
-        print(f"host lab up: {hosts.up()}")
-    yield lab
-    if started_here and not os.environ.get("CSO_LAB_KEEP"):
-        hosts.down(keep_aws=True)
-
-
 @pytest.fixture(scope="module")
 def phase1_lab(host_lab, aws_env_module):
     """Start from the database accepting plaintext and the hosts on their previous settings."""
@@ -187,11 +174,9 @@ def test_wrong_order_is_refused(phase1_lab, aws_env_module, tmp_path):
     refusal = [message for message in failure_messages(completed) if "NOT enforcing TLS" in message]
     assert refusal and "keystone-2" in refusal[0] and "keystone-1:" not in refusal[0], failure_messages(completed)
     assert not requires_tls(), "the database must still accept plaintext"
-    # Keystone never fails. cso-1 moves to TLS in this run (it can prove TLS) and CSO has no
-    # graceful reload: its single restart is the only outage allowed, and it is short.
-    keystone_failures = {name: n for name, n in probe_failures(summary).items() if name.startswith("keystone:")}
-    assert keystone_failures == {}, summary["failure_log"][:5]
-    assert summary["targets"]["cso:cso-1"]["longest_outage_s"] < 5, summary["failure_log"][:5]
+    # cso-1 moves to TLS in this run (it can prove TLS): its restart is socket-activated, so
+    # health requests wait for the new JVM instead of failing
+    assert probe_failures(summary) == {}, summary["failure_log"][:5]
     assert keystone_through_lb()
 
 

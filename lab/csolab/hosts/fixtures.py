@@ -142,12 +142,30 @@ def start_keystone(host):
 
 # --- CSO stand-in ---------------------------------------------------------------------------
 
+# Socket-activated: systemd owns the listener, so a restart (cso_db restarts the service to load
+# new database settings) queues health requests in the backlog instead of refusing them. This is
+# also what docs/roles/cso_db.md recommends for the real CSO unit.
+CSO_SOCKET = """[Unit]
+Description=CSO stand-in listener (lab fixture)
+
+[Socket]
+ListenStream=8080
+Backlog=128
+
+[Install]
+WantedBy=sockets.target
+"""
+
 CSO_UNIT = f"""[Unit]
 Description=CSO stand-in: Java service with a JDBC pool (lab fixture)
-After=network.target
+Requires=cso.socket
+After=network.target cso.socket
 
 [Service]
 ExecStart=/usr/bin/java -Xmx48m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -cp {JDBC_JAR}:/opt/cso/cso-service.jar CsoService /opt/cso/setup.properties
+StandardInput=socket
+StandardOutput=journal
+StandardError=journal
 Restart=on-failure
 RestartSec=1
 
@@ -190,8 +208,9 @@ def configure_cso(host, endpoint_name, lab_secrets):
     sh(host, "mkdir -p /opt/cso")
     put_bytes_file(host, "/opt/cso/cso-service.jar", cso_jar())
     put(host, "/opt/cso/setup.properties", setup_properties(endpoint_name, lab_secrets["ssp_db_password"]), "0640")
+    put(host, "/etc/systemd/system/cso.socket", CSO_SOCKET)
     put(host, "/etc/systemd/system/cso.service", CSO_UNIT)
-    sh(host, "systemctl daemon-reload && systemctl enable --now cso.service")
+    sh(host, "systemctl daemon-reload && systemctl enable --now cso.socket cso.service")
 
 
 # --- RabbitMQ -------------------------------------------------------------------------------

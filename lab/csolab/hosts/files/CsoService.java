@@ -5,12 +5,22 @@
 // validationQuery). One lab-only addition, db.pool.maxAgeSeconds (default 5): a connection older
 // than that is closed and reopened, so a database that starts requiring TLS breaks the service
 // within seconds instead of when a production pool would eventually recycle.
+//
+// Under systemd socket activation (cso.socket, StandardInput=socket) the listening socket is
+// inherited on stdin and stays open in systemd across a restart: requests that arrive while the
+// JVM restarts wait in the socket's backlog instead of being refused. Started by hand, it binds
+// http.port itself.
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
 import java.io.FileInputStream;
+import java.io.BufferedReader;
 import java.io.IOException;
+import java.io.InputStreamReader;
 import java.io.OutputStream;
 import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.nio.channels.Channel;
+import java.nio.channels.ServerSocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
 import java.sql.DriverManager;
@@ -20,6 +30,7 @@ import java.sql.Statement;
 import java.util.ArrayDeque;
 import java.util.Deque;
 import java.util.Properties;
+import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
@@ -164,6 +175,57 @@ public class CsoService {
         }
     }
 
+    static String health(Pool pool) {
+        try {
+            return "200 " + check(pool);
+        } catch (Exception failure) {
+            return "503 DB check failed: " + failure;
+        }
+    }
+
+    /** Minimal HTTP/1.1 on the socket systemd hands over: GET /health, one request per connection. */
+    static void serve(ServerSocketChannel listener, Pool pool) throws IOException {
+        ExecutorService workers = Executors.newFixedThreadPool(4);
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            workers.shutdown();  // finish the requests in flight; the backlog waits for the next JVM
+            try {
+                workers.awaitTermination(5, TimeUnit.SECONDS);
+            } catch (InterruptedException ignored) {
+                Thread.currentThread().interrupt();
+            }
+        }));
+        while (true) {
+            Socket client = listener.accept().socket();
+            workers.execute(() -> respond(client, pool));
+        }
+    }
+
+    static void respond(Socket client, Pool pool) {
+        try (client) {
+            client.setSoTimeout(10000);
+            BufferedReader in = new BufferedReader(new InputStreamReader(client.getInputStream(), StandardCharsets.ISO_8859_1));
+            String requestLine = in.readLine();
+            for (String header = in.readLine(); header != null && !header.isEmpty(); header = in.readLine()) {
+                // headers are not used
+            }
+            String[] parts = requestLine == null ? new String[0] : requestLine.split(" ");
+            String answer = parts.length >= 2 && parts[0].equals("GET") && parts[1].equals("/health")
+                ? health(pool) : "404 not found";
+            int space = answer.indexOf(' ');
+            byte[] body = (answer.substring(space + 1) + "\n").getBytes(StandardCharsets.UTF_8);
+            String status = answer.substring(0, space);
+            String head = "HTTP/1.1 " + status + (status.equals("200") ? " OK" : " Error") + "\r\n"
+                + "Content-Type: text/plain; charset=utf-8\r\nContent-Length: " + body.length
+                + "\r\nConnection: close\r\n\r\n";
+            OutputStream out = client.getOutputStream();
+            out.write(head.getBytes(StandardCharsets.ISO_8859_1));
+            out.write(body);
+            out.flush();
+        } catch (IOException ignored) {
+            // the client went away
+        }
+    }
+
     public static void main(String[] args) throws Exception {
         String setupPath = args.length > 0 ? args[0] : "/opt/cso/setup.properties";
         Properties setup = new Properties();
@@ -172,14 +234,18 @@ public class CsoService {
         }
         Pool pool = new Pool(setup);
         Executors.newSingleThreadScheduledExecutor().scheduleWithFixedDelay(pool::maintain, 0, 1, TimeUnit.SECONDS);
+        Channel inherited = System.inheritedChannel();
+        if (inherited instanceof ServerSocketChannel listener) {
+            System.out.println("cso: serving the socket systemd passed, database " + setup.getProperty("db.url"));
+            serve(listener, pool);
+            return;
+        }
         int port = Integer.parseInt(setup.getProperty("http.port", "8080"));
         HttpServer server = HttpServer.create(new InetSocketAddress("0.0.0.0", port), 16);
         server.createContext("/health", exchange -> {
-            try {
-                answer(exchange, 200, check(pool));
-            } catch (Exception failure) {
-                answer(exchange, 503, "DB check failed: " + failure);
-            }
+            String answer = health(pool);
+            int space = answer.indexOf(' ');
+            answer(exchange, Integer.parseInt(answer.substring(0, space)), answer.substring(space + 1));
         });
         server.setExecutor(Executors.newFixedThreadPool(4));
         server.start();

@@ -1,14 +1,14 @@
 """The module's whole read/plan/write flow against stubbed clients: exact calls, no write in check mode,
 bad input rejected before any write."""
 
-import boto3
 import pytest
 from botocore.stub import ANY
-from botocore.stub import Stubber
 
-from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
 from ansible_collections.cso.rds_hardening.plugins.module_utils import alarm_set as aset
 from ansible_collections.cso.rds_hardening.plugins.modules import rds_alarm_set
+from ansible_collections.cso.rds_hardening.tests.unit.plugins.modules.stubbed_module import Exited
+from ansible_collections.cso.rds_hardening.tests.unit.plugins.modules.stubbed_module import Failed
+from ansible_collections.cso.rds_hardening.tests.unit.plugins.modules.stubbed_module import StubbedModule
 
 REGION = "eu-west-2"
 ACCOUNT = "123456789012"
@@ -18,52 +18,8 @@ DB = {"DBInstanceIdentifier": "db", "Engine": "mysql", "DBInstanceClass": "db.t3
       "AllocatedStorage": 50, "MaxAllocatedStorage": 1000, "DBParameterGroups": [{"DBParameterGroupName": "default.mysql8.0"}]}
 
 
-class Exited(Exception):
-    def __init__(self, result):
-        super().__init__(result)
-        self.result = result
-
-
-class Failed(Exited):
-    pass
-
-
-class FakeModule:
-    def __init__(self, params, check_mode=False):
-        spec = rds_alarm_set.argument_spec()
-        self.params = {name: option.get("default") for name, option in spec.items()}
-        self.params.update(params)
-        self.check_mode = check_mode
-        self._diff = True
-        self.region = REGION
-        self.warnings = []
-        self.stubbers = {}
-        self.clients = {}
-
-    def client(self, service, retry_decorator=None):
-        if service not in self.clients:
-            client = boto3.client(service, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
-            self.stubbers[service] = Stubber(client)
-            self.stubbers[service].activate()
-            self.clients[service] = client
-        client = self.clients[service]
-        return client if retry_decorator is None else RetryingBotoClientWrapper(client, retry_decorator)
-
-    def stub(self, service):
-        self.client(service)
-        return self.stubbers[service]
-
-    def fail_json(self, **kwargs):
-        raise Failed(kwargs)
-
-    def fail_json_aws(self, exception, msg=None, **kwargs):
-        raise Failed(dict(kwargs, msg=msg, exception=str(exception)))
-
-    def exit_json(self, **kwargs):
-        raise Exited(kwargs)
-
-    def warn(self, message):
-        self.warnings.append(message)
+def make_module(params, check_mode=False):
+    return StubbedModule(rds_alarm_set.argument_spec(), params, check_mode, region=REGION)
 
 
 def base_params(**overrides):
@@ -98,7 +54,7 @@ def run(module):
 
 
 def test_check_mode_reads_everything_and_writes_nothing():
-    module = FakeModule(base_params(), check_mode=True)
+    module = make_module(base_params(), check_mode=True)
     expect_reads(module)
     outcome = run(module)
     assert not isinstance(outcome, Failed), outcome.result
@@ -113,7 +69,7 @@ def test_check_mode_reads_everything_and_writes_nothing():
 
 
 def test_apply_writes_topic_alarms_and_events_in_order():
-    module = FakeModule(base_params(write_concurrency=1))  # the Stubber checks the order
+    module = make_module(base_params(write_concurrency=1))  # the Stubber checks the order
     expect_reads(module)
     module.stub("sns").add_response("create_topic", {"TopicArn": TOPIC_ARN},
                                     {"Name": "alerts", "Attributes": {"KmsMasterKeyId": KEY_ARN}, "Tags": ANY})
@@ -127,7 +83,7 @@ def test_apply_writes_topic_alarms_and_events_in_order():
 
 
 def test_unknown_instance_fails_before_any_write():
-    module = FakeModule(base_params(db_instance_identifiers=["db", "nope"]))
+    module = make_module(base_params(db_instance_identifiers=["db", "nope"]))
     module.stub("rds").add_response("describe_db_instances", {"DBInstances": [DB]},
                                     {"Filters": [{"Name": "db-instance-id", "Values": ["db", "nope"]}]})
     outcome = run(module)
@@ -135,7 +91,7 @@ def test_unknown_instance_fails_before_any_write():
 
 
 def test_aws_managed_topic_key_is_refused_before_any_write():
-    module = FakeModule(base_params())
+    module = make_module(base_params())
     module.stub("rds").add_response("describe_db_instances", {"DBInstances": [DB]}, None)
     module.stub("sts").add_response("get_caller_identity", {"Account": ACCOUNT, "Arn": f"arn:aws:iam::{ACCOUNT}:user/x",
                                                             "UserId": "x"})
@@ -147,7 +103,7 @@ def test_aws_managed_topic_key_is_refused_before_any_write():
 
 
 def test_topic_in_another_region_is_refused():
-    module = FakeModule(base_params(topic={"arn": f"arn:aws:sns:us-east-1:{ACCOUNT}:alerts", "name": None,
+    module = make_module(base_params(topic={"arn": f"arn:aws:sns:us-east-1:{ACCOUNT}:alerts", "name": None,
                                            "kms_master_key_id": None, "subscriptions": []}))
     module.stub("rds").add_response("describe_db_instances", {"DBInstances": [DB]}, None)
     outcome = run(module)
@@ -155,7 +111,7 @@ def test_topic_in_another_region_is_refused():
 
 
 def test_changed_event_subscription_is_modified_and_its_sources_moved():
-    module = FakeModule(base_params())
+    module = make_module(base_params())
     rds = module.client("rds")
     stubber = module.stub("rds")
     stubber.add_response("modify_event_subscription", {"EventSubscription": {}},

@@ -3,12 +3,12 @@ refusals before any write, the modify call a converge makes, creation."""
 
 import datetime
 
-import boto3
 import pytest
-from botocore.stub import Stubber
 
-from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
 from ansible_collections.cso.rds_hardening.plugins.modules import rds_hardened_instance as module_under_test
+from ansible_collections.cso.rds_hardening.tests.unit.plugins.modules.stubbed_module import Exited
+from ansible_collections.cso.rds_hardening.tests.unit.plugins.modules.stubbed_module import Failed
+from ansible_collections.cso.rds_hardening.tests.unit.plugins.modules.stubbed_module import StubbedModule
 
 REGION = "eu-west-2"
 ACCOUNT = "123456789012"
@@ -19,53 +19,8 @@ VPC = "vpc-1"
 FAR_FUTURE = datetime.datetime(2060, 1, 1, tzinfo=datetime.timezone.utc)
 
 
-class Exited(Exception):
-    def __init__(self, result):
-        super().__init__(result)
-        self.result = result
-
-
-class Failed(Exited):
-    pass
-
-
-class FakeModule:
-    def __init__(self, params, check_mode=False):
-        self.params = {name: option.get("default") for name, option in module_under_test.ARGUMENT_SPEC.items()}
-        self.params.update(params)
-        self.check_mode = check_mode
-        self.region = REGION
-        self.warnings = []
-        self.stubbers = {}
-        self.clients = {}
-
-    def client(self, service, retry_decorator=None, config=None):
-        if service not in self.clients:
-            client = boto3.client(service, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
-            self.stubbers[service] = Stubber(client)
-            self.stubbers[service].activate()
-            self.clients[service] = client
-        return RetryingBotoClientWrapper(self.clients[service], retry_decorator)
-
-    def stub(self, service):
-        self.client(service)
-        return self.stubbers[service]
-
-    def fail_json(self, **kwargs):
-        raise Failed(kwargs)
-
-    def fail_json_aws(self, exception, msg=None, **kwargs):
-        raise Failed(dict(kwargs, msg=msg, exception=str(exception)))
-
-    def exit_json(self, **kwargs):
-        raise Exited(kwargs)
-
-    def warn(self, message):
-        self.warnings.append(message)
-
-    def assert_all_calls_made(self):
-        for stubber in self.stubbers.values():
-            stubber.assert_no_pending_responses()
+def make_module(params, check_mode=False):
+    return StubbedModule(module_under_test.ARGUMENT_SPEC, params, check_mode, region=REGION)
 
 
 def weak_instance(**overrides):
@@ -128,7 +83,7 @@ def run(module):
 
 
 def test_check_mode_returns_the_plan_with_reads_only():
-    module = FakeModule(base_params(), check_mode=True)
+    module = make_module(base_params(), check_mode=True)
     expect_describe(module, weak_instance())
     expect_validation_reads(module)
     outcome = run(module)
@@ -143,7 +98,7 @@ def test_check_mode_returns_the_plan_with_reads_only():
 
 
 def test_replacement_refused_before_any_write():
-    module = FakeModule(base_params(allow_replacement=False))
+    module = make_module(base_params(allow_replacement=False))
     expect_describe(module, weak_instance())
     expect_validation_reads(module)
     outcome = run(module)
@@ -152,7 +107,7 @@ def test_replacement_refused_before_any_write():
 
 
 def test_reboot_refused_before_any_write():
-    module = FakeModule(base_params(db_instance_class="db.r5.large"))
+    module = make_module(base_params(db_instance_class="db.r5.large"))
     expect_describe(module, hardened_instance())
     expect_validation_reads(module)
     outcome = run(module)
@@ -163,7 +118,7 @@ def test_converge_modifies_once_and_reports_pending():
     instance = hardened_instance()
     instance.update(MultiAZ=False, DeletionProtection=False)
     pending = dict(instance, DeletionProtection=True, PendingModifiedValues={"MultiAZ": True})
-    module = FakeModule(base_params())
+    module = make_module(base_params())
     expect_describe(module, instance)
     expect_validation_reads(module)
     module.stub("rds").add_response("modify_db_instance", {"DBInstance": pending}, {
@@ -181,7 +136,7 @@ def test_converge_modifies_once_and_reports_pending():
 
 
 def test_hardened_instance_makes_no_write():
-    module = FakeModule(base_params())
+    module = make_module(base_params())
     expect_describe(module, hardened_instance())
     expect_validation_reads(module)
     expect_describe(module, hardened_instance())  # refresh before the reboot check
@@ -193,7 +148,7 @@ def test_hardened_instance_makes_no_write():
 
 
 def test_security_group_in_another_vpc_is_refused():
-    module = FakeModule(base_params())
+    module = make_module(base_params())
     expect_describe(module, weak_instance())
     expect_validation_reads(module, vpc="vpc-other")
     outcome = run(module)
@@ -201,7 +156,7 @@ def test_security_group_in_another_vpc_is_refused():
 
 
 def test_aws_managed_key_is_refused():
-    module = FakeModule(base_params(kms_key_id="alias/aws/rds"))
+    module = make_module(base_params(kms_key_id="alias/aws/rds"))
     expect_describe(module, weak_instance())
     module.stub("kms").add_response("describe_key", {"KeyMetadata": {
         "KeyId": "aaaa", "Arn": OLD_KEY, "KeyState": "Enabled", "KeyManager": "AWS"}}, {"KeyId": "alias/aws/rds"})
@@ -210,14 +165,14 @@ def test_aws_managed_key_is_refused():
 
 
 def test_missing_instance_needs_creation_options():
-    module = FakeModule(base_params())
+    module = make_module(base_params())
     expect_describe(module, None)
     outcome = run(module)
     assert isinstance(outcome, Failed) and "to create it also set engine_version" in outcome.result["msg"]
 
 
 def test_create_in_check_mode_plans_every_attribute():
-    module = FakeModule(base_params(engine_version="8.0.42", db_instance_class="db.t3.2xlarge", allocated_storage=50,
+    module = make_module(base_params(engine_version="8.0.42", db_instance_class="db.t3.2xlarge", allocated_storage=50,
                                     db_subnet_group_name="private", master_username="admin",
                                     master_user_password="s3cret-password"), check_mode=True)
     expect_describe(module, None)
@@ -247,7 +202,7 @@ def test_ca_expiring_soon_warns():
     soon = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=30)
     instance = hardened_instance()
     instance["CertificateDetails"] = {"CAIdentifier": "rds-ca-rsa2048-g1", "ValidTill": soon}
-    module = FakeModule(base_params(), check_mode=True)
+    module = make_module(base_params(), check_mode=True)
     expect_describe(module, instance)
     expect_validation_reads(module)
     run(module)

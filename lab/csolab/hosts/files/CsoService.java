@@ -20,6 +20,7 @@ import java.io.OutputStream;
 import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.nio.channels.Channel;
+import java.nio.channels.ClosedChannelException;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
@@ -186,17 +187,31 @@ public class CsoService {
     /** Minimal HTTP/1.1 on the socket systemd hands over: GET /health, one request per connection. */
     static void serve(ServerSocketChannel listener, Pool pool) throws IOException {
         ExecutorService workers = Executors.newFixedThreadPool(4);
-        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            workers.shutdown();  // finish the requests in flight; the backlog waits for the next JVM
-            try {
-                workers.awaitTermination(5, TimeUnit.SECONDS);
-            } catch (InterruptedException ignored) {
-                Thread.currentThread().interrupt();
+        Thread acceptor = Thread.currentThread();
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> stopServing(listener, acceptor, workers)));
+        try {
+            while (true) {
+                Socket client = listener.accept().socket();
+                workers.execute(() -> respond(client, pool));
             }
-        }));
-        while (true) {
-            Socket client = listener.accept().socket();
-            workers.execute(() -> respond(client, pool));
+        } catch (ClosedChannelException stopping) {
+            // the shutdown hook closed our copy of the socket
+        }
+    }
+
+    /**
+     * Graceful stop: close this JVM's copy of the listening socket first (systemd keeps its own, so
+     * new connections wait in the backlog for the next JVM), let the acceptor hand over a connection
+     * it took just before the close, then finish every accepted request.
+     */
+    static void stopServing(ServerSocketChannel listener, Thread acceptor, ExecutorService workers) {
+        try {
+            listener.close();
+            acceptor.join(2000);
+            workers.shutdown();
+            workers.awaitTermination(10, TimeUnit.SECONDS);
+        } catch (IOException | InterruptedException ignored) {
+            Thread.currentThread().interrupt();
         }
     }
 

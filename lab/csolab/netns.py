@@ -47,6 +47,12 @@ def ensure(name=NAME):
     subprocess.run(["ip", "-n", name, "link", "set", DATAPLANE_INTERFACE, "up"], check=True)
 
 
+def pids(name=NAME):
+    """Processes running in the namespace (a namespace nothing runs in is a leftover)."""
+    listed = subprocess.run(["ip", "netns", "pids", name], check=False, text=True, capture_output=True).stdout
+    return [int(pid) for pid in listed.split()]
+
+
 def delete(name=NAME):
     if exists(name):
         subprocess.run(["ip", "netns", "delete", name], check=False)

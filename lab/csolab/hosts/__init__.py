@@ -154,6 +154,7 @@ def up():
         return result
 
     down(keep_aws=True)  # whatever a killed earlier run left
+    _claim_netns()
     step("aws", aws.up)
     lab_client = LabClient()
     paths.LAB_DIR.mkdir(parents=True, exist_ok=True)
@@ -174,6 +175,24 @@ def up():
     timings["total"] = round(time.monotonic() - started, 1)
     (paths.LAB_DIR / "hosts-up.json").write_text(json.dumps(timings, indent=2) + "\n")
     return timings
+
+
+def _claim_netns():
+    """Delete a namespace of the lab's name that this lab dir did not create, if nothing runs in it.
+
+    Such a leftover (e.g. from a run whose lab dir was removed) keeps the load balancer's
+    address, which makes podman refuse the hosts' subnet as "already used on the host".
+    One with processes belongs to a live lab: refused rather than broken.
+    """
+    if not netns.exists():
+        return
+    running = netns.pids()
+    if running:
+        raise RuntimeError(
+            f"network namespace {netns.NAME} is in use by processes {running[:5]} that this lab dir "
+            f"({paths.LAB_DIR}) did not start: run `lab down` where that lab runs, or give this lab "
+            "another namespace with CSO_LAB_NETNS")
+    netns.delete()
 
 
 def wait_ready(timeout=90):

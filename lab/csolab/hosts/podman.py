@@ -67,10 +67,20 @@ def _env():
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 
 
+class PodmanError(subprocess.CalledProcessError):
+    """A failed podman call whose message carries podman's own reason (exit 125 is its catch-all)."""
+
+    def __str__(self):
+        return f"{super().__str__()}\npodman said: {(self.stderr or '').strip()}"
+
+
 def podman(*args, check=True, input=None, timeout=300):
     """Run podman inside the lab's namespace with the lab's configuration."""
-    return subprocess.run(netns.nsenter(["podman", *args]), check=check, text=True, capture_output=True,
-                          env=_env(), input=input, timeout=timeout)
+    result = subprocess.run(netns.nsenter(["podman", *args]), check=False, text=True, capture_output=True,
+                            env=_env(), input=input, timeout=timeout)
+    if check and result.returncode != 0:
+        raise PodmanError(result.returncode, result.args, result.stdout, result.stderr)
+    return result
 
 
 def ensure_image():

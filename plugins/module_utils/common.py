@@ -42,9 +42,11 @@ def describe_kms_key(kms_client, key_id):
         return None
 
 
-def validate_kms_key(module, kms_client, key_id, region, purpose, require_customer_managed=True):
+def validate_kms_key(module, kms_client, key_id, region, purpose, require_customer_managed=True, key_in_use=None):
     """Fail with a clear message unless the key exists, is enabled, and lives in ``region``.
 
+    An AWS-managed key is refused when a customer-managed one is required, except the key already
+    in use (``key_in_use``, an ARN): keeping it changes nothing, so it is only warned about.
     Returns the key's metadata (so callers can use its full ARN).
     """
     if key_id.startswith("arn:") and key_id.split(":")[3] != region:
@@ -63,7 +65,12 @@ def validate_kms_key(module, kms_client, key_id, region, purpose, require_custom
             msg=f"The KMS key {key_id} for {purpose} is {key.get('KeyState')}; it must be Enabled. "
             "Enable it (or cancel its pending deletion) before running this task."
         )
-    if require_customer_managed and key.get("KeyManager") != "CUSTOMER":
+    if require_customer_managed and key.get("KeyManager") != "CUSTOMER" and key.get("Arn") == key_in_use:
+        module.warn(
+            f"{purpose} stays under the AWS-managed KMS key {key_id}, which does not meet the AWS Security Hub "
+            "RDS controls; moving it to a customer-managed key is a separate, explicit change."
+        )
+    elif require_customer_managed and key.get("KeyManager") != "CUSTOMER":
         module.fail_json(
             msg=f"The KMS key {key_id} for {purpose} is AWS-managed; a customer-managed key is required "
             "(AWS Security Hub RDS controls). Pass the ARN or alias of a key you manage."

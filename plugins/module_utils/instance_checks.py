@@ -25,9 +25,29 @@ from ansible_collections.cso.rds_hardening.plugins.module_utils.common import va
 CA_EXPIRY_WARNING_DAYS = 90
 
 
-def validate_keys(module, kms, params, region):
-    """Full ARNs of the storage, Performance Insights and master secret keys (all customer-managed)."""
-    storage = validate_kms_key(module, kms, params["kms_key_id"], region, "storage encryption")["Arn"]
+def keys_in_use(instance):
+    """The KMS key ARNs an existing instance uses now, by purpose (None where it uses none)."""
+    instance = instance or {}
+    secret = instance.get("MasterUserSecret") or {}
+    return {
+        "storage": instance.get("KmsKeyId") if instance.get("StorageEncrypted") else None,
+        "performance_insights": instance.get("PerformanceInsightsKMSKeyId")
+        if instance.get("PerformanceInsightsEnabled")
+        else None,
+        "master_user_secret": secret.get("KmsKeyId"),
+    }
+
+
+def validate_keys(module, kms, params, region, instance=None):
+    """Full ARNs of the storage, Performance Insights and master secret keys.
+
+    Each must be customer-managed, except a key the instance already uses for that purpose (an
+    instance created under ``aws/rds`` keeps it until it is re-encrypted): that one is warned about.
+    """
+    in_use = keys_in_use(instance)
+    storage = validate_kms_key(
+        module, kms, params["kms_key_id"], region, "storage encryption", key_in_use=in_use["storage"]
+    )["Arn"]
     arns = {"storage": storage, "performance_insights": storage, "master_user_secret": storage}
     others = (
         ("performance_insights", params["performance_insights_kms_key_id"], "Performance Insights"),
@@ -35,7 +55,7 @@ def validate_keys(module, kms, params, region):
     )
     for purpose, key_id, what in others:
         if key_id:
-            arns[purpose] = validate_kms_key(module, kms, key_id, region, what)["Arn"]
+            arns[purpose] = validate_kms_key(module, kms, key_id, region, what, key_in_use=in_use[purpose])["Arn"]
     return arns
 
 

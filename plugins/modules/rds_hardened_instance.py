@@ -81,6 +81,8 @@ options:
     description:
       - Customer-managed KMS key (id, ARN or alias) that encrypts the storage (FSBP RDS.3).
       - It must exist, be enabled, be customer-managed and be in the instance's region.
+      - The AWS-managed key an existing instance already uses (C(aws/rds)) is accepted with a warning, so hardening
+        can proceed before the separate re-encryption change; any other AWS-managed key is refused.
       - On an existing instance under another key this is a C(replacement) (needs O(allow_replacement)).
     type: str
     required: true
@@ -627,7 +629,7 @@ def run(module):
     if instance is None:
         fail_on(module, creation_errors(params))
         fail_if_reencryption_interrupted(module, clients["rds"])
-    desired = desired_state(params, checks.validate_keys(module, clients["kms"], params, module.region))
+    desired = desired_state(params, checks.validate_keys(module, clients["kms"], params, module.region, instance))
     validate_against_aws(module, clients, instance, desired)
     if instance is None:
         create_and_exit(module, clients["rds"], desired)

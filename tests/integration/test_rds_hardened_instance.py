@@ -192,9 +192,7 @@ def _dr_region_key(lab):
 
 
 def _aws_managed_key(lab):
-    metadata = lab.boto3("kms").describe_key(KeyId="alias/aws/rds")["KeyMetadata"]
-    if metadata["KeyManager"] != "AWS":
-        pytest.skip("lab gap: moto reports the alias/aws/rds key as KeyManager=CUSTOMER (covered by the unit tests)")
+    assert lab.boto3("kms").describe_key(KeyId="alias/aws/rds")["KeyMetadata"]["KeyManager"] == "AWS"
     return "alias/aws/rds"
 
 

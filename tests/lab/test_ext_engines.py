@@ -192,6 +192,18 @@ def test_create_with_a_key_alias_reports_the_key_arn_and_default_key_otherwise(l
     assert with_default["KmsKeyId"] == default_key
 
 
+def test_the_default_rds_key_is_aws_managed_and_a_created_key_is_not(lab):
+    lab.reset()
+    kms = lab.boto3("kms")
+
+    default_key = kms.describe_key(KeyId="alias/aws/rds")["KeyMetadata"]
+    created = kms.create_key(Description="cmk")["KeyMetadata"]
+
+    assert default_key["KeyManager"] == "AWS"
+    assert default_key["Description"].startswith("Default key that protects my RDS database volumes")
+    assert created["KeyManager"] == "CUSTOMER"
+
+
 def test_create_rejects_a_parameter_group_of_another_family(lab):
     lab.reset()
     rds = lab.boto3("rds")

@@ -8,6 +8,7 @@ import re
 import string
 
 from moto.core.responses import ActionResult
+from moto.kms.models import KmsBackend
 from moto.rds.exceptions import (DBParameterGroupNotFoundError, InvalidParameterCombination,
                                  InvalidParameterValue)
 from moto.rds.models import DBInstance, DBParameterGroup, RDSBackend
@@ -202,6 +203,20 @@ def describe_db_parameters(self):
 
 def default_kms_key_arn(backend):
     return backend.kms.describe_key("alias/aws/rds").arn
+
+
+@around(KmsBackend, "_generate_default_keys")
+def _aws_managed_default_key(original, kms, alias_name):
+    """moto creates ``alias/aws/<service>`` keys on first use as customer keys; in AWS they are
+    AWS managed (``KeyManager: AWS``), which is how tools tell the default key from a CMK."""
+    key_id = original(kms, alias_name)
+    if key_id:
+        key = kms.keys[key_id]
+        key.key_manager = "AWS"
+        service = alias_name.split("/")[-1]
+        key.description = ("Default key that protects my RDS database volumes when no other key is defined"
+                           if service == "rds" else f"Default key that protects my {service} resources when no other key is defined")
+    return key_id
 
 
 @around(RDSBackend, "create_db_instance")

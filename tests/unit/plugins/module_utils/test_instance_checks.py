@@ -127,6 +127,62 @@ def test_unusable_keys(stubbed, metadata, message):
         checks.validate_keys(Module(), kms, params, REGION)
 
 
+AWS_RDS_KEY = f"arn:aws:kms:{REGION}:123456789012:key/aws-rds"
+OTHER_AWS_KEY = f"arn:aws:kms:{REGION}:123456789012:key/aws-other"
+
+
+def _aws_managed(stub, arn, key_id):
+    stub.add_response("describe_key", {"KeyMetadata": {"KeyId": arn.rsplit("/", 1)[1], "Arn": arn,
+                                                       "KeyState": "Enabled", "KeyManager": "AWS"}}, {"KeyId": key_id})
+
+
+def test_keeping_the_aws_managed_key_an_instance_already_uses_is_only_warned_about(stubbed):
+    kms, stub = stubbed("kms")
+    _aws_managed(stub, AWS_RDS_KEY, "alias/aws/rds")
+    module = Module()
+    params = {"kms_key_id": "alias/aws/rds", "performance_insights_kms_key_id": None, "master_user_secret_kms_key_id": None}
+    instance = {"StorageEncrypted": True, "KmsKeyId": AWS_RDS_KEY}
+
+    assert checks.validate_keys(module, kms, params, REGION, instance)["storage"] == AWS_RDS_KEY
+    assert len(module.warnings) == 1 and "stays under the AWS-managed KMS key alias/aws/rds" in module.warnings[0]
+
+
+@pytest.mark.parametrize("instance", [
+    None,  # a new instance
+    {"StorageEncrypted": True, "KmsKeyId": OTHER_AWS_KEY},  # moving to another AWS-managed key
+    {"StorageEncrypted": False},
+], ids=["create", "other-aws-managed-key", "unencrypted"])
+def test_moving_storage_to_an_aws_managed_key_is_refused(stubbed, instance):
+    kms, stub = stubbed("kms")
+    _aws_managed(stub, AWS_RDS_KEY, "alias/aws/rds")
+    params = {"kms_key_id": "alias/aws/rds", "performance_insights_kms_key_id": None, "master_user_secret_kms_key_id": None}
+    with pytest.raises(Failed, match="AWS-managed; a customer-managed key is required"):
+        checks.validate_keys(Module(), kms, params, REGION, instance)
+
+
+def test_the_key_in_use_is_matched_per_purpose(stubbed):
+    """Performance Insights already under aws/rds may stay there; storage may not move to it."""
+    kms, stub = stubbed("kms")
+    cmk = f"arn:aws:kms:{REGION}:123456789012:key/cmk"
+    stub.add_response("describe_key", {"KeyMetadata": {"KeyId": "cmk", "Arn": cmk, "KeyState": "Enabled",
+                                                       "KeyManager": "CUSTOMER"}}, {"KeyId": cmk})
+    _aws_managed(stub, AWS_RDS_KEY, AWS_RDS_KEY)
+    module = Module()
+    params = {"kms_key_id": cmk, "performance_insights_kms_key_id": AWS_RDS_KEY, "master_user_secret_kms_key_id": None}
+    instance = {"StorageEncrypted": True, "KmsKeyId": cmk, "PerformanceInsightsEnabled": True,
+                "PerformanceInsightsKMSKeyId": AWS_RDS_KEY}
+
+    assert checks.validate_keys(module, kms, params, REGION, instance) == {
+        "storage": cmk, "performance_insights": AWS_RDS_KEY, "master_user_secret": cmk}
+    assert [w for w in module.warnings if "Performance Insights stays under" in w]
+
+    stub.add_response("describe_key", {"KeyMetadata": {"KeyId": "cmk", "Arn": cmk, "KeyState": "Enabled",
+                                                       "KeyManager": "CUSTOMER"}}, {"KeyId": cmk})
+    _aws_managed(stub, AWS_RDS_KEY, AWS_RDS_KEY)
+    with pytest.raises(Failed, match="for Performance Insights is AWS-managed"):
+        checks.validate_keys(Module(), kms, params, REGION, dict(instance, PerformanceInsightsEnabled=False))
+
+
 def test_key_in_another_region_fails_without_a_call(stubbed):
     kms, _stub = stubbed("kms")
     params = {"kms_key_id": "arn:aws:kms:eu-west-1:1:key/k", "performance_insights_kms_key_id": None,

@@ -155,11 +155,12 @@ def test_security_group_in_another_vpc_is_refused():
     assert isinstance(outcome, Failed) and "are not in the DB subnet group's VPC vpc-1" in outcome.result["msg"]
 
 
-def test_aws_managed_key_is_refused():
+def test_an_aws_managed_key_the_instance_does_not_use_is_refused():
     module = make_module(base_params(kms_key_id="alias/aws/rds"))
     expect_describe(module, weak_instance())
     module.stub("kms").add_response("describe_key", {"KeyMetadata": {
-        "KeyId": "aaaa", "Arn": OLD_KEY, "KeyState": "Enabled", "KeyManager": "AWS"}}, {"KeyId": "alias/aws/rds"})
+        "KeyId": "dddd", "Arn": OLD_KEY.replace("aaaa", "dddd"), "KeyState": "Enabled", "KeyManager": "AWS"}},
+        {"KeyId": "alias/aws/rds"})
     outcome = run(module)
     assert isinstance(outcome, Failed) and "AWS-managed" in outcome.result["msg"]
 

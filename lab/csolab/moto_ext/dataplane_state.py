@@ -13,8 +13,12 @@ re-encryption.
 
 Data follows snapshots: the wrappers below dump a served instance (``mariadb-dump`` over its
 Unix socket, as root) when a snapshot is created, when a point-in-time restore or a read replica
-is made from it, so the restored instance starts with those rows. The dumps live in the data
-plane's state dir, which the bridge reports with every poll (``state_dir`` in the payload).
+is made from it, so the restored instance starts with those rows. A point-in-time restore from
+(replicated) automated backups (``SourceDBInstanceAutomatedBackupsArn``, ``SourceDbiResourceId``)
+is recorded like one from the source instance: the data of the instance the backups are of, dumped
+at the restore, or when it was deleted while its backups were replicated (the DR case). The dumps
+live in the data plane's state dir, which the bridge reports with every poll (``state_dir`` in the
+payload).
 """
 
 import json
@@ -28,6 +32,7 @@ from moto.rds.models import RDSBackend, rds_backends
 
 from csolab.dataplane import dumps, layout
 from csolab.labapi import lab_route
+from csolab.moto_ext import backup_replication
 
 LOG = logging.getLogger(__name__)
 
@@ -37,6 +42,7 @@ TRUE_VALUES = ("1", "on", "true", "yes")
 _LOCK = threading.RLock()
 _INSTANCES = {}  # id(moto DBInstance) -> {"obj", "uid", "restored_from"}
 _SNAPSHOT_DUMPS = {}  # id(moto DBSnapshot) -> (snapshot object, dump path)
+_FINAL_DUMPS = {}  # id(deleted moto DBInstance whose backups are replicated) -> (instance object, dump path)
 _APPLIED_RST = {}  # uid -> require_secure_transport the "running" instance has applied
 _STATE = {"state_dir": None}
 
@@ -227,6 +233,7 @@ _orig_copy_db_snapshot = RDSBackend.copy_db_snapshot
 _orig_restore_from_snapshot = RDSBackend.restore_db_instance_from_db_snapshot
 _orig_restore_to_pitr = RDSBackend.restore_db_instance_to_point_in_time
 _orig_create_read_replica = RDSBackend.create_db_instance_read_replica
+_orig_delete_db_instance = RDSBackend.delete_db_instance
 
 
 def create_db_snapshot(self, db_instance_identifier, db_snapshot_identifier, *args, **kwargs):
@@ -264,15 +271,37 @@ def restore_db_instance_from_db_snapshot(self, from_snapshot_id, overrides, *arg
         return database
 
 
+def _is_live(database):
+    backend = rds_backends[database.account_id][database.region]
+    return backend.databases.get(database.db_instance_identifier) is database
+
+
+def _point_in_time_source(backend, source_db_identifier, overrides):
+    """The instance whose data a point-in-time restore gets: named, or the one the (replicated)
+    automated backups are of. None when the request is invalid (the restore itself fails then)."""
+    try:
+        database, _backup = backup_replication.resolve_restore_source(backend, source_db_identifier, overrides or {})
+    except Exception:  # noqa: BLE001 (the wrapped call raises the proper error)
+        return None
+    return database
+
+
 def restore_db_instance_to_point_in_time(self, source_db_identifier, target_db_identifier, overrides, *args, **kwargs):
     with _LOCK:
-        source = self.databases.get(source_db_identifier)
+        source = _point_in_time_source(self, source_db_identifier, overrides)
         label = f"pitr-{self.region_name}-{target_db_identifier}-{uuid.uuid4().hex[:6]}"
-        path = _dump_instance(source, label)
+        if source is None or _is_live(source):
+            path = _dump_instance(source, label)
+        else:  # the backups outlived their instance: its data as it was deleted
+            item = _FINAL_DUMPS.get(id(source))
+            path = item[1] if item and item[0] is source else None
         database = _orig_restore_to_pitr(self, source_db_identifier, target_db_identifier, overrides, *args, **kwargs)
         restore_time = (overrides or {}).get("RestoreTime") or (overrides or {}).get("restore_time") or "latest"
         _entry(database)["restored_from"] = {
-            "kind": "point-in-time", "source": source_db_identifier, "restore_time": str(restore_time), "dump": path,
+            "kind": "point-in-time",
+            "source": source.db_instance_identifier if source is not None else source_db_identifier,
+            "source_region": source.region if source is not None else self.region_name,
+            "restore_time": str(restore_time), "dump": path,
         }
         return database
 
@@ -293,9 +322,24 @@ def create_db_instance_read_replica(self, db_kwargs, *args, **kwargs):
         return replica
 
 
+def delete_db_instance(self, db_instance_identifier, *args, **kwargs):
+    """An instance whose automated backups are replicated leaves its data with them (restorable
+    in the destination region after the instance is gone)."""
+    with _LOCK:
+        database = self.databases.get(db_instance_identifier) if db_instance_identifier else None
+        path = None
+        if database is not None and backup_replication.active_replications(database.db_instance_arn):
+            label = f"final-{self.region_name}-{database.db_instance_identifier}-{uuid.uuid4().hex[:6]}"
+            path = _dump_instance(database, label)
+        deleted = _orig_delete_db_instance(self, db_instance_identifier, *args, **kwargs)
+        if path:
+            _FINAL_DUMPS[id(deleted)] = (deleted, path)
+        return deleted
+
+
 RDSBackend.create_db_snapshot = create_db_snapshot
 RDSBackend.copy_db_snapshot = copy_db_snapshot
 RDSBackend.restore_db_instance_from_db_snapshot = restore_db_instance_from_db_snapshot
 RDSBackend.restore_db_instance_to_point_in_time = restore_db_instance_to_point_in_time
 RDSBackend.create_db_instance_read_replica = create_db_instance_read_replica
-
+RDSBackend.delete_db_instance = delete_db_instance

@@ -192,8 +192,25 @@ def _dr_region_key(lab):
 
 
 def _aws_managed_key(lab):
-    assert lab.boto3("kms").describe_key(KeyId="alias/aws/rds")["KeyMetadata"]["KeyManager"] == "AWS"
-    return "alias/aws/rds"
+    """An AWS-managed key the seeded instance does not use (it is under alias/aws/rds)."""
+    assert lab.boto3("kms").describe_key(KeyId="alias/aws/ebs")["KeyMetadata"]["KeyManager"] == "AWS"
+    return "alias/aws/ebs"
+
+
+def test_the_aws_managed_key_the_instance_uses_is_kept_with_a_warning(aws_lab, prereq, run_playbook):
+    """Phase 1 without re-encryption passes the instance's current key: under aws/rds it must
+    harden the rest, not refuse the key."""
+    current = _instance(aws_lab)["KmsKeyId"]
+    assert aws_lab.boto3("kms").describe_key(KeyId=current)["KeyMetadata"]["KeyManager"] == "AWS"
+    aws_lab.clear_calls()
+
+    run = run_playbook(_playbook(_task(prereq, kms_key_id=current, allow_replacement=False)), check=True)
+
+    result = _ok(run)
+    plan = _attributes(result["plan"])
+    assert "kms_key_id" not in plan or plan["kms_key_id"]["desired"] == current
+    assert any("stays under the AWS-managed KMS key" in warning for warning in result.get("warnings", [])), result
+    assert aws_lab.mutating_calls() == []
 
 
 def _sg_in_other_vpc(lab):

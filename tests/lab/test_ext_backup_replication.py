@@ -142,11 +142,15 @@ def test_already_replicating_is_rejected(lab, regions):
     assert error["Code"] == "InvalidDBInstanceAutomatedBackupState"
 
 
+def _unencrypted_source(source):
+    return source.create_db_instance(DBInstanceIdentifier="plain", Engine="mysql", DBInstanceClass="db.t3.micro",
+                                     AllocatedStorage=20, MasterUsername="admin",
+                                     MasterUserPassword="lab-password-1", BackupRetentionPeriod=3)["DBInstance"]
+
+
 def test_unencrypted_source_replicates_without_a_key(lab, regions):
     source, destination, _source_arn, _dr_key = regions
-    created = source.create_db_instance(DBInstanceIdentifier="plain", Engine="mysql", DBInstanceClass="db.t3.micro",
-                                        AllocatedStorage=20, MasterUsername="admin",
-                                        MasterUserPassword="lab-password-1", BackupRetentionPeriod=3)["DBInstance"]
+    created = _unencrypted_source(source)
 
     started = destination.start_db_instance_automated_backups_replication(
         SourceDBInstanceArn=created["DBInstanceArn"])["DBInstanceAutomatedBackup"]
@@ -276,9 +280,7 @@ def test_stopped_replication_restores_what_it_replicated(lab, regions, replicate
 
 def test_unencrypted_source_restores_unencrypted(lab, regions):
     source, destination, _source_arn, _dr_key = regions
-    created = source.create_db_instance(DBInstanceIdentifier="plain", Engine="mysql", DBInstanceClass="db.t3.micro",
-                                        AllocatedStorage=20, MasterUsername="admin",
-                                        MasterUserPassword="lab-password-1", BackupRetentionPeriod=3)["DBInstance"]
+    created = _unencrypted_source(source)
     backup = destination.start_db_instance_automated_backups_replication(
         SourceDBInstanceArn=created["DBInstanceArn"])["DBInstanceAutomatedBackup"]
 

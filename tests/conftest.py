@@ -11,6 +11,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "lab"))
+sys.path.insert(0, str(REPO_ROOT / "tests"))  # support.py, shared by the layers
 
 
 def _install_collection_loader():
@@ -41,16 +42,16 @@ def lab():
 
 @pytest.fixture(scope="session")
 def host_lab(lab):
-    """The full host lab (Keystone, CSO, RabbitMQ, load balancer), brought up once per session
-    and kept when it was already up. Tests using it run last: see pytest_collection_modifyitems."""
+    """The full host lab (Keystone, CSO, RabbitMQ, load balancer) in its seeded state: the running
+    one (`make test` brings it up once for every layer) reset if used, or brought up here and taken
+    down at the end. Tests using it run last: see pytest_collection_modifyitems."""
     from csolab import hosts
 
-    started_here = not hosts.is_up()
-    if started_here:
-        print(f"host lab up: {hosts.up()}")
+    lease = hosts.acquire("pytest")
+    print(f"host lab for pytest: {lease}")
     yield lab
-    if started_here and not os.environ.get("CSO_LAB_KEEP"):
-        hosts.down(keep_aws=True)
+    if not os.environ.get("CSO_LAB_KEEP"):
+        hosts.release("pytest")
 
 
 def pytest_collection_modifyitems(items):

@@ -73,6 +73,7 @@ class LabClient:
         from csolab import seed
 
         self.set_faults(0)
+        paths.HOSTS_PRISTINE_MARKER.unlink(missing_ok=True)  # the hosts' database goes with it
         request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", data=b"", method="POST")
         urllib.request.urlopen(request, timeout=30).close()  # noqa: S310 (loopback only)
         self.state["seed"] = seed.seed_all(self, with_database=seed_database)

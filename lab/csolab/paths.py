@@ -9,6 +9,8 @@ AWS_STATE_FILE = LAB_DIR / "aws.json"
 AWS_ENV_FILE = LAB_DIR / "aws.env"
 MOTO_PID_FILE = LAB_DIR / "moto.pid"
 MOTO_LOG_FILE = LAB_DIR / "moto.log"
+# present while the host lab is in its seeded state and nobody has used it since (csolab.hosts)
+HOSTS_PRISTINE_MARKER = LAB_DIR / "hosts-pristine"
 
 REGION = "eu-west-2"
 DR_REGION = "eu-west-1"

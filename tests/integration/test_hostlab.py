@@ -14,17 +14,35 @@ REQUIRE_TLS_GROUP = "cso-lab-hostlab-tls"
 DEDICATED_SG = "cso-lab-hostlab-db-only"
 
 
-def _eventually(check, timeout, what):
+def _eventually(check, timeout, what, explain=None):
+    """Poll ``check`` (each attempt bounded well under ``timeout`` by its own timeout) until it is true.
+
+    On failure the message carries the last error and ``explain()``: the state that says why.
+    """
     deadline = time.monotonic() + timeout
-    last = None
+    last, attempts = None, 0
     while time.monotonic() < deadline:
+        attempts += 1
         try:
             if check():
                 return
         except Exception as error:  # noqa: BLE001 (keep trying until the deadline)
             last = error
         time.sleep(1)
-    pytest.fail(f"{what} not within {timeout}s (last error: {last!r})")
+    context = f"\n{explain()}" if explain else ""
+    pytest.fail(f"{what} not within {timeout}s after {attempts} attempts (last error: {last!r}){context}")
+
+
+def _database_state(lab):
+    """What decides who reaches the database: its security groups, the firewall the bridge applied."""
+    from csolab import dataplane
+
+    instance = lab.boto3("rds").describe_db_instances(DBInstanceIdentifier="cso-lab-db")["DBInstances"][0]
+    status = dataplane.status()
+    served = status.get("instances", {}).get("cso-lab-db", {})
+    return (f"instance security groups: {[g['VpcSecurityGroupId'] for g in instance['VpcSecurityGroups']]}\n"
+            f"bridge status written {time.time() - status.get('ts', 0):.1f}s ago, instance: {served}\n"
+            f"firewall in force:\n{status.get('firewall')}")
 
 
 def _fails(action):
@@ -70,8 +88,9 @@ def _db_login_from(host):
     from csolab.hosts import database, topology
 
     password = topology.lab_secrets()["keystone_db_password"]
-    return hosts.ssh(host, f"mariadb --connect-timeout=3 -h {database.endpoint_name()} -u keystone "
-                           f"-p'{password}' -N -e 'SELECT 1' keystone", check=False, timeout=30)
+    # --connect-timeout bounds the TCP connect; `timeout` bounds the rest (handshake, query)
+    return hosts.ssh(host, f"timeout 8 mariadb --connect-timeout=3 -h {database.endpoint_name()} -u keystone "
+                           f"-p'{password}' -N -e 'SELECT 1' keystone", check=False, timeout=12)
 
 
 def test_topology_is_up_and_reachable_over_ssh(host_lab):
@@ -124,11 +143,11 @@ def test_keystone_reload_is_graceful(host_lab, tmp_path):
     try:
         time.sleep(3)
         for host in ("keystone-1", "keystone-2"):
-            pids_before = hosts.ssh(host, "pgrep -f 'uwsgi --ini' | sort").stdout.split()
+            master, workers = _uwsgi_processes(host)
             hosts.ssh(host, "systemctl reload keystone")
-            # a chain reload starts one worker at a time and waits until it has loaded Keystone:
-            # on 2 loaded cores that took over 60 s in CI
-            _eventually(lambda h=host, before=pids_before: _workers_replaced(h, before), 180, f"{host} workers replaced")
+            # a chain reload replaces one worker at a time, each once it has loaded Keystone
+            _eventually(lambda h=host: _workers_replaced(h, master, workers), 120, f"{host} workers replaced",
+                        explain=lambda h=host: f"before: {(master, workers)}, now: {_uwsgi_processes(h)}")
         time.sleep(3)
     finally:
         summary = probe.stop()
@@ -137,13 +156,23 @@ def test_keystone_reload_is_graceful(host_lab, tmp_path):
     assert summary["failures"] == 0, summary["failure_log"][:5]
 
 
-def _workers_replaced(host, before):
-    """The master stays, every worker is new (a chain reload, not a restart)."""
+def _uwsgi_processes(host):
+    """Keystone's uWSGI master (systemd's main PID) and the set of its worker processes.
+
+    Read from the master's /proc children list, not by matching command lines: `pgrep -f` also
+    matches the shell running it and any process still starting or exiting with that name.
+    """
     from csolab import hosts
 
-    after = hosts.ssh(host, "pgrep -f 'uwsgi --ini' | sort").stdout.split()
-    master = hosts.ssh(host, "systemctl show -p MainPID --value keystone").stdout.strip()
-    return master in after and master in before and len(after) == len(before) and set(after) & set(before) == {master}
+    listed = hosts.ssh(host, "pid=$(systemctl show -p MainPID --value keystone); echo $pid; "
+                             "cat /proc/$pid/task/*/children", timeout=15).stdout.split()
+    return listed[0], frozenset(listed[1:])
+
+
+def _workers_replaced(host, master_before, workers_before):
+    """The master stays, every worker is new and as many as before (a chain reload, not a restart)."""
+    master, workers = _uwsgi_processes(host)
+    return master == master_before and len(workers) == len(workers_before) and not workers & workers_before
 
 
 @pytest.mark.slow
@@ -160,6 +189,7 @@ def test_requiring_tls_breaks_keystone_and_cso_until_it_is_lifted(host_lab, tmp_
     set_rst = lambda value: rds.modify_db_parameter_group(  # noqa: E731
         DBParameterGroupName=REQUIRE_TLS_GROUP,
         Parameters=[{"ParameterName": "require_secure_transport", "ParameterValue": value, "ApplyMethod": "immediate"}])
+    explain = lambda: f"load balancer: {lb.backend_states()}\n{_database_state(host_lab)}"  # noqa: E731
     probe = BackgroundProbe(tmp_path / "probe.json").start()
     try:
         set_rst("0")
@@ -171,17 +201,17 @@ def test_requiring_tls_breaks_keystone_and_cso_until_it_is_lifted(host_lab, tmp_
 
         set_rst("1")  # dynamic: applies at once, through the AWS API only
         _eventually(lambda: _fails(_keystone("keystone-1")) and _fails(_keystone("keystone-2")), 60,
-                    "Keystone failing")
-        _eventually(lambda: _fails(_through_lb()), 30, "Keystone failing through the load balancer")
-        _eventually(lambda: _fails(_cso()), 60, "CSO failing")
-        _eventually(lambda: set(lb.backend_states().values()) == {"DOWN"}, 15, "the LB taking both hosts out")
+                    "Keystone failing", explain=explain)
+        _eventually(lambda: _fails(_through_lb()), 30, "Keystone failing through the load balancer", explain=explain)
+        _eventually(lambda: _fails(_cso()), 60, "CSO failing", explain=explain)
+        _eventually(lambda: set(lb.backend_states().values()) == {"DOWN"}, 15, "the LB taking both hosts out", explain=explain)
 
         set_rst("0")
         _eventually(lambda: _succeeds(_keystone("keystone-1")) and _succeeds(_keystone("keystone-2")), 90,
-                    "Keystone recovering")
-        _eventually(lambda: _succeeds(_through_lb()), 30, "Keystone recovering through the load balancer")
-        _eventually(lambda: _succeeds(_cso()), 60, "CSO recovering")
-        _eventually(lambda: set(lb.backend_states().values()) == {"UP"}, 15, "the LB taking both hosts back")
+                    "Keystone recovering", explain=explain)
+        _eventually(lambda: _succeeds(_through_lb()), 30, "Keystone recovering through the load balancer", explain=explain)
+        _eventually(lambda: _succeeds(_cso()), 60, "CSO recovering", explain=explain)
+        _eventually(lambda: set(lb.backend_states().values()) == {"UP"}, 15, "the LB taking both hosts back", explain=explain)
         time.sleep(3)
     finally:
         summary = probe.stop()
@@ -218,12 +248,74 @@ def test_a_host_outside_the_allowed_security_group_is_cut_off(host_lab):
                                   {"GroupId": groups["cso-servers"]["GroupId"]}]}])
         rds.modify_db_instance(DBInstanceIdentifier="cso-lab-db", VpcSecurityGroupIds=[dedicated],
                                ApplyImmediately=True)
-        _eventually(lambda: _db_login_from("outsider-1").returncode != 0, 30, "outsider-1 cut off")
+        _eventually(lambda: _db_login_from("outsider-1").returncode != 0, 30, "outsider-1 cut off",
+                    explain=lambda: _database_state(host_lab))
         assert _db_login_from("rabbitmq-1").returncode != 0, "rabbitmq-1 is not allowed either"
         assert _db_login_from("keystone-1").returncode == 0, "keystone-1 is still allowed"
         assert _succeeds(_cso())
     finally:
         rds.modify_db_instance(DBInstanceIdentifier="cso-lab-db", VpcSecurityGroupIds=original_sgs,
                                ApplyImmediately=True)
-        _eventually(lambda: _db_login_from("outsider-1").returncode == 0, 30, "outsider-1 allowed again")
+        _eventually(lambda: _db_login_from("outsider-1").returncode == 0, 30, "outsider-1 allowed again",
+                    explain=lambda: _database_state(host_lab))
         ec2.delete_security_group(GroupId=dedicated)
+
+
+SEEDED_FILES = {
+    "keystone-1": ["/etc/keystone/keystone.conf", "/etc/keystone/uwsgi.ini"],
+    "cso-1": ["/opt/cso/setup.properties"],
+    "rabbitmq-1": ["/etc/rabbitmq/rabbitmq.conf"],
+}
+SERVICES = {"keystone-1": "keystone", "cso-1": "cso", "rabbitmq-1": "rabbitmq-server"}
+
+
+def _host_state(host):
+    """What a scenario may change on a host: its files' content and mode, its service, stray files."""
+    from csolab import hosts
+
+    files = " ".join(SEEDED_FILES[host])
+    script = (f"for f in {files}; do stat -c '%n %a %U' $f; sha256sum $f; done; "
+              f"systemctl is-active {SERVICES[host]}; ls -1 /etc/ssl/rds 2>/dev/null; true")
+    return hosts.ssh(host, script, timeout=20).stdout
+
+
+@pytest.mark.slow
+def test_reset_puts_the_hosts_the_database_and_aws_back_to_the_seeded_state(host_lab):
+    """What a Molecule scenario or a test changes (files, services, the instance's parameter group and
+    TLS requirement, the call log) is back after `hosts.reset()`, without a rebuild."""
+    from csolab import dataplane, hosts
+
+    rds = host_lab.boto3("rds")
+    seeded_group = rds.describe_db_instances(DBInstanceIdentifier="cso-lab-db")["DBInstances"][0][
+        "DBParameterGroups"][0]["DBParameterGroupName"]
+    seeded = {host: _host_state(host) for host in SEEDED_FILES}
+    assert "active" in seeded["keystone-1"] and "/opt/cso/setup.properties 640" in seeded["cso-1"], seeded
+
+    hosts.ssh("keystone-1", "echo '# changed' >> /etc/keystone/keystone.conf && chmod 0644 /etc/keystone/keystone.conf"
+                            " && mkdir -p /etc/ssl/rds && echo x > /etc/ssl/rds/rds-ca-bundle.pem"
+                            " && systemctl stop keystone")
+    hosts.ssh("cso-1", "sed -i 's/^db.url=jdbc:mysql:/db.url=jdbc:mariadb:/' /opt/cso/setup.properties")
+    hosts.ssh("rabbitmq-1", "echo 'listeners.ssl.default = 5671' >> /etc/rabbitmq/rabbitmq.conf")
+    rds.create_db_parameter_group(DBParameterGroupName=REQUIRE_TLS_GROUP, DBParameterGroupFamily="mysql8.0",
+                                  Description="reset test")
+    rds.modify_db_parameter_group(DBParameterGroupName=REQUIRE_TLS_GROUP, Parameters=[
+        {"ParameterName": "require_secure_transport", "ParameterValue": "1", "ApplyMethod": "immediate"}])
+    rds.modify_db_instance(DBInstanceIdentifier="cso-lab-db", DBParameterGroupName=REQUIRE_TLS_GROUP,
+                           ApplyImmediately=True)
+    rds.reboot_db_instance(DBInstanceIdentifier="cso-lab-db")
+    dataplane.wait_ready("cso-lab-db", timeout=30, predicate=lambda entry: entry["require_secure_transport"] is True)
+    assert _db_login_from("keystone-1").returncode != 0, "plaintext login refused while TLS is required"
+    changed = {host: _host_state(host) for host in SEEDED_FILES}
+    assert all(changed[host] != seeded[host] for host in SEEDED_FILES), changed
+    assert host_lab.mutating_calls()
+
+    timings = hosts.reset()
+    print(f"reset: {timings}")
+
+    assert host_lab.calls() == [], "the call log is empty after a reset"
+    assert {host: _host_state(host) for host in SEEDED_FILES} == seeded
+    instance = rds.describe_db_instances(DBInstanceIdentifier="cso-lab-db")["DBInstances"][0]
+    assert instance["DBParameterGroups"][0]["DBParameterGroupName"] == seeded_group
+    assert dataplane.endpoint_for("cso-lab-db")["require_secure_transport"] is False
+    assert _db_login_from("keystone-1").returncode == 0, "plaintext login works again, as seeded"
+    assert _succeeds(_through_lb()) and _succeeds(_cso())

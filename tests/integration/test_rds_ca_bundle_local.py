@@ -14,10 +14,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from support import unavailable
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.skipif(not (shutil.which("openssl") and shutil.which("keytool")),
-                                reason="needs openssl and keytool")
+if not (shutil.which("openssl") and shutil.which("keytool")):
+    unavailable("needs openssl and keytool", "`make setup` (openssl, openjdk-17-jdk-headless)",
+                allow_module_level=True)
 
 PLAYBOOK = """
 - hosts: localhost

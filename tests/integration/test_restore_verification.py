@@ -4,7 +4,9 @@ The orchestration (restore -> wait -> verify hook -> cleanup, also after a failu
 AWS lab alone; the test that proves the data came back needs the data plane (``hosts``).
 """
 
+import datetime
 import json
+import time
 
 import pytest
 from botocore.exceptions import ClientError
@@ -77,11 +79,20 @@ def test_restore_wait_hook_cleanup(aws_lab, run_playbook, hook_file):
   ansible.builtin.set_fact:
     seen_during_hook: "{{ seen.instances[0] }}"
 """)
+    latest = aws_lab.boto3("rds").describe_db_instances(DBInstanceIdentifier=SOURCE)["DBInstances"][0][
+        "LatestRestorableTime"]
+    started_at, started = datetime.datetime.now(datetime.timezone.utc), time.monotonic()
     run = run_playbook(play(hook=hook))
+    finished_at, wall = datetime.datetime.now(datetime.timezone.utc), time.monotonic() - started
     assert run.returncode == 0, run
     restore = step(run, "Restore the latest restorable time into a temporary instance")
     assert restore["changed"] is True
-    assert restore["rto_seconds"] >= 0 and restore["rpo_seconds"] >= 0
+    # the recovery point is the source's latest restorable time, aged by when the restore was asked
+    assert datetime.datetime.fromisoformat(restore["restored_from"]["latest_restorable_time"]) == latest
+    rpo_bounds = ((started_at - latest).total_seconds() - 1, (finished_at - latest).total_seconds() + 1)
+    assert rpo_bounds[0] <= restore["rpo_seconds"] <= rpo_bounds[1], (restore["rpo_seconds"], rpo_bounds)
+    # the recovery time is measured inside the run, around the restore and its wait
+    assert 0 <= restore["rto_seconds"] <= wall, (restore["rto_seconds"], wall)
     assert restore["restored_from"]["source"] == SOURCE
     seen = step(run, "Look at the temporary instance")["instances"][0]
     assert seen["publicly_accessible"] is False and seen["deletion_protection"] is False
@@ -93,7 +104,8 @@ def test_restore_wait_hook_cleanup(aws_lab, run_playbook, hook_file):
     deletes = actions(aws_lab, "DeleteDBInstance")
     assert len(deletes) == 1
     report = step(run, "Report the restore test")["ansible_facts"]["rds_backup_replication_restore_report"]
-    assert report["cleaned_up"] is True and report["rto_seconds"] is not None
+    assert report["cleaned_up"] is True
+    assert (report["rto_seconds"], report["rpo_seconds"]) == (restore["rto_seconds"], restore["rpo_seconds"])
 
 
 def test_failing_verification_query_still_deletes_the_instance(aws_lab, run_playbook):

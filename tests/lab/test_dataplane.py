@@ -1,7 +1,8 @@
 """The data plane follows the AWS lab: TLS with the instance's CA, require_secure_transport from
 the parameter group when it applies, the security-group firewall, and data through snapshots.
 
-Runs its own namespace (``csolab-dptest``) so it cannot disturb a host lab running in ``csolab``.
+Runs its own namespace (``csolab-dptest``) and bridge, so it refuses to run while a host lab (whose
+bridge serves the same instances) is up: `make test` runs this layer before the host lab.
 """
 
 import json
@@ -14,7 +15,9 @@ import time
 
 import pytest
 
-pytestmark = pytest.mark.hosts
+from support import unavailable
+
+pytestmark = pytest.mark.lab
 
 NETNS = "csolab-dptest"
 FAKE_KEYSTONE = "10.89.10.211"
@@ -31,7 +34,7 @@ def _missing_requirements():
 
 
 if _missing_requirements():
-    pytest.skip(_missing_requirements(), allow_module_level=True)
+    unavailable(_missing_requirements(), "run as root with `make setup` done", allow_module_level=True)
 
 import pymysql  # noqa: E402
 
@@ -41,6 +44,9 @@ from csolab.dataplane import layout, net  # noqa: E402
 
 @pytest.fixture(scope="module")
 def data_plane(lab):
+    if dataplane.status()["bridge"] == "up":
+        pytest.fail("a data plane is already running (a host lab?): these tests start and stop their own; "
+                    "run `make lab-down` first", pytrace=False)
     created = not netns.exists(NETNS)
     dataplane.start(netns_name=NETNS)
     yield dataplane
@@ -219,18 +225,71 @@ def test_a_dedicated_security_group_cuts_off_who_it_does_not_allow(served, aws_l
     assert reach_from(FAKE_KEYSTONE, endpoint)["ok"]
     assert reach_from(FAKE_OUTSIDER, endpoint)["ok"]
 
-    ec2 = aws_lab.boto3("ec2")
-    dedicated = ec2.create_security_group(GroupName="cso-db-dedicated", Description="database only",
-                                          VpcId=fake_hosts["vpc_id"])["GroupId"]
-    ec2.authorize_security_group_ingress(GroupId=dedicated, IpPermissions=[{
-        "IpProtocol": "tcp", "FromPort": 3306, "ToPort": 3306,
-        "UserIdGroupPairs": [{"GroupId": fake_hosts["app_security_group_ids"]["keystone"]}]}])
-    aws_lab.boto3("rds").modify_db_instance(DBInstanceIdentifier="cso-lab-db", VpcSecurityGroupIds=[dedicated],
-                                            ApplyImmediately=True)
+    _move_to_dedicated_group(aws_lab, fake_hosts, [fake_hosts["app_security_group_ids"]["keystone"]])
     _wait_firewall(lambda rules: FAKE_OUTSIDER not in rules and FAKE_KEYSTONE in rules)
     assert reach_from(FAKE_KEYSTONE, endpoint)["ok"]
     cut_off = reach_from(FAKE_OUTSIDER, endpoint)
     assert not cut_off["ok"] and "2003" in cut_off["error"], cut_off
+
+
+NAMESPACE_SESSION = """
+import json, sys, pymysql
+host, source = sys.argv[1], sys.argv[2]
+connection = pymysql.connect(host=host, port=3306, user="admin", password="lab-master-password-1",
+                             ssl_disabled=True, bind_address=source, connect_timeout=2, read_timeout=5)
+print("open", flush=True)
+for line in sys.stdin:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT CONNECTION_ID()")
+            print(json.dumps({"ok": True, "id": cursor.fetchone()[0]}), flush=True)
+    except pymysql.err.OperationalError as exc:
+        print(json.dumps({"ok": False, "error": str(exc)}), flush=True)
+"""
+
+
+def _move_to_dedicated_group(aws_lab, network, allowed_group_ids, name="cso-db-dedicated"):
+    ec2 = aws_lab.boto3("ec2")
+    dedicated = ec2.create_security_group(GroupName=name, Description="database only",
+                                          VpcId=network["vpc_id"])["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=dedicated, IpPermissions=[{
+        "IpProtocol": "tcp", "FromPort": 3306, "ToPort": 3306,
+        "UserIdGroupPairs": [{"GroupId": group_id} for group_id in allowed_group_ids]}])
+    aws_lab.boto3("rds").modify_db_instance(DBInstanceIdentifier="cso-lab-db", VpcSecurityGroupIds=[dedicated],
+                                            ApplyImmediately=True)
+    return dedicated
+
+
+def test_a_session_opened_before_the_cut_off_survives_and_new_ones_time_out(served, aws_lab, fake_hosts):
+    """Security groups track connections: removing the rule that allowed a session leaves it running,
+    while a new connection from the same source is dropped and times out within its connect timeout."""
+    endpoint = dataplane.endpoint_for("cso-lab-db")
+    _wait_firewall(lambda rules: FAKE_OUTSIDER in rules)
+    session = subprocess.Popen(netns.nsenter([sys.executable, "-c", NAMESPACE_SESSION, endpoint["namespace_ip"],
+                                              FAKE_OUTSIDER], NETNS),
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert session.stdout.readline().strip() == "open", session.stderr.read()
+        session.stdin.write("query\n")
+        session.stdin.flush()
+        before = json.loads(session.stdout.readline())
+        assert before["ok"], before
+
+        _move_to_dedicated_group(aws_lab, fake_hosts, [fake_hosts["app_security_group_ids"]["keystone"]])
+        _wait_firewall(lambda rules: FAKE_OUTSIDER not in rules and FAKE_KEYSTONE in rules)
+
+        session.stdin.write("query\n")
+        session.stdin.flush()
+        after = json.loads(session.stdout.readline())
+        assert after == before, f"the tracked session was cut: {after} (firewall: {dataplane.status()['firewall']})"
+        started = time.monotonic()
+        refused = reach_from(FAKE_OUTSIDER, endpoint)
+        waited = time.monotonic() - started
+        assert not refused["ok"] and "2003" in refused["error"], refused
+        assert waited < 2 + 3, f"a dropped connect took {waited:.1f}s with a 2-s connect timeout"
+    finally:
+        session.kill()
+        session.communicate()
 
 
 def test_snapshot_and_restores_carry_the_rows(served, aws_lab):

@@ -6,37 +6,41 @@ import subprocess
 
 import pytest
 
-pytestmark = pytest.mark.hosts
+from support import unavailable
+
+pytestmark = pytest.mark.lab
 
 if os.geteuid() != 0:
-    pytest.skip("needs root (network namespaces)", allow_module_level=True)
+    unavailable("needs root (network namespaces)", "run as root", allow_module_level=True)
 
 from csolab import netns  # noqa: E402
 from csolab.hosts import _claim_netns, topology  # noqa: E402
 
+# not the lab's own name: the test must not depend on (or disturb) a lab that is up
+NAME = "csolab-claimtest"
+
 
 @pytest.fixture
 def foreign_netns():
-    if netns.exists():
-        pytest.skip(f"namespace {netns.NAME} is in use (a lab is up)")
-    subprocess.run(["ip", "netns", "add", netns.NAME], check=True)
-    subprocess.run(["ip", "-n", netns.NAME, "addr", "add", f"{topology.KEYSTONE_LB[0]}/32", "dev", "lo"], check=True)
+    netns.delete(NAME)
+    subprocess.run(["ip", "netns", "add", NAME], check=True)
+    subprocess.run(["ip", "-n", NAME, "addr", "add", f"{topology.KEYSTONE_LB[0]}/32", "dev", "lo"], check=True)
     yield
-    netns.delete()
+    netns.delete(NAME)
 
 
 def test_a_leftover_namespace_nothing_runs_in_is_replaced(foreign_netns):
-    _claim_netns()
+    _claim_netns(NAME)
 
-    assert not netns.exists()
+    assert not netns.exists(NAME)
 
 
 def test_a_namespace_another_lab_runs_in_is_refused(foreign_netns):
-    sleeper = subprocess.Popen(netns.nsenter(["sleep", "60"]))
+    sleeper = subprocess.Popen(netns.nsenter(["sleep", "60"], NAME))
     try:
         with pytest.raises(RuntimeError, match=f"{sleeper.pid}.*CSO_LAB_NETNS"):
-            _claim_netns()
-        assert netns.exists()
+            _claim_netns(NAME)
+        assert netns.exists(NAME)
     finally:
         sleeper.kill()
         sleeper.wait()

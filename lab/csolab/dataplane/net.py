@@ -5,8 +5,10 @@
 * Relays: inside the namespace ``socat TCP-LISTEN:3306,bind=10.89.20.x`` → the instance's Unix
   socket ``relay.sock``; in the root namespace ``socat UNIX-LISTEN:relay.sock`` → ``127.0.89.x:3306``.
   Unix sockets cross network namespaces, so nothing in the root namespace talks to 10.89.x.
-* Firewall: an nftables table inside the namespace lets a source reach an instance's address on
-  3306 only if the instance's security groups allow it (by source SG or CIDR), like a VPC SG.
+* Firewall: an nftables table inside the namespace lets a source open a connection to an
+  instance's address on 3306 only if the instance's security groups allow it (by source SG or
+  CIDR), like a VPC SG. Like a VPC SG it is stateful: a connection opened while it was allowed
+  keeps flowing after the rule goes, and a refused one is dropped silently (the client times out).
 * Names: a ``# BEGIN csolab`` … ``# END csolab`` block in the controller's /etc/hosts
   (endpoint name → 127.0.89.x) and a fragment for the containers (name → 10.89.20.x).
 """
@@ -165,8 +167,15 @@ def allowed_sources(instance, hosts):
 
 
 def ruleset(entries, port=3306):
-    """nft script for [(namespace ip, [allowed source ips])]: allow those, drop the rest."""
-    lines = [f"table ip {NFT_TABLE} {{", "  chain input {", "    type filter hook input priority 0; policy accept;"]
+    """nft script for [(namespace ip, [allowed source ips])]: allow those, drop the rest.
+
+    Stateful, as security groups are (Amazon EC2 User Guide, "Security group connection
+    tracking"): removing the rule that allowed a tracked flow does not interrupt it; only new
+    connections are refused. Without the ``ct state`` rule a connection caught mid-handshake by a
+    change lost its packets and hung instead of either working or failing fast.
+    """
+    lines = [f"table ip {NFT_TABLE} {{", "  chain input {", "    type filter hook input priority 0; policy accept;",
+             "    ct state established,related accept"]
     for address, sources in entries:
         if sources:
             lines.append(f"    ip daddr {address} tcp dport {port} ip saddr {{ {', '.join(sources)} }} accept")

@@ -2,7 +2,10 @@
 
 ``up()`` brings up the full topology (AWS lab, data plane, five hosts, Keystone, CSO, RabbitMQ,
 the Keystone load balancer); ``down()`` removes all of it, including what a killed run left.
-Addresses and names follow the host-lab contract in docs/development.md.
+``reset()`` puts a running topology back to its seeded state without rebuilding it; ``acquire()``
+and ``release()`` let every test layer and Molecule scenario share one running lab (a user that
+finds none brings it up and takes it down again). Addresses and names follow the host-lab
+contract in docs/development.md.
 """
 
 import concurrent.futures
@@ -98,6 +101,7 @@ def memory():
 # --- bring-up -------------------------------------------------------------------------------
 
 def _create_containers(tag):
+    """The hosts from the base image: fresh root file systems, the fixtures not yet configured."""
     key = ensure_ssh_key().with_suffix(".pub").read_text()
     for name, host in HOSTS.items():
         podman.podman("run", "-d", "--name", name, "--hostname", name, "--network", podman.NETWORK,
@@ -174,25 +178,134 @@ def up():
     step("ready", wait_ready)
     timings["total"] = round(time.monotonic() - started, 1)
     (paths.LAB_DIR / "hosts-up.json").write_text(json.dumps(timings, indent=2) + "\n")
+    mark_pristine()
     return timings
 
 
-def _claim_netns():
+def reset():
+    """The running topology back to its seeded state, without rebuilding it; returns timings.
+
+    AWS side: the lab's reset (resources, seeded database, call log); the data plane follows
+    and serves the seeded instance from a fresh datadir. Hosts: each container is replaced by a
+    new one from the same image, so no file or service a test changed survives, and the fixtures
+    are configured again. The namespace, network, image, load balancer and AWS server stay.
+    """
+    from csolab.client import LabClient
+
+    timings = {}
+    started = time.monotonic()
+
+    def step(name, action):
+        begin = time.monotonic()
+        result = action()
+        timings[name] = round(time.monotonic() - begin, 1)
+        return result
+
+    lab_client = LabClient()
+    step("aws", lambda: lab_client.reset(seed_database=True))
+    topology.write_hosts_json(lab_client)  # the seeded security groups have new ids
+    step("database", _wait_for_seeded_database)
+    step("containers", _recreate_containers)
+    step("systemd", _wait_for_systemd)
+    step("etc_hosts", sync_etc_hosts)
+    step("fixtures", _configure_fixtures)
+    step("ready", wait_ready)
+    lab_client.clear_calls()  # the seeded state has an empty call log, as after `up`
+    timings["total"] = round(time.monotonic() - started, 1)
+    mark_pristine()
+    return timings
+
+
+def _wait_for_seeded_database(timeout=60):
+    """The data plane serves the instance the AWS reset just seeded (a new uid), not the old one."""
+    from csolab import dataplane
+    from csolab.client import LabClient
+
+    uid = next(item["uid"] for item in LabClient().api("dataplane-instances")["instances"]
+               if item["id"] == topology.DB_INSTANCE)
+    return dataplane.wait_ready(topology.DB_INSTANCE, timeout=timeout, predicate=lambda entry: entry["uid"] == uid)
+
+
+def _recreate_containers():
+    tag = podman.ensure_image()
+    podman.podman("rm", "-f", "-t", "0", *HOSTS)
+    _create_containers(tag)
+
+
+# --- sharing one running lab ----------------------------------------------------------------
+#
+# ``<lab dir>/hosts-pristine``: written by up() and reset(), removed by acquire() and by any AWS
+# reset (which replaces the database the hosts use). ``<lab dir>/hosts-owner.json``: who brought
+# the topology up through acquire(), so that only they take it down.
+
+def _pristine_marker():
+    return paths.HOSTS_PRISTINE_MARKER
+
+
+def _owner_file():
+    return paths.LAB_DIR / "hosts-owner.json"
+
+
+def mark_pristine():
+    _pristine_marker().write_text(f"{time.time()}\n")
+
+
+def mark_used():
+    _pristine_marker().unlink(missing_ok=True)
+
+
+def acquire(owner):
+    """A running topology in its seeded state for ``owner``: reused (reset unless nobody used it
+    since the last reset) or brought up. Returns {"started", "reset", "seconds", "timings"}."""
+    from csolab import aws
+
+    begin = time.monotonic()
+    if is_up():
+        needs_reset = not _pristine_marker().exists()
+        timings = reset() if needs_reset else {}
+        lease = {"started": False, "reset": needs_reset}
+    else:
+        aws_was_up = aws.is_up()
+        timings = up()
+        _owner_file().write_text(json.dumps({"owner": owner, "aws_was_up": aws_was_up}) + "\n")
+        lease = {"started": True, "reset": False}
+    mark_used()
+    return dict(lease, owner=owner, seconds=round(time.monotonic() - begin, 1), timings=timings)
+
+
+def release(owner):
+    """Leave the lab as ``owner`` found it: down if ``owner`` brought it up, else reset."""
+    begin = time.monotonic()
+    try:
+        started_by = json.loads(_owner_file().read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        started_by = {}
+    if started_by.get("owner") == owner:
+        down(keep_aws=started_by.get("aws_was_up", False))
+        return {"owner": owner, "action": "down", "seconds": round(time.monotonic() - begin, 1)}
+    if not is_up():
+        return {"owner": owner, "action": "none (not up)", "seconds": 0.0}
+    timings = reset()
+    return {"owner": owner, "action": "reset", "seconds": round(time.monotonic() - begin, 1), "timings": timings}
+
+
+def _claim_netns(name=None):
     """Delete a namespace of the lab's name that this lab dir did not create, if nothing runs in it.
 
     Such a leftover (e.g. from a run whose lab dir was removed) keeps the load balancer's
     address, which makes podman refuse the hosts' subnet as "already used on the host".
     One with processes belongs to a live lab: refused rather than broken.
     """
-    if not netns.exists():
+    name = name or netns.NAME
+    if not netns.exists(name):
         return
-    running = netns.pids()
+    running = netns.pids(name)
     if running:
         raise RuntimeError(
-            f"network namespace {netns.NAME} is in use by processes {running[:5]} that this lab dir "
+            f"network namespace {name} is in use by processes {running[:5]} that this lab dir "
             f"({paths.LAB_DIR}) did not start: run `lab down` where that lab runs, or give this lab "
             "another namespace with CSO_LAB_NETNS")
-    netns.delete()
+    netns.delete(name)
 
 
 def wait_ready(timeout=90):
@@ -250,7 +363,8 @@ def down(keep_aws=False):
         database.stop()
     if owns_netns:  # never another lab's namespace: `down` of a plain AWS lab leaves it alone
         netns.delete()
-    for stale in ("hosts-up.json", "hosts-etc-hosts.synced", _netns_marker().name):
+    for stale in ("hosts-up.json", "hosts-etc-hosts.synced", _netns_marker().name, _pristine_marker().name,
+                  _owner_file().name):
         (paths.LAB_DIR / stale).unlink(missing_ok=True)
     if not keep_aws:
         from csolab import aws

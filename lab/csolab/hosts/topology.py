@@ -1,6 +1,7 @@
 """The hosts of the lab, their addresses and security groups (docs/development.md, host lab)."""
 
 import json
+import os
 import secrets
 
 from csolab import paths
@@ -45,19 +46,29 @@ def secrets_path():
     return paths.LAB_DIR / "hosts-secrets.json"
 
 
+SECRET_PREFIXES = {
+    "keystone_admin_password": "lab-admin-",
+    "keystone_db_password": "lab-keystone-",
+    "ssp_db_password": "lab-ssp-",
+    "rabbitmq_ca_key_passphrase": "lab-rmq-ca-",  # the rabbitmq_tls scenario encrypts its CA key with it
+}
+
+
 def lab_secrets():
-    """Passwords of the fixtures, generated once per lab dir (lab only, never real credentials)."""
+    """Secrets of the fixtures, generated once per lab dir (lab only, never real credentials).
+
+    Also what ``csolab.leaks`` searches output for; a secret added here is filled in for lab dirs
+    made before it existed.
+    """
     path = secrets_path()
-    if path.exists():
-        return json.loads(path.read_text())
-    values = {
-        "keystone_admin_password": "lab-admin-" + secrets.token_hex(6),
-        "keystone_db_password": "lab-keystone-" + secrets.token_hex(6),
-        "ssp_db_password": "lab-ssp-" + secrets.token_hex(6),
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(values, indent=2) + "\n")
-    path.chmod(0o600)
+    values = json.loads(path.read_text()) if path.exists() else {}
+    missing = {name: prefix + secrets.token_hex(6) for name, prefix in SECRET_PREFIXES.items() if name not in values}
+    if missing:
+        values.update(missing)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+            handle.write(json.dumps(values, indent=2) + "\n")
+        path.chmod(0o600)
     return values
 
 

@@ -57,7 +57,14 @@ def host_lab(lab):
 def pytest_collection_modifyitems(items):
     """Run the tests on the host lab after all others. The others reset the AWS lab (which
     re-provisions the seeded database without the hosts' users) or run a data plane of their own,
-    so they must not run while the host lab is up."""
+    so they must not run while the host lab is up.
+
+    Tests using the ``dataplane`` fixture are marked ``dataplane``: `make test` runs the others on a
+    second AWS lab in parallel with the host layers (no data plane there: its endpoint names would
+    shadow the host lab's in the controller's /etc/hosts)."""
+    for item in items:
+        if "dataplane" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.dataplane)
     items.sort(key=lambda item: "host_lab" in getattr(item, "fixturenames", ()))
 
 

@@ -64,7 +64,7 @@ def _require_owner(args):
 def cmd_acquire(args):
     from csolab import hosts
 
-    lease = hosts.acquire(_require_owner(args))
+    lease = hosts.acquire(_require_owner(args), hold_only=args.hold)
     how = "brought up" if lease["started"] else ("reset" if lease["reset"] else "reused (pristine)")
     print(f"host lab {how} for {lease['owner']} in {lease['seconds']}s: {json.dumps(lease['timings'])}")
 
@@ -93,6 +93,8 @@ def main(argv=None):
                         help="up: the full topology (data plane, Keystone/CSO/RabbitMQ hosts, load balancer); "
                              "reset: the running topology back to its seeded state")
     parser.add_argument("--owner", help="acquire/release: who holds the host lab (e.g. molecule-keystone_db)")
+    parser.add_argument("--hold", action="store_true",
+                        help="acquire: only keep the lab up for later users (leaves it pristine for the first of them)")
     args = parser.parse_args(argv)
     return COMMANDS[args.command](args) or 0
 

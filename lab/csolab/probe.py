@@ -67,24 +67,26 @@ def _admin_password():
     return topology.lab_secrets()["keystone_admin_password"]
 
 
-def keystone_round_trip(address, port, password=None):
-    """Issue and validate a token; raise with the status and body on any failure."""
+def keystone_round_trip(address, port, password=None, timeout=10):
+    """Issue and validate a token; raise with the status and body on any failure.
+
+    ``timeout`` bounds each of the two requests (polling checks pass a short one)."""
     body = json.dumps({"auth": {"identity": {"methods": ["password"], "password": {"user": {
         "name": "admin", "domain": {"id": "default"}, "password": password or _admin_password()}}}}})
     status, headers, text = _request(address, port, "POST", "/v3/auth/tokens", body,
-                                     {"Content-Type": "application/json"})
+                                     {"Content-Type": "application/json"}, timeout=timeout)
     if status != 201:
         raise RuntimeError(f"issue: HTTP {status} {text[:200]}")
     token = headers.get("X-Subject-Token")
     status, _headers, text = _request(address, port, "GET", "/v3/auth/tokens", None,
-                                      {"X-Auth-Token": token, "X-Subject-Token": token})
+                                      {"X-Auth-Token": token, "X-Subject-Token": token}, timeout=timeout)
     if status != 200:
         raise RuntimeError(f"validate: HTTP {status} {text[:200]}")
     return True
 
 
-def cso_health(address, port=8080):
-    status, _headers, text = _request(address, port, "GET", "/health")
+def cso_health(address, port=8080, timeout=10):
+    status, _headers, text = _request(address, port, "GET", "/health", timeout=timeout)
     if status != 200:
         raise RuntimeError(f"health: HTTP {status} {text.strip()[:300]}")
     return True

@@ -11,6 +11,8 @@ import pytest
 pytestmark = [pytest.mark.hosts, pytest.mark.lab]
 
 REQUIRE_TLS_GROUP = "cso-lab-hostlab-tls"
+# each request of a polling check gives up after this (the deadlines are 15-120 s)
+ATTEMPT_TIMEOUT = 8
 DEDICATED_SG = "cso-lab-hostlab-db-only"
 
 
@@ -65,21 +67,21 @@ def _keystone(host):
     from csolab.hosts.topology import HOSTS
     from csolab.probe import keystone_round_trip
 
-    return lambda: keystone_round_trip(HOSTS[host]["ip"], 5000)
+    return lambda: keystone_round_trip(HOSTS[host]["ip"], 5000, timeout=ATTEMPT_TIMEOUT)
 
 
 def _through_lb():
     from csolab.hosts.topology import KEYSTONE_LB
     from csolab.probe import keystone_round_trip
 
-    return lambda: keystone_round_trip(*KEYSTONE_LB)
+    return lambda: keystone_round_trip(*KEYSTONE_LB, timeout=ATTEMPT_TIMEOUT)
 
 
 def _cso():
     from csolab.hosts.topology import HOSTS
     from csolab.probe import cso_health
 
-    return lambda: cso_health(HOSTS["cso-1"]["ip"])
+    return lambda: cso_health(HOSTS["cso-1"]["ip"], timeout=ATTEMPT_TIMEOUT)
 
 
 def _db_login_from(host):

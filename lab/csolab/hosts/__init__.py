@@ -254,9 +254,13 @@ def mark_used():
     _pristine_marker().unlink(missing_ok=True)
 
 
-def acquire(owner):
+def acquire(owner, hold_only=False):
     """A running topology in its seeded state for ``owner``: reused (reset unless nobody used it
-    since the last reset) or brought up. Returns {"started", "reset", "seconds", "timings"}."""
+    since the last reset) or brought up. Returns {"started", "reset", "seconds", "timings"}.
+
+    ``hold_only``: the owner only keeps the lab up for users after it (`make test`, a run of
+    several scenarios) and changes nothing itself, so the lab stays pristine for the next user.
+    """
     from csolab import aws
 
     begin = time.monotonic()
@@ -269,7 +273,8 @@ def acquire(owner):
         timings = up()
         _owner_file().write_text(json.dumps({"owner": owner, "aws_was_up": aws_was_up}) + "\n")
         lease = {"started": True, "reset": False}
-    mark_used()
+    if not hold_only:
+        mark_used()
     return dict(lease, owner=owner, seconds=round(time.monotonic() - begin, 1), timings=timings)
 
 

@@ -1,0 +1,83 @@
+"""acquire/release: one host lab shared by every test layer and Molecule scenario, reset between
+users, brought up (and taken down) only by a user that found none. The bring-up, reset and
+teardown themselves are replaced by recorders here; tests/integration/test_hostlab.py proves the
+real reset."""
+
+import json
+
+import pytest
+
+from csolab import aws, hosts, paths
+
+
+@pytest.fixture
+def recorded(monkeypatch, tmp_path):
+    """A lab dir of its own, and the lab's actions recorded instead of run."""
+    monkeypatch.setattr(paths, "LAB_DIR", tmp_path)
+    monkeypatch.setattr(paths, "HOSTS_PRISTINE_MARKER", tmp_path / "hosts-pristine")
+    state = {"up": False, "actions": []}
+
+    def up():
+        state["up"] = True
+        state["actions"].append("up")
+        hosts.mark_pristine()
+        return {"total": 1.0}
+
+    def reset():
+        state["actions"].append("reset")
+        hosts.mark_pristine()
+        return {"total": 0.5}
+
+    def down(keep_aws=False):
+        state["up"] = False
+        state["actions"].append(f"down(keep_aws={keep_aws})")
+        (tmp_path / "hosts-owner.json").unlink(missing_ok=True)
+        paths.HOSTS_PRISTINE_MARKER.unlink(missing_ok=True)
+
+    monkeypatch.setattr(hosts, "up", up)
+    monkeypatch.setattr(hosts, "reset", reset)
+    monkeypatch.setattr(hosts, "down", down)
+    monkeypatch.setattr(hosts, "is_up", lambda: state["up"])
+    monkeypatch.setattr(aws, "is_up", lambda: True)
+    return state
+
+
+def test_a_user_that_finds_no_lab_brings_it_up_and_takes_it_down(recorded):
+    lease = hosts.acquire("molecule-keystone_db")
+    assert (lease["started"], lease["reset"]) == (True, False)
+    assert json.loads((paths.LAB_DIR / "hosts-owner.json").read_text()) == {
+        "owner": "molecule-keystone_db", "aws_was_up": True}
+
+    assert hosts.release("molecule-keystone_db")["action"] == "down"
+    assert recorded["actions"] == ["up", "down(keep_aws=True)"]
+
+
+def test_users_of_a_running_lab_share_it_with_one_reset_between_them(recorded):
+    hosts.acquire("make-test", hold_only=True)  # brings it up and keeps it pristine
+    assert hosts.acquire("pytest")["reset"] is False, "nobody used it since the bring-up"
+    assert hosts.release("pytest")["action"] == "reset"
+    first = hosts.acquire("molecule-cso_db")
+    assert first["reset"] is False, "the release already reset it"
+    hosts.release("molecule-cso_db")
+    hosts.acquire("molecule-keystone_db")
+    hosts.release("molecule-keystone_db")
+    assert hosts.release("make-test")["action"] == "down"
+    assert recorded["actions"] == ["up", "reset", "reset", "reset", "down(keep_aws=True)"]
+
+
+def test_a_lab_used_without_a_release_is_reset_before_the_next_user(recorded):
+    hosts.acquire("make-test", hold_only=True)
+    hosts.acquire("a-test-that-crashed")  # takes the pristine lab, never releases it
+    assert hosts.acquire("molecule-default")["reset"] is True
+    assert recorded["actions"] == ["up", "reset"]
+
+
+def test_an_aws_reset_makes_the_lab_need_a_reset(recorded, monkeypatch):
+    from csolab.client import LabClient
+
+    hosts.acquire("make-test", hold_only=True)
+    client = LabClient({"endpoint_url": "http://127.0.0.1:9", "region": "eu-west-2"})
+    monkeypatch.setattr(client, "set_faults", lambda rate: None)
+    with pytest.raises(OSError):  # nothing listens there: the marker went before the call
+        client.reset()
+    assert hosts.acquire("molecule-default")["reset"] is True

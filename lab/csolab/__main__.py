@@ -1,4 +1,4 @@
-"""``python -m csolab {up [--hosts],down,status,reset [--hosts],acquire,release,env}``: the lab's command line.
+"""``python -m csolab {up [--hosts],down,status,reset [--hosts],acquire,release,leftovers [--clear],env}``: the lab's command line.
 
 ``acquire --owner NAME`` / ``release --owner NAME`` share one running host lab between test layers
 and Molecule scenarios: acquire reuses a running lab (reset to its seeded state) or brings one up;
@@ -82,7 +82,13 @@ def cmd_env(_args):
     print(paths.AWS_ENV_FILE.read_text(), end="")
 
 
-COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "reset": cmd_reset, "env": cmd_env,
+def cmd_leftovers(args):
+    from csolab import leftovers
+
+    return leftovers.main(["--clear"] if args.clear else [])
+
+
+COMMANDS = {"leftovers": cmd_leftovers, "up": cmd_up, "down": cmd_down, "status": cmd_status, "reset": cmd_reset, "env": cmd_env,
             "acquire": cmd_acquire, "release": cmd_release}
 
 
@@ -93,6 +99,8 @@ def main(argv=None):
                         help="up: the full topology (data plane, Keystone/CSO/RabbitMQ hosts, load balancer); "
                              "reset: the running topology back to its seeded state")
     parser.add_argument("--owner", help="acquire/release: who holds the host lab (e.g. molecule-keystone_db)")
+    parser.add_argument("--clear", action="store_true",
+                        help="leftovers: take down the labs of other checkouts still running here")
     parser.add_argument("--hold", action="store_true",
                         help="acquire: only keep the lab up for later users (leaves it pristine for the first of them)")
     args = parser.parse_args(argv)

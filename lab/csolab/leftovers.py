@@ -18,9 +18,11 @@ from pathlib import Path
 
 from csolab import netns, paths
 
-# Paths every lab process carries on its command line: relays and MariaDB (<lab>/dataplane/...),
-# the bridge (--state-dir <lab>), conmon (<lab>/podman/storage), haproxy (<lab>/lb/...).
-LAB_DIR_IN_ARGV = re.compile(r"(/[^\s\0]*?/\.lab[\w.-]*)(?=/(?:dataplane|podman|lb|ssh|aws\.json)\b|\0|$)")
+# Paths every lab process carries on its command line, whatever the lab dir is called: relays and
+# MariaDB (<lab>/dataplane/i/<uid>/...), the bridge (--state-dir <lab>), conmon
+# (<lab>/podman/storage/...), haproxy (<lab>/lb/haproxy.cfg).
+LAB_DIR_IN_ARGV = re.compile(r"(/[^\s\0:=]+?)/(?:dataplane/(?:i|template)/|podman/storage/|lb/haproxy)"
+                             r"|--state-dir\0(/[^\0]+)")
 # the lab's namespaces: the host lab's and the data-plane tests'
 NAMESPACES = (netns.NAME, "csolab-dptest")
 
@@ -49,9 +51,7 @@ def find():
     found = {}
     for pid in _pids():
         argv = _argv(pid)
-        if "csolab" not in argv and ".lab" not in argv:
-            continue
-        for lab_dir in {match.group(1) for match in LAB_DIR_IN_ARGV.finditer(argv)}:
+        for lab_dir in {match.group(1) or match.group(2) for match in LAB_DIR_IN_ARGV.finditer(argv)}:
             if not _ours(lab_dir):
                 found.setdefault(lab_dir, []).append(pid)
     return found
@@ -66,7 +66,25 @@ def _running(pid):
         return False
 
 
+def _parent(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return int(handle.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _with_descendants(pids):
+    """``pids`` and every process below them (a container's init and what it runs, under conmon)."""
+    family, found = set(pids), True
+    while found:
+        found = {pid for pid in _pids() if pid not in family and _parent(pid) in family}
+        family |= found
+    return sorted(family)
+
+
 def _kill(pids, timeout=10):
+    pids = _with_descendants(pids)
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in pids:
             try:

@@ -84,14 +84,17 @@ def _cso():
     return lambda: cso_health(HOSTS["cso-1"]["ip"], timeout=ATTEMPT_TIMEOUT)
 
 
-def _db_login_from(host):
-    """Log in to the lab database from a host with the Keystone account (plaintext, as today)."""
+def _db_login_from(host, plaintext=False):
+    """Log in to the lab database from a host with the Keystone account.
+
+    The mariadb client (10.11) uses TLS when the server offers it; ``plaintext`` forbids that."""
     from csolab import hosts
     from csolab.hosts import database, topology
 
     password = topology.lab_secrets()["keystone_db_password"]
     # --connect-timeout bounds the TCP connect; `timeout` bounds the rest (handshake, query)
-    return hosts.ssh(host, f"timeout 8 mariadb --connect-timeout=3 -h {database.endpoint_name()} -u keystone "
+    tls = " --skip-ssl" if plaintext else ""
+    return hosts.ssh(host, f"timeout 8 mariadb{tls} --connect-timeout=3 -h {database.endpoint_name()} -u keystone "
                            f"-p'{password}' -N -e 'SELECT 1' keystone", check=False, timeout=12)
 
 
@@ -292,32 +295,34 @@ def test_reset_puts_the_hosts_the_database_and_aws_back_to_the_seeded_state(host
         "DBParameterGroups"][0]["DBParameterGroupName"]
     seeded = {host: _host_state(host) for host in SEEDED_FILES}
     assert "active" in seeded["keystone-1"] and "/opt/cso/setup.properties 640" in seeded["cso-1"], seeded
-
-    hosts.ssh("keystone-1", "echo '# changed' >> /etc/keystone/keystone.conf && chmod 0644 /etc/keystone/keystone.conf"
-                            " && mkdir -p /etc/ssl/rds && echo x > /etc/ssl/rds/rds-ca-bundle.pem"
-                            " && systemctl stop keystone")
-    hosts.ssh("cso-1", "sed -i 's/^db.url=jdbc:mysql:/db.url=jdbc:mariadb:/' /opt/cso/setup.properties")
-    hosts.ssh("rabbitmq-1", "echo 'listeners.ssl.default = 5671' >> /etc/rabbitmq/rabbitmq.conf")
-    rds.create_db_parameter_group(DBParameterGroupName=REQUIRE_TLS_GROUP, DBParameterGroupFamily="mysql8.0",
-                                  Description="reset test")
-    rds.modify_db_parameter_group(DBParameterGroupName=REQUIRE_TLS_GROUP, Parameters=[
-        {"ParameterName": "require_secure_transport", "ParameterValue": "1", "ApplyMethod": "immediate"}])
-    rds.modify_db_instance(DBInstanceIdentifier="cso-lab-db", DBParameterGroupName=REQUIRE_TLS_GROUP,
-                           ApplyImmediately=True)
-    rds.reboot_db_instance(DBInstanceIdentifier="cso-lab-db")
-    dataplane.wait_ready("cso-lab-db", timeout=30, predicate=lambda entry: entry["require_secure_transport"] is True)
-    assert _db_login_from("keystone-1").returncode != 0, "plaintext login refused while TLS is required"
-    changed = {host: _host_state(host) for host in SEEDED_FILES}
-    assert all(changed[host] != seeded[host] for host in SEEDED_FILES), changed
-    assert host_lab.mutating_calls()
-
-    timings = hosts.reset()
-    print(f"reset: {timings}")
+    assert _db_login_from("keystone-1", plaintext=True).returncode == 0, "seeded: plaintext accepted"
+    try:
+        hosts.ssh("keystone-1", "echo '# changed' >> /etc/keystone/keystone.conf"
+                                " && chmod 0644 /etc/keystone/keystone.conf && mkdir -p /etc/ssl/rds"
+                                " && echo x > /etc/ssl/rds/rds-ca-bundle.pem && systemctl stop keystone")
+        hosts.ssh("cso-1", "sed -i 's/^db.url=jdbc:mysql:/db.url=jdbc:mariadb:/' /opt/cso/setup.properties")
+        hosts.ssh("rabbitmq-1", "echo 'listeners.ssl.default = 5671' >> /etc/rabbitmq/rabbitmq.conf")
+        rds.create_db_parameter_group(DBParameterGroupName=REQUIRE_TLS_GROUP, DBParameterGroupFamily="mysql8.0",
+                                      Description="reset test")
+        rds.modify_db_parameter_group(DBParameterGroupName=REQUIRE_TLS_GROUP, Parameters=[
+            {"ParameterName": "require_secure_transport", "ParameterValue": "1", "ApplyMethod": "immediate"}])
+        rds.modify_db_instance(DBInstanceIdentifier="cso-lab-db", DBParameterGroupName=REQUIRE_TLS_GROUP,
+                               ApplyImmediately=True)
+        rds.reboot_db_instance(DBInstanceIdentifier="cso-lab-db")
+        dataplane.wait_ready("cso-lab-db", timeout=30,
+                             predicate=lambda entry: entry["require_secure_transport"] is True)
+        assert _db_login_from("keystone-1", plaintext=True).returncode != 0, "plaintext refused once TLS is required"
+        changed = {host: _host_state(host) for host in SEEDED_FILES}
+        assert all(changed[host] != seeded[host] for host in SEEDED_FILES), changed
+        assert host_lab.mutating_calls()
+    finally:
+        timings = hosts.reset()
+        print(f"reset: {timings}")
 
     assert host_lab.calls() == [], "the call log is empty after a reset"
     assert {host: _host_state(host) for host in SEEDED_FILES} == seeded
     instance = rds.describe_db_instances(DBInstanceIdentifier="cso-lab-db")["DBInstances"][0]
     assert instance["DBParameterGroups"][0]["DBParameterGroupName"] == seeded_group
     assert dataplane.endpoint_for("cso-lab-db")["require_secure_transport"] is False
-    assert _db_login_from("keystone-1").returncode == 0, "plaintext login works again, as seeded"
+    assert _db_login_from("keystone-1", plaintext=True).returncode == 0, "plaintext accepted again, as seeded"
     assert _succeeds(_through_lb()) and _succeeds(_cso())

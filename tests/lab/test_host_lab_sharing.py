@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from csolab import aws, hosts, paths
+from csolab import aws, client, hosts, paths
 
 
 @pytest.fixture
@@ -15,7 +15,7 @@ def recorded(monkeypatch, tmp_path):
     """A lab dir of its own, and the lab's actions recorded instead of run."""
     monkeypatch.setattr(paths, "LAB_DIR", tmp_path)
     monkeypatch.setattr(paths, "HOSTS_PRISTINE_MARKER", tmp_path / "hosts-pristine")
-    state = {"up": False, "actions": []}
+    state = {"up": False, "actions": [], "lab_dir": tmp_path}
 
     def up():
         state["up"] = True
@@ -39,6 +39,12 @@ def recorded(monkeypatch, tmp_path):
     monkeypatch.setattr(hosts, "down", down)
     monkeypatch.setattr(hosts, "is_up", lambda: state["up"])
     monkeypatch.setattr(aws, "is_up", lambda: True)
+
+    class AwsLab:
+        def reset(self, seed_database=True):
+            state["actions"].append("aws reset")
+
+    monkeypatch.setattr(client, "LabClient", AwsLab)
     return state
 
 
@@ -49,7 +55,8 @@ def test_a_user_that_finds_no_lab_brings_it_up_and_takes_it_down(recorded):
         "owner": "molecule-keystone_db", "aws_was_up": True}
 
     assert hosts.release("molecule-keystone_db")["action"] == "down"
-    assert recorded["actions"] == ["up", "down(keep_aws=True)"]
+    # the AWS lab was up: whatever an earlier user left there is reset before the hosts come up
+    assert recorded["actions"] == ["aws reset", "up", "down(keep_aws=True)"]
 
 
 def test_users_of_a_running_lab_share_it_with_one_reset_between_them(recorded):
@@ -62,22 +69,24 @@ def test_users_of_a_running_lab_share_it_with_one_reset_between_them(recorded):
     hosts.acquire("molecule-keystone_db")
     hosts.release("molecule-keystone_db")
     assert hosts.release("make-test")["action"] == "down"
-    assert recorded["actions"] == ["up", "reset", "reset", "reset", "down(keep_aws=True)"]
+    assert recorded["actions"] == ["aws reset", "up", "reset", "reset", "reset", "down(keep_aws=True)"]
 
 
 def test_a_lab_used_without_a_release_is_reset_before_the_next_user(recorded):
     hosts.acquire("make-test", hold_only=True)
     hosts.acquire("a-test-that-crashed")  # takes the pristine lab, never releases it
     assert hosts.acquire("molecule-default")["reset"] is True
-    assert recorded["actions"] == ["up", "reset"]
+    assert recorded["actions"] == ["aws reset", "up", "reset"]
 
 
 def test_an_aws_reset_makes_the_lab_need_a_reset(recorded, monkeypatch):
-    from csolab.client import LabClient
-
     hosts.acquire("make-test", hold_only=True)
-    client = LabClient({"endpoint_url": "http://127.0.0.1:9", "region": "eu-west-2"})
-    monkeypatch.setattr(client, "set_faults", lambda rate: None)
+    monkeypatch.undo()  # the real LabClient and lab functions from here on ...
+    monkeypatch.setattr(paths, "LAB_DIR", recorded["lab_dir"])
+    monkeypatch.setattr(paths, "HOSTS_PRISTINE_MARKER", recorded["lab_dir"] / "hosts-pristine")
+    assert paths.HOSTS_PRISTINE_MARKER.exists()
+    aws_lab = client.LabClient({"endpoint_url": "http://127.0.0.1:9", "region": "eu-west-2"})
+    monkeypatch.setattr(aws_lab, "set_faults", lambda rate: None)
     with pytest.raises(OSError):  # nothing listens there: the marker went before the call
-        client.reset()
-    assert hosts.acquire("molecule-default")["reset"] is True
+        aws_lab.reset()
+    assert not paths.HOSTS_PRISTINE_MARKER.exists(), "the next acquire resets the hosts"

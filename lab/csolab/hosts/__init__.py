@@ -270,6 +270,10 @@ def acquire(owner, hold_only=False):
         lease = {"started": False, "reset": needs_reset}
     else:
         aws_was_up = aws.is_up()
+        if aws_was_up:  # whatever an earlier user changed on the AWS side goes: the lab comes up seeded
+            from csolab.client import LabClient
+
+            LabClient().reset(seed_database=True)
         timings = up()
         _owner_file().write_text(json.dumps({"owner": owner, "aws_was_up": aws_was_up}) + "\n")
         lease = {"started": True, "reset": False}

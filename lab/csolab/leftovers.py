@@ -107,6 +107,7 @@ def _down_with_this_checkout(lab_dir):
 def clear(log=print, namespaces=NAMESPACES, only=None):
     """Take down every foreign lab (or those of ``only``, lab dirs); returns the lab dirs it cleared."""
     from csolab.dataplane import net
+    from csolab.hosts import podman
 
     cleared = []
     for lab_dir in sorted(find()):
@@ -119,6 +120,7 @@ def clear(log=print, namespaces=NAMESPACES, only=None):
         if remaining:
             log(f"leftover lab {lab_dir}: stopping processes {remaining[:10]}")
             _kill(remaining)
+        podman.release_addresses(podman.network_name(lab_dir))
         cleared.append(lab_dir)
     for name in namespaces:
         if not netns.exists(name):

@@ -28,8 +28,14 @@ def lab_process(tmp_path):
         process.wait()
 
 
-def test_a_foreign_lab_is_found_and_stopped_and_ours_is_kept(tmp_path, lab_process):
+def test_a_foreign_lab_is_found_and_stopped_and_ours_is_kept(tmp_path, lab_process, monkeypatch):
+    from csolab.hosts import podman
+
     foreign_dir = tmp_path / "old-clone" / ".lab"  # its clone is gone: no `csolab down` possible
+    monkeypatch.setattr(podman, "CNI_IPAM_DIR", str(tmp_path / "cni"))
+    reserved = tmp_path / "cni" / podman.network_name(foreign_dir) / "10.89.10.11"
+    reserved.parent.mkdir(parents=True)
+    reserved.write_text("a container the killed run never removed")
     foreign = lab_process(foreign_dir)
     ours = lab_process(paths.LAB_DIR)
     time.sleep(0.2)
@@ -43,3 +49,4 @@ def test_a_foreign_lab_is_found_and_stopped_and_ours_is_kept(tmp_path, lab_proce
     assert foreign.wait(timeout=15) is not None
     assert ours.poll() is None, "this lab dir's process was stopped"
     assert str(foreign_dir) not in leftovers.find()
+    assert not reserved.exists(), "its containers' addresses are free again for a lab of that dir"

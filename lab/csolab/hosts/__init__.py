@@ -143,6 +143,17 @@ def _configure_fixtures():
     _in_parallel([lambda h=h: fixtures.start_keystone(h) for h in keystone_hosts])
 
 
+def _stepper(timings):
+    """step(name, action): run ``action`` and record its seconds under ``name`` in ``timings``."""
+    def step(name, action):
+        begin = time.monotonic()
+        result = action()
+        timings[name] = round(time.monotonic() - begin, 1)
+        return result
+
+    return step
+
+
 def up():
     """The full topology; returns timings (seconds per step) for the README."""
     from csolab import aws
@@ -150,12 +161,7 @@ def up():
 
     timings = {}
     started = time.monotonic()
-
-    def step(name, action):
-        begin = time.monotonic()
-        result = action()
-        timings[name] = round(time.monotonic() - begin, 1)
-        return result
+    step = _stepper(timings)
 
     down(keep_aws=True)  # whatever a killed earlier run left
     _claim_netns()
@@ -194,12 +200,7 @@ def reset():
 
     timings = {}
     started = time.monotonic()
-
-    def step(name, action):
-        begin = time.monotonic()
-        result = action()
-        timings[name] = round(time.monotonic() - begin, 1)
-        return result
+    step = _stepper(timings)
 
     lab_client = LabClient()
     step("aws", lambda: lab_client.reset(seed_database=True))
@@ -312,8 +313,8 @@ def _claim_netns(name=None):
     if running:
         raise RuntimeError(
             f"network namespace {name} is in use by processes {running[:5]} that this lab dir "
-            f"({paths.LAB_DIR}) did not start: run `lab down` where that lab runs, or give this lab "
-            "another namespace with CSO_LAB_NETNS")
+            f"({paths.LAB_DIR}) did not start: run `lab down` where that lab runs, take it down from here "
+            "with `python -m csolab leftovers --clear`, or give this lab another namespace with CSO_LAB_NETNS")
     netns.delete(name)
 
 

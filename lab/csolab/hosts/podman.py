@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import subprocess
+from pathlib import Path
 
 from csolab import netns, paths
 from csolab.hosts import image, topology
@@ -19,13 +20,17 @@ from csolab.hosts import image, topology
 SHARED_IMAGE_STORE = "/var/lib/cso-lab-podman/images"
 
 
-def _lab_digest():
-    return hashlib.sha256(str(paths.LAB_DIR.resolve()).encode()).hexdigest()[:12]
+def _lab_digest(lab_dir=None):
+    return hashlib.sha256(str(Path(lab_dir or paths.LAB_DIR).resolve()).encode()).hexdigest()[:12]
 
 
-# podman keeps IP allocations per network name in one machine-wide file
-# (/run/containers/networks/ipam.db), so each lab dir gets its own network name.
-NETWORK = f"csolab-{_lab_digest()}"
+def network_name(lab_dir=None):
+    """podman keeps IP allocations per network name machine-wide (CNI_IPAM_DIR), so each lab dir
+    gets its own network name."""
+    return f"csolab-{_lab_digest(lab_dir)}"
+
+
+NETWORK = network_name()
 
 
 def _dir():
@@ -121,7 +126,19 @@ def remove_all():
         if network != "podman":  # podman's built-in default
             podman("network", "rm", "-f", network, check=False)
     kill_stray_containers()
+    release_addresses()
     shutil.rmtree(_run_root(), ignore_errors=True)  # this lab's runtime state only
+
+
+# The CNI host-local IPAM keeps one file per address it handed out, per network name. A container
+# killed outside podman (a killed run, `leftovers --clear`) never gives its address back, and the
+# next `podman run --ip` of the same lab dir then fails: "requested IP address ... is not available".
+CNI_IPAM_DIR = "/var/lib/cni/networks"
+
+
+def release_addresses(network=None):
+    """Forget the address reservations of this lab's network (call once its containers are gone)."""
+    shutil.rmtree(os.path.join(CNI_IPAM_DIR, network or NETWORK), ignore_errors=True)
 
 
 def _conmon_pids_of_this_lab():

@@ -323,6 +323,6 @@ def test_reset_puts_the_hosts_the_database_and_aws_back_to_the_seeded_state(host
     assert {host: _host_state(host) for host in SEEDED_FILES} == seeded
     instance = rds.describe_db_instances(DBInstanceIdentifier="cso-lab-db")["DBInstances"][0]
     assert instance["DBParameterGroups"][0]["DBParameterGroupName"] == seeded_group
-    assert dataplane.endpoint_for("cso-lab-db")["require_secure_transport"] is False
+    assert dataplane.status()["instances"]["cso-lab-db"]["require_secure_transport"] is False
     assert _db_login_from("keystone-1", plaintext=True).returncode == 0, "plaintext accepted again, as seeded"
     assert _succeeds(_through_lb()) and _succeeds(_cso())

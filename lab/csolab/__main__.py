@@ -65,7 +65,7 @@ def cmd_acquire(args):
     from csolab import hosts
 
     lease = hosts.acquire(_require_owner(args), hold_only=args.hold)
-    how = "brought up" if lease["started"] else ("reset" if lease["reset"] else "reused (pristine)")
+    how = "brought up" if lease["started"] else (f"reset ({lease['why']})" if lease["reset"] else "reused (pristine)")
     print(f"host lab {how} for {lease['owner']} in {lease['seconds']}s: {json.dumps(lease['timings'])}")
 
 

@@ -37,7 +37,12 @@ def recorded(monkeypatch, tmp_path):
     monkeypatch.setattr(hosts, "up", up)
     monkeypatch.setattr(hosts, "reset", reset)
     monkeypatch.setattr(hosts, "down", down)
-    monkeypatch.setattr(hosts, "is_up", lambda: state["up"])
+    def wait_ready(timeout=90):
+        if not state.get("ready", True):
+            raise RuntimeError("not ready after 0s: keystone-1")
+
+    monkeypatch.setattr(hosts, "wait_ready", wait_ready)
+    monkeypatch.setattr(hosts, "is_running", lambda: state["up"])
     monkeypatch.setattr(aws, "is_up", lambda: True)
 
     class AwsLab:
@@ -90,3 +95,12 @@ def test_an_aws_reset_makes_the_lab_need_a_reset(recorded, monkeypatch):
     with pytest.raises(OSError):  # nothing listens there: the marker went before the call
         aws_lab.reset()
     assert not paths.HOSTS_PRISTINE_MARKER.exists(), "the next acquire resets the hosts"
+
+
+def test_a_running_lab_whose_fixtures_fail_is_reset_not_rebuilt(recorded):
+    hosts.acquire("make-test", hold_only=True)
+    recorded["ready"] = False  # e.g. a test left Keystone stopped
+    assert hosts.release("pytest")["action"] == "reset"
+    lease = hosts.acquire("molecule-default")
+    assert lease["reset"] is True and lease["why"].startswith("fixtures not ready"), lease
+    assert recorded["actions"] == ["aws reset", "up", "reset", "reset"]

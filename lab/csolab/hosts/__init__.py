@@ -247,6 +247,17 @@ def _owner_file():
     return paths.LAB_DIR / "hosts-owner.json"
 
 
+def events_file():
+    """One line per acquire/release: who, what it did (up, reset, reuse, down) and why."""
+    return paths.LAB_DIR / "hosts-events.log"
+
+
+def _log_event(kind, outcome):
+    details = {key: value for key, value in outcome.items() if key != "timings"}
+    with open(events_file(), "a") as handle:
+        handle.write(f"{time.strftime('%H:%M:%S')} {kind} {json.dumps(details, sort_keys=True)}\n")
+
+
 def mark_pristine():
     _pristine_marker().write_text(f"{time.time()}\n")
 
@@ -265,10 +276,10 @@ def acquire(owner, hold_only=False):
     from csolab import aws
 
     begin = time.monotonic()
-    if is_up():
-        needs_reset = not _pristine_marker().exists()
-        timings = reset() if needs_reset else {}
-        lease = {"started": False, "reset": needs_reset}
+    if is_running():
+        why = _why_not_pristine()
+        timings = reset() if why else {}
+        lease = {"started": False, "reset": bool(why), "why": why}
     else:
         aws_was_up = aws.is_up()
         if aws_was_up:  # whatever an earlier user changed on the AWS side goes: the lab comes up seeded
@@ -280,7 +291,20 @@ def acquire(owner, hold_only=False):
         lease = {"started": True, "reset": False}
     if not hold_only:
         mark_used()
-    return dict(lease, owner=owner, seconds=round(time.monotonic() - begin, 1), timings=timings)
+    lease = dict(lease, owner=owner, seconds=round(time.monotonic() - begin, 1), timings=timings)
+    _log_event("acquire", lease)
+    return lease
+
+
+def _why_not_pristine():
+    """Why a running topology needs a reset before its next user ('' when it does not)."""
+    if not _pristine_marker().exists():
+        return "used since its last reset"
+    try:
+        wait_ready(timeout=0)
+    except RuntimeError as error:
+        return f"fixtures not ready: {error}"
+    return ""
 
 
 def release(owner):
@@ -292,11 +316,14 @@ def release(owner):
         started_by = {}
     if started_by.get("owner") == owner:
         down(keep_aws=started_by.get("aws_was_up", False))
-        return {"owner": owner, "action": "down", "seconds": round(time.monotonic() - begin, 1)}
-    if not is_up():
-        return {"owner": owner, "action": "none (not up)", "seconds": 0.0}
-    timings = reset()
-    return {"owner": owner, "action": "reset", "seconds": round(time.monotonic() - begin, 1), "timings": timings}
+        outcome = {"owner": owner, "action": "down"}
+    elif not is_running():
+        outcome = {"owner": owner, "action": "none (not up)"}
+    else:
+        outcome = {"owner": owner, "action": "reset", "timings": reset()}
+    outcome["seconds"] = round(time.monotonic() - begin, 1)
+    _log_event("release", outcome)
+    return outcome
 
 
 def _claim_netns(name=None):
@@ -349,13 +376,19 @@ def _netns_marker():
     return paths.LAB_DIR / "hosts-netns"
 
 
-def is_up():
-    """The topology answers: containers running, LB and data plane up, every fixture ready."""
+def is_running():
+    """The topology exists: AWS lab, namespace, load balancer, data plane and every container run
+    (its fixtures may be broken: a reset repairs that, no rebuild needed)."""
     from csolab import aws, dataplane
 
     if not (aws.is_up() and netns.exists() and lb._running_pid() and dataplane.status()["bridge"] == "up"):
         return False
-    if set(status().get("containers", {}).items()) != {(name, "running") for name in HOSTS}:
+    return set(status().get("containers", {}).items()) == {(name, "running") for name in HOSTS}
+
+
+def is_up():
+    """The topology answers: it runs and every fixture is ready."""
+    if not is_running():
         return False
     try:
         wait_ready(timeout=0)

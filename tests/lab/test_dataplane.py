@@ -17,7 +17,7 @@ import pytest
 
 from support import unavailable
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.dataplane]
 
 NETNS = "csolab-dptest"
 FAKE_KEYSTONE = "10.89.10.211"

@@ -1,6 +1,9 @@
 """What tests and tools use to talk to a running lab: boto3 clients and the lab API."""
 
 import json
+import os
+import sys
+import time
 import urllib.request
 
 import boto3
@@ -73,7 +76,11 @@ class LabClient:
         from csolab import seed
 
         self.set_faults(0)
-        paths.HOSTS_PRISTINE_MARKER.unlink(missing_ok=True)  # the hosts' database goes with it
+        if paths.HOSTS_PRISTINE_MARKER.exists():  # the hosts' database goes with it
+            paths.HOSTS_PRISTINE_MARKER.unlink(missing_ok=True)
+            with open(paths.LAB_DIR / "hosts-events.log", "a") as events:
+                events.write(f"{time.strftime('%H:%M:%S')} aws-reset {{\"pid\": {os.getpid()}, "
+                             f"\"by\": {json.dumps(' '.join(sys.argv[:4]))}}} (the hosts need a reset)\n")
         request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", data=b"", method="POST")
         urllib.request.urlopen(request, timeout=30).close()  # noqa: S310 (loopback only)
         self.state["seed"] = seed.seed_all(self, with_database=seed_database)

@@ -267,7 +267,7 @@ def test_bad_input_fails_clearly_without_mutating(aws_lab, prereq, run_playbook,
 
 
 
-@pytest.mark.hosts
+# a data-plane test (marked `dataplane` through its fixture): it runs before the host lab exists
 def test_reencryption_keeps_the_endpoint_name_and_the_data(aws_lab, prereq, run_playbook, dataplane):
     from csolab import seed
 

@@ -1,7 +1,7 @@
 """Restore verification (rds_restore_verification + the role's block/always) against the lab.
 
 The orchestration (restore -> wait -> verify hook -> cleanup, also after a failure) runs on the
-AWS lab alone; the test that proves the data came back needs the data plane (``hosts``).
+AWS lab alone; the tests that run queries need the data plane (``dataplane``).
 """
 
 import datetime
@@ -188,7 +188,7 @@ def test_restore_from_the_replicated_backups_in_the_dr_region(aws_lab, run_playb
 
 
 
-@pytest.mark.hosts
+# a data-plane test (marked `dataplane` through its fixture): it runs before the host lab exists
 def test_rows_written_to_the_source_come_back_in_the_restored_instance(aws_lab, dataplane, run_playbook):
     dataplane.wait_ready(SOURCE, timeout=60)
     dataplane.sql(SOURCE, "CREATE DATABASE IF NOT EXISTS restore_check")

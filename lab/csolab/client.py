@@ -3,12 +3,11 @@
 import json
 import os
 import sys
-import time
 import urllib.request
 
 import boto3
 
-from csolab import paths
+from csolab import events, paths
 
 
 def load_state():
@@ -78,9 +77,7 @@ class LabClient:
         self.set_faults(0)
         if paths.HOSTS_PRISTINE_MARKER.exists():  # the hosts' database goes with it
             paths.HOSTS_PRISTINE_MARKER.unlink(missing_ok=True)
-            with open(paths.LAB_DIR / "hosts-events.log", "a") as events:
-                events.write(f"{time.strftime('%H:%M:%S')} aws-reset {{\"pid\": {os.getpid()}, "
-                             f"\"by\": {json.dumps(' '.join(sys.argv[:4]))}}} (the hosts need a reset)\n")
+            events.log("aws-reset (the hosts need a reset)", {"pid": os.getpid(), "by": " ".join(sys.argv[:4])})
         request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", data=b"", method="POST")
         urllib.request.urlopen(request, timeout=30).close()  # noqa: S310 (loopback only)
         self.state["seed"] = seed.seed_all(self, with_database=seed_database)

@@ -13,7 +13,7 @@ import json
 import subprocess
 import time
 
-from csolab import netns, paths
+from csolab import events, netns, paths
 from csolab.hosts import database, fixtures, lb, podman, topology
 from csolab.hosts.topology import HOSTS
 
@@ -247,15 +247,8 @@ def _owner_file():
     return paths.LAB_DIR / "hosts-owner.json"
 
 
-def events_file():
-    """One line per acquire/release: who, what it did (up, reset, reuse, down) and why."""
-    return paths.LAB_DIR / "hosts-events.log"
-
-
-def _log_event(kind, outcome):
-    details = {key: value for key, value in outcome.items() if key != "timings"}
-    with open(events_file(), "a") as handle:
-        handle.write(f"{time.strftime('%H:%M:%S')} {kind} {json.dumps(details, sort_keys=True)}\n")
+def _record(kind, outcome):
+    events.log(kind, {key: value for key, value in outcome.items() if key != "timings"})
 
 
 def mark_pristine():
@@ -292,7 +285,7 @@ def acquire(owner, hold_only=False):
     if not hold_only:
         mark_used()
     lease = dict(lease, owner=owner, seconds=round(time.monotonic() - begin, 1), timings=timings)
-    _log_event("acquire", lease)
+    _record("acquire", lease)
     return lease
 
 
@@ -322,7 +315,7 @@ def release(owner):
     else:
         outcome = {"owner": owner, "action": "reset", "timings": reset()}
     outcome["seconds"] = round(time.monotonic() - begin, 1)
-    _log_event("release", outcome)
+    _record("release", outcome)
     return outcome
 
 

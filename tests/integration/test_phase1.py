@@ -308,3 +308,82 @@ def run_results(completed, host):
             if host in task["hosts"]:
                 out.append(dict(task["hosts"][host], _task=task["task"]["name"]))
     return out
+
+
+# Phase 1's parameter-group path, AWS side only (--limit to the database, no hosts): an instance on
+# its own custom parameter group keeps it (require_secure_transport is dynamic: set there in step
+# tls_enforcement, no reboot, the group's other settings stay); only an instance on a default
+# group (which cannot be modified) gets a new group, attached with a reboot inside the window.
+CUSTOM_GROUP = "cso-lab-db-tuned"
+CUSTOM_SETTINGS = {"max_connections": "500", "character_set_server": "utf8mb4"}
+INSIDE_THE_WINDOW = {"phase1_force_outside_window": False, "phase1_maintenance_window": "sun:04:00-sun:05:00",
+                     "phase1_now": "2026-11-22T04:30:00Z", "phase1_stop_after": "security_group",
+                     "phase1_snapshot": False}
+HEALTH_GATE = "The instance is available with its parameter group in sync"
+
+
+def rds(lab):
+    return lab.boto3("rds")
+
+
+def put_instance_on_a_custom_group(lab):
+    client = rds(lab)
+    client.create_db_parameter_group(DBParameterGroupName=CUSTOM_GROUP, DBParameterGroupFamily="mysql8.0",
+                                     Description="tuned by the DBA")
+    client.modify_db_parameter_group(DBParameterGroupName=CUSTOM_GROUP, Parameters=[
+        {"ParameterName": name, "ParameterValue": value, "ApplyMethod": "pending-reboot"}
+        for name, value in CUSTOM_SETTINGS.items()])
+    client.modify_db_instance(DBInstanceIdentifier=DB, DBParameterGroupName=CUSTOM_GROUP, ApplyImmediately=True)
+    client.reboot_db_instance(DBInstanceIdentifier=DB)
+    assert instance_groups(lab) == [(CUSTOM_GROUP, "in-sync")]
+
+
+def instance_groups(lab):
+    instance = rds(lab).describe_db_instances(DBInstanceIdentifier=DB)["DBInstances"][0]
+    return [(group["DBParameterGroupName"], group["ParameterApplyStatus"]) for group in instance["DBParameterGroups"]]
+
+
+def user_settings(lab, group):
+    pages = rds(lab).get_paginator("describe_db_parameters").paginate(DBParameterGroupName=group, Source="user")
+    return {p["ParameterName"]: p.get("ParameterValue") for page in pages for p in page["Parameters"]}
+
+
+def group_report(completed):
+    results = run_results(completed, DB)
+    return next(r for r in results if r["_task"] == "Report the parameter group path")["msg"]
+
+
+@pytest.mark.lab
+def test_an_instance_on_its_own_group_keeps_it_and_is_not_rebooted(aws_lab, aws_env):
+    put_instance_on_a_custom_group(aws_lab)
+    aws_lab.clear_calls()
+
+    completed = run_ansible(aws_env, "phase1.yml", "--limit", DB, "-e", json.dumps(INSIDE_THE_WINDOW))
+
+    assert completed.returncode == 0, failure_messages(completed) or completed.stderr[-2000:]
+    assert "own parameter group " + CUSTOM_GROUP in group_report(completed)
+    actions = [call["action"] for call in aws_lab.mutating_calls()]
+    assert "RebootDBInstance" not in actions, actions
+    assert not {"CreateDBParameterGroup", "ModifyDBParameterGroup"} & set(actions), actions
+    assert instance_groups(aws_lab) == [(CUSTOM_GROUP, "in-sync")]
+    assert user_settings(aws_lab, CUSTOM_GROUP) == CUSTOM_SETTINGS
+    assert HEALTH_GATE not in [r["_task"] for r in run_results(completed, DB)], "no restart, no gate"
+
+
+@pytest.mark.lab
+def test_an_instance_on_a_default_group_gets_a_new_group_and_a_reboot_inside_the_window(aws_lab, aws_env):
+    (default_group, _), = instance_groups(aws_lab)
+    assert default_group.startswith("default.")
+    aws_lab.clear_calls()
+
+    completed = run_ansible(aws_env, "phase1.yml", "--limit", DB, "-e", json.dumps(INSIDE_THE_WINDOW))
+
+    assert completed.returncode == 0, failure_messages(completed) or completed.stderr[-2000:]
+    assert "default group " + default_group in group_report(completed)
+    actions = [call["action"] for call in aws_lab.mutating_calls()]
+    assert "CreateDBParameterGroup" in actions and actions.count("RebootDBInstance") == 1, actions
+    assert instance_groups(aws_lab) == [(f"{DB}-mysql80", "in-sync")]
+    gate = next(r for r in run_results(completed, DB) if r["_task"] == HEALTH_GATE)
+    assert gate["instances"][0]["db_instance_status"] == "available", gate
+    # TLS is enforced later (step tls_enforcement), once every client proved it
+    assert user_settings(aws_lab, f"{DB}-mysql80").get("require_secure_transport", "0") == "0"

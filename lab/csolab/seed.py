@@ -62,6 +62,27 @@ def seed_network(lab, region):
     }
 
 
+def seed_host_interfaces(lab, region, network):
+    """The lab's hosts as EC2 network interfaces in the first private subnet, at their VPC
+    addresses, in today's security groups (each app host in its own group and the shared core
+    group; the outsider in the VPC's default group, as AWS gives an interface no group list).
+    The data plane's firewall and phase 1's membership preflight read the membership from here."""
+    from csolab.dataplane.net import vpc_ip
+    from csolab.hosts.topology import HOSTS
+
+    ec2 = lab.boto3("ec2", region)
+    interfaces = {}
+    for name, host in HOSTS.items():
+        groups = ([network["app_security_group_ids"][host["kind"]], network["core_security_group_id"]]
+                  if host["kind"] in network["app_security_group_ids"] else [])
+        interfaces[name] = ec2.create_network_interface(
+            SubnetId=network["subnet_ids"][0], PrivateIpAddress=vpc_ip(host), Description=name,
+            **({"Groups": groups} if groups else {}),
+            TagSpecifications=[{"ResourceType": "network-interface", "Tags": _tag(name)}],
+        )["NetworkInterface"]["NetworkInterfaceId"]
+    return interfaces
+
+
 def seed_database(lab, region, network):
     """Today's production database: default KMS key, shared SG, no IAM auth."""
     rds = lab.boto3("rds", region)
@@ -90,6 +111,7 @@ def seed_database(lab, region, network):
 
 def seed_all(lab, with_database=True):
     seeded = {"network": seed_network(lab, lab.region), "dr_network": seed_network(lab, lab.state["dr_region"])}
+    seeded["host_interfaces"] = seed_host_interfaces(lab, lab.region, seeded["network"])
     if with_database:
         seeded["database"] = seed_database(lab, lab.region, seeded["network"])
     return seeded

@@ -387,3 +387,21 @@ def test_an_instance_on_a_default_group_gets_a_new_group_and_a_reboot_inside_the
     assert gate["instances"][0]["db_instance_status"] == "available", gate
     # TLS is enforced later (step tls_enforcement), once every client proved it
     assert user_settings(aws_lab, f"{DB}-mysql80").get("require_secure_transport", "0") == "0"
+
+
+@pytest.mark.lab
+def test_a_dependent_host_outside_the_allowed_groups_stops_the_security_group_swap(aws_lab, aws_env, tmp_path):
+    """outsider-1's network interface is in the VPC's default group only: listed as a Keystone
+    host, it would lose the database when the instance leaves the shared group."""
+    overlay = tmp_path / "outsider-as-keystone.yml"
+    overlay.write_text("all:\n  children:\n    keystone:\n      hosts:\n        outsider-1: {}\n")
+    aws_lab.clear_calls()
+
+    completed = run_ansible(aws_env, "phase1.yml", "--limit", DB, "-e", json.dumps(INSIDE_THE_WINDOW),
+                            inventories=("inventories/lab", str(overlay)))
+
+    assert completed.returncode != 0
+    messages = failure_messages(completed)
+    assert any("outsider-1 (10.20.1.41: " in m and "keystone-1" not in m for m in messages), messages
+    actions = {call["action"] for call in aws_lab.mutating_calls()}
+    assert not actions & {"CreateSecurityGroup", "ModifyDBInstance", "CreateDBParameterGroup"}, actions

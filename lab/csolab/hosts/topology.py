@@ -73,16 +73,17 @@ def lab_secrets():
 
 
 def security_group_ids(lab_client):
-    """Today's membership (seed 000): each app host is in its own SG and in the shared core SG."""
+    """Each host's security groups, read from its EC2 network interface (seeded by csolab.seed)."""
+    from csolab.dataplane.net import vpc_ip
+
     ec2 = lab_client.boto3("ec2")
-    groups = ec2.describe_security_groups()["SecurityGroups"]
-    by_name = {group["GroupName"]: group["GroupId"] for group in groups}
-    membership = {}
-    for name, host in HOSTS.items():
-        if host["kind"] == "none":
-            membership[name] = []
-        else:
-            membership[name] = [by_name[f"{host['kind']}-servers"], by_name[CORE_SG_NAME]]
+    by_address = {vpc_ip(host): name for name, host in HOSTS.items()}
+    interfaces = ec2.describe_network_interfaces(
+        Filters=[{"Name": "addresses.private-ip-address", "Values": sorted(by_address)}])["NetworkInterfaces"]
+    membership = {name: [] for name in HOSTS}
+    for interface in interfaces:
+        name = by_address[interface["PrivateIpAddress"]]
+        membership[name] = [group["GroupId"] for group in interface["Groups"]]
     return membership
 
 

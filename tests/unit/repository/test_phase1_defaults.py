@@ -53,13 +53,16 @@ def test_phase1_variables_resolve_as_before_the_defaults_moved(inventory, tmp_pa
         assert not differences and not added, f"{host}: (before, now) {differences}; new variables {added}"
 
 
-@pytest.mark.parametrize("inventory", ["prod", "dev"])
+@pytest.mark.parametrize("inventory", ["prod", "dev", "lab"])
 def test_inventories_hold_only_what_differs(inventory):
     """Every phase1_* variable an inventory sets either has no default or differs from it."""
     import yaml
 
     defaults = yaml.safe_load((REPO_ROOT / "roles/phase1/defaults/main.yml").read_text())
-    inventory_vars = yaml.safe_load((REPO_ROOT / f"inventories/{inventory}/group_vars/all/phase1.yml").read_text())
+    if inventory == "lab":
+        inventory_vars = yaml.safe_load((REPO_ROOT / "inventories/lab/phase1.yml").read_text())["all"]["vars"]
+    else:
+        inventory_vars = yaml.safe_load((REPO_ROOT / f"inventories/{inventory}/group_vars/all/phase1.yml").read_text())
     same = sorted(name for name, value in inventory_vars.items() if name in defaults and defaults[name] == value)
     assert not same, f"inventories/{inventory} repeats defaults of roles/phase1: {same}"
 
@@ -75,3 +78,25 @@ def test_argument_validation_names_what_is_missing_or_wrong(tmp_path):
     output = result.stdout + result.stderr
     assert "missing required arguments: phase1_backup_retention_period, phase1_dr_region" in output, output[-3000:]
     assert "phase1_multi_az" in output and "phase1_stop_after" in output, output[-3000:]
+
+
+def _write(inventories=("prod", "dev", "lab")):
+    """Record the values as they resolve now (only after reviewing an intended change)."""
+    import tempfile
+
+    today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d")
+    for inventory in inventories:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "resolved.json"
+            result = _resolve(f"inventories/{inventory}", out)
+            if result.returncode != 0:
+                raise SystemExit(result.stdout[-3000:] + result.stderr[-2000:])
+            values = json.loads(out.read_text().replace(f"-phase1-{today}", "-phase1-YYYYMMDD"))
+        target = HERE / "phase1_resolved" / f"{inventory}.json"
+        target.write_text(json.dumps(values, indent=1, sort_keys=True) + "\n")
+        print("wrote", target)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--write"]:
+        _write(tuple(sys.argv[2:]) or ("prod", "dev", "lab"))

@@ -8,7 +8,7 @@ import pytest
 pytestmark = pytest.mark.lab
 
 SET = "lab-cso"
-PROD = "cso-lab-db"  # the seeded instance, resized below to the production class (seed 000)
+PROD = "cso-lab-db"  # the seeded instance, resized below to the production class (db.c5.4xlarge)
 DEV = "cso-dev-db"
 TOPIC_NAME = "lab-rds-alerts"
 OWNER_TAG = "cso-rds-hardening:alarm-set"
@@ -75,7 +75,7 @@ def test_prod_and_dev_get_the_alarms_their_instances_need(aws_lab, lab_instances
     run = run_playbook(PLAYBOOK, extra_vars=args())
     assert run.returncode == 0, run
     result = run.result("alarm set")
-    # Both: the seed's CPU / memory / storage / connections, and latency and queue depth.
+    # Both: phase 1's CPU / memory / storage / connections, and latency and queue depth.
     common = {"cpu_utilization", "freeable_memory", "free_storage_space", "database_connections", "read_latency",
               "write_latency", "disk_queue_depth"}
     assert set(alarms_of(result, PROD)) == common

@@ -9,7 +9,13 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-MODULES = ("rds_hardened_instance", "rds_alarm_set", "rds_backup_replication")
+MODULES = ("rds_hardened_instance", "rds_alarm_set", "rds_backup_replication", "rds_restore_verification")
+ROLES = tuple(sorted(p.name for p in (REPO_ROOT / "roles").iterdir() if (p / "meta" / "argument_specs.yml").is_file()))
+# development-only files and directories that must never reach the Galaxy tarball (galaxy.yml build_ignore)
+DEV_ONLY_TOP = {".venv", ".lab", ".collections", ".cache", ".ci", ".git", ".github", ".pytest_cache", ".ansible",
+                "lab", "bench", "build", "context", "inventories", "tests", "extensions", "scripts",
+                "ansible.cfg", ".ansible-lint", ".yamllint", ".gitignore", "Makefile", "requirements-dev.txt",
+                "constraints.txt", "pytest.ini"}
 
 
 def _run(*argv, cwd=REPO_ROOT, **kwargs):
@@ -23,9 +29,14 @@ def test_galaxy_build_is_clean(tmp_path):
     (tarball,) = tmp_path.glob("cso-rds_hardening-*.tar.gz")
     names = tarfile.open(tarball).getnames()
     assert "MANIFEST.json" in names and "meta/runtime.yml" in names
-    leaked = [n for n in names if n.split("/")[0] in {".venv", ".lab", ".collections", "lab", "bench", ".git", "build"}
-              or n.startswith(".lab-") or "__pycache__" in n or n.endswith(".pyc")]
+    leaked = [n for n in names if n.split("/")[0] in DEV_ONLY_TOP
+              or n.startswith(".lab") or "__pycache__" in n or n.endswith(".pyc") or n.startswith("tests/output")]
     assert not leaked, f"the tarball carries development files: {leaked[:10]}"
+    # what users need is there: every role with its README, the playbooks, the docs
+    wanted = {"README.md", "playbooks/phase1.yml", "playbooks/rollback_tls.yml", "docs/phases.md",
+              "docs/runbook-phase1.md", *(f"roles/{role}/README.md" for role in ROLES),
+              *(f"docs/modules/{module}.md" for module in MODULES), *(f"plugins/modules/{module}.py" for module in MODULES)}
+    assert not wanted - set(names), f"the tarball lacks {sorted(wanted - set(names))}"
 
 
 def test_ansible_doc_lists_every_module_from_a_plain_checkout():
@@ -34,6 +45,20 @@ def test_ansible_doc_lists_every_module_from_a_plain_checkout():
     listed = {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
     missing = {f"cso.rds_hardening.{m}" for m in MODULES} - listed
     assert not missing, f"ansible-doc does not list {missing}; it listed {sorted(listed)}"
+
+
+def test_every_module_has_a_docs_page():
+    missing = [m for m in MODULES if not (REPO_ROOT / "docs" / "modules" / f"{m}.md").is_file()]
+    assert not missing, f"no docs/modules/<module>.md for {missing}"
+    listed = {p.stem for p in (REPO_ROOT / "plugins" / "modules").glob("*.py") if not p.name.startswith("_")}
+    assert listed == set(MODULES), f"plugins/modules has {sorted(listed)}; MODULES lists {sorted(MODULES)}"
+
+
+def test_every_role_doc_renders():
+    for role in ROLES:
+        result = _run(str(BIN / "ansible-doc"), "-t", "role", f"cso.rds_hardening.{role}")
+        assert result.returncode == 0, f"{role}: {result.stderr}"
+        assert "ENTRY POINT: main" in result.stdout.replace("\x1b[1m", "").replace("\x1b[0m", ""), role
 
 
 def test_every_module_doc_renders_with_examples_and_return():

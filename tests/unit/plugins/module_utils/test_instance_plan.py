@@ -8,7 +8,7 @@ ROLE = "arn:aws:iam::123456789012:role/mon"
 
 
 def weak_instance(**overrides):
-    """Seed 000: default key, shared SG, no IAM auth, nothing else hardened."""
+    """Today's production state: default key, shared SG, no IAM auth, nothing else hardened."""
     instance = {
         "DBInstanceIdentifier": "db", "Engine": "mysql", "EngineVersion": "8.0.42", "DBInstanceClass": "db.t3.large",
         "DBInstanceStatus": "available", "StorageEncrypted": True, "KmsKeyId": DEFAULT_KEY, "PubliclyAccessible": False,

@@ -18,6 +18,14 @@ def _group_status(rds, identifier=DB):
     return [(g["DBParameterGroupName"], g["ParameterApplyStatus"]) for g in _instance(rds, identifier)["DBParameterGroups"]]
 
 
+def _wait_available(rds, identifier=DB, timeout=30):
+    """A reboot leaves the instance ``rebooting`` for the lab's outage; AWS refuses another reboot meanwhile."""
+    deadline = time.monotonic() + timeout
+    while _instance(rds, identifier)["DBInstanceStatus"] != "available":
+        assert time.monotonic() < deadline, _instance(rds, identifier)["DBInstanceStatus"]
+        time.sleep(0.2)
+
+
 def _custom_group(rds, name="cso-mysql80"):
     rds.create_db_parameter_group(DBParameterGroupName=name, DBParameterGroupFamily="mysql8.0", Description="cso")
     return name
@@ -135,6 +143,7 @@ def test_static_parameter_change_is_pending_reboot_dynamic_is_applying_then_in_s
     group = _custom_group(rds)
     rds.modify_db_instance(DBInstanceIdentifier=DB, DBParameterGroupName=group)
     rds.reboot_db_instance(DBInstanceIdentifier=DB)
+    _wait_available(rds)
 
     rds.modify_db_parameter_group(DBParameterGroupName=group, Parameters=[
         {"ParameterName": "require_secure_transport", "ParameterValue": "1", "ApplyMethod": "immediate"}])

@@ -50,6 +50,11 @@ class LabClient:
     def set_faults(self, rate, errors=("Throttling", "ServiceUnavailable"), actions=(), seed=None):
         return self.api("faults", {"rate": rate, "errors": list(errors), "actions": list(actions), "seed": seed})
 
+    def set_outage(self, seconds=None, failover_seconds=None):
+        """How long a restart (reboot, modification with restart) / a failover keeps the data plane
+        down; None keeps the current value. Returns the setting."""
+        return self.api("outage", {"seconds": seconds, "failover_seconds": failover_seconds})
+
     def reach_maintenance_window(self, db_instance_identifier=None):
         return self.api("maintenance-window", {"db_instance_identifier": db_instance_identifier})
 

@@ -116,7 +116,16 @@ def _use_custom_parameter_group(lab):
     rds.modify_db_instance(DBInstanceIdentifier="cso-lab-db", DBParameterGroupName="cso-mysql80-hardened",
                            ApplyImmediately=True)
     rds.reboot_db_instance(DBInstanceIdentifier="cso-lab-db")
+    wait_available(rds)  # the reboot is an outage; AWS refuses the next reboot until it is over
+    wait_served(lab, "cso-lab-db", timeout=30, ready=True)
     return rds
+
+
+def wait_available(rds, instance_id="cso-lab-db", timeout=30):
+    deadline = time.monotonic() + timeout
+    while rds.describe_db_instances(DBInstanceIdentifier=instance_id)["DBInstances"][0]["DBInstanceStatus"] != "available":
+        assert time.monotonic() < deadline, f"{instance_id} still not available after {timeout} s"
+        time.sleep(0.2)
 
 
 def _set_rst(rds, value, method="immediate"):

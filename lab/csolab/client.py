@@ -63,6 +63,7 @@ class LabClient:
         from csolab import seed
 
         self.set_faults(0)
+        self.api("outage", {"reset": True})
         if paths.HOSTS_PRISTINE_MARKER.exists():  # the hosts' database goes with it
             paths.HOSTS_PRISTINE_MARKER.unlink(missing_ok=True)
             events.log("aws-reset (the hosts need a reset)", {"pid": os.getpid(), "by": " ".join(sys.argv[:4])})

@@ -219,3 +219,17 @@ def test_pending_maintenance_for_unknown_resource_is_not_found(lab):
         rds.describe_pending_maintenance_actions(ResourceIdentifier="arn:aws:rds:eu-west-2:123456789012:db:nope")
 
     assert error.value.response["Error"]["Code"] == "ResourceNotFoundFault"
+
+
+def test_the_lab_rules_come_from_aws_documentation_not_from_the_module():
+    """The lab checks the module against AWS's behaviour: its rules name their AWS source and the
+    lab never reads the module's own rules (``instance_plan.RULES``)."""
+    import re
+    from pathlib import Path
+
+    from csolab.moto_ext import pending
+
+    assert all("RDS User Guide" in rule.source for rule in pending.RULES.values())
+    imports = re.compile(r"^\s*(from|import)\s+\S*(module_utils|instance_plan)", re.MULTILINE)
+    lab = Path(pending.__file__).parents[1]
+    assert [str(path) for path in lab.rglob("*.py") if imports.search(path.read_text())] == []

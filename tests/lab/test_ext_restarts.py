@@ -101,3 +101,9 @@ def test_the_outage_setting_is_validated(lab, rds):
     with pytest.raises(Exception):
         lab.set_outage(seconds=-1)
     assert lab.set_outage()["seconds"] == OUTAGE
+
+
+def test_a_lab_reset_restores_the_default_outage(lab, rds):
+    lab.set_outage(seconds=25, failover_seconds=15)
+    lab.reset()
+    assert lab.set_outage() == {"seconds": 3.0, "failover_seconds": 2.0}

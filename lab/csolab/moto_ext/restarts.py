@@ -22,9 +22,10 @@ Rules, from the RDS User Guide:
 Which modifications restart the instance is decided in ``pending`` (the "Settings for DB
 instances" downtime column); this module only records a restart and answers what it implies.
 
-The outage lasts a lab setting (``/_lab/outage``; environment ``CSO_LAB_OUTAGE_SECONDS`` and
-``CSO_LAB_FAILOVER_OUTAGE_SECONDS`` when the server starts): short by default so tests stay fast,
-20-30 s for a realistic demo. The status is ``rebooting`` for at least that long and, while a data
+The outage lasts a lab setting (``/_lab/outage``, ``LabClient.set_outage``; the defaults come from
+the environment ``CSO_LAB_OUTAGE_SECONDS`` / ``CSO_LAB_FAILOVER_OUTAGE_SECONDS`` when the server
+starts, else 3 s / 2 s, and a lab reset restores them): short so tests stay fast; the demo sets
+25 s / 15 s. The status is ``rebooting`` for at least that long and, while a data
 plane serves the instance, until the data plane reports the server back (it acknowledges each
 restart by its sequence number), so ``available`` means "accepts connections" as in AWS.
 """
@@ -41,10 +42,11 @@ from csolab.moto_ext._common import around, rds_action
 
 DEFAULT_OUTAGE_SECONDS = 3.0
 DEFAULT_FAILOVER_OUTAGE_SECONDS = 2.0
-OUTAGE = {
+DEFAULTS = {
     "reboot_seconds": float(os.environ.get("CSO_LAB_OUTAGE_SECONDS", DEFAULT_OUTAGE_SECONDS)),
     "failover_seconds": float(os.environ.get("CSO_LAB_FAILOVER_OUTAGE_SECONDS", DEFAULT_FAILOVER_OUTAGE_SECONDS)),
 }
+OUTAGE = dict(DEFAULTS)
 # A data plane that polled within this many seconds is serving; one that has not brought the
 # server back this long after the outage no longer holds the status at "rebooting".
 DATAPLANE_FRESH_SECONDS = 3.0
@@ -150,7 +152,9 @@ def reboot_db_instance(self):
 @lab_route("outage")
 def _outage(payload):
     """Set how long a restart keeps the data plane down: ``{"seconds": 25, "failover_seconds": 15}``;
-    ``{}`` reads the setting."""
+    ``{"reset": true}`` restores the defaults (a lab reset does); ``{}`` reads the setting."""
+    if payload.get("reset"):
+        OUTAGE.update(reboot_seconds=DEFAULTS["reboot_seconds"], failover_seconds=DEFAULTS["failover_seconds"])
     for key, name in (("seconds", "reboot_seconds"), ("failover_seconds", "failover_seconds")):
         if payload.get(key) is not None:
             value = float(payload[key])

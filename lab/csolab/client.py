@@ -63,12 +63,12 @@ class LabClient:
         from csolab import seed
 
         self.set_faults(0)
-        self.api("outage", {"reset": True})
         if paths.HOSTS_PRISTINE_MARKER.exists():  # the hosts' database goes with it
             paths.HOSTS_PRISTINE_MARKER.unlink(missing_ok=True)
             events.log("aws-reset (the hosts need a reset)", {"pid": os.getpid(), "by": " ".join(sys.argv[:4])})
         request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", data=b"", method="POST")
         urllib.request.urlopen(request, timeout=30).close()  # noqa: S310 (loopback only)
+        self.api("outage", {"reset": True})  # a demo's realistic outage must not outlive it
         self.state["seed"] = seed.seed_all(self, with_database=seed_database)
         save_if_current(self.state)  # tools read the seeded ids in aws.json
         self.clear_calls()

@@ -1,9 +1,11 @@
 """The probe: keeps Keystone and CSO busy while something else changes the database, and records
 every failure.
 
-Each round trip on a Keystone target issues a token as ``admin`` (POST /v3/auth/tokens) and
-validates it (GET /v3/auth/tokens with X-Subject-Token); both hit the database. Targets: every
-keystone host directly, the load balancer, and CSO's ``/health`` (which runs ``SELECT 1``).
+Each round trip on a ``keystone:`` target issues a token as ``admin`` (POST /v3/auth/tokens) and
+validates it (GET /v3/auth/tokens with X-Subject-Token); both hit the database unless Keystone
+caches. A ``keystone-validate:`` target validates one token issued earlier and kept (what users
+who are already logged in see). Targets: every keystone host directly, the load balancer, and
+CSO's ``/health`` (which runs ``SELECT 1``).
 Traffic goes only into the lab's namespace: the probe moves itself there before it opens a socket.
 
     python -m csolab.probe --duration 60             # run, then print the summary
@@ -85,6 +87,41 @@ def keystone_round_trip(address, port, password=None, timeout=10):
     return True
 
 
+class HeldToken:
+    """Validates one token issued once and kept, as a service does with the token a user sent:
+    what a Keystone outage costs users who are already logged in. A token is issued (outside the
+    measurement) only when none is held yet or Keystone stopped knowing the held one."""
+
+    def __init__(self, address, port, password, timeout=10):
+        self.address, self.port, self.password, self.timeout = address, port, password, timeout
+        self.token = None
+
+    def _issue(self):
+        body = json.dumps({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+            "name": "admin", "domain": {"id": "default"}, "password": self.password}}}}})
+        status, headers, _text = _request(self.address, self.port, "POST", "/v3/auth/tokens", body,
+                                          {"Content-Type": "application/json"}, timeout=self.timeout)
+        return headers.get("X-Subject-Token") if status == 201 else None
+
+    def ready(self):
+        if self.token is None:
+            try:
+                self.token = self._issue()
+            except OSError:
+                return False
+        return self.token is not None
+
+    def validate(self):
+        status, _headers, text = _request(self.address, self.port, "GET", "/v3/auth/tokens", None,
+                                          {"X-Auth-Token": self.token, "X-Subject-Token": self.token},
+                                          timeout=self.timeout)
+        if status == 404:  # expired or revoked: not an outage, take a new one next round
+            self.token = None
+        if status != 200:
+            raise RuntimeError(f"validate issued token: HTTP {status} {text[:200]}")
+        return True
+
+
 def cso_health(address, port=8080, timeout=10):
     status, _headers, text = _request(address, port, "GET", "/health", timeout=timeout)
     if status != 200:
@@ -96,9 +133,12 @@ def default_targets():
     from csolab.hosts import topology
 
     password = _admin_password()
-    targets = {f"keystone:{name}": (lambda ip=topology.HOSTS[name]["ip"]: keystone_round_trip(ip, 5000, password))
-               for name in topology.hosts_of("keystone")}
-    targets["keystone:lb"] = lambda: keystone_round_trip(*topology.KEYSTONE_LB, password)
+    keystones = {name: (topology.HOSTS[name]["ip"], 5000) for name in topology.hosts_of("keystone")}
+    keystones["lb"] = topology.KEYSTONE_LB
+    targets = {}
+    for name, (address, port) in keystones.items():
+        targets[f"keystone:{name}"] = lambda a=address, p=port: keystone_round_trip(a, p, password)
+        targets[f"keystone-validate:{name}"] = HeldToken(address, port, password)
     for name in topology.hosts_of("cso"):
         targets[f"cso:{name}"] = lambda ip=topology.HOSTS[name]["ip"]: cso_health(ip, topology.CSO_HEALTH_PORT)
     return targets
@@ -158,7 +198,13 @@ def run(duration, interval, result_path, stop_event=None):
     stop_event = stop_event or threading.Event()
 
     def loop(name, action):
+        held = action if isinstance(action, HeldToken) else None
         while not stop_event.is_set():
+            if held is not None:
+                if not held.ready():
+                    stop_event.wait(interval)
+                    continue
+                action = held.validate
             began = time.time()
             error = None
             try:

@@ -369,6 +369,11 @@ def test_an_instance_on_its_own_group_keeps_it_and_is_not_rebooted(aws_lab, aws_
     assert user_settings(aws_lab, CUSTOM_GROUP) == CUSTOM_SETTINGS
     assert HEALTH_GATE not in [r["_task"] for r in run_results(completed, DB)], "no restart, no gate"
 
+    aws_lab.clear_calls()
+    again = run_ansible(aws_env, "phase1.yml", "--limit", DB, "-e", json.dumps(INSIDE_THE_WINDOW))
+    assert again.returncode == 0, failure_messages(again)
+    assert [call["action"] for call in aws_lab.mutating_calls()] == [], "a second run changes nothing"
+
 
 @pytest.mark.lab
 def test_an_instance_on_a_default_group_gets_a_new_group_and_a_reboot_inside_the_window(aws_lab, aws_env):

@@ -8,6 +8,7 @@ from botocore.exceptions import ClientError
 pytestmark = pytest.mark.lab
 
 DB = "cso-lab-db"
+APPLYING_SECONDS = 1.0  # the lab's (csolab.moto_ext.pending); importing it here would patch moto in-process
 
 
 def _instance(rds, identifier=DB):
@@ -136,10 +137,15 @@ def test_static_parameter_change_is_pending_reboot_dynamic_is_applying_then_in_s
     rds.modify_db_instance(DBInstanceIdentifier=DB, DBParameterGroupName=group)
     rds.reboot_db_instance(DBInstanceIdentifier=DB)
 
+    started = time.monotonic()
     rds.modify_db_parameter_group(DBParameterGroupName=group, Parameters=[
         {"ParameterName": "require_secure_transport", "ParameterValue": "1", "ApplyMethod": "immediate"}])
-    assert _group_status(rds) == [(group, "applying")]
-    time.sleep(1.2)
+    status = _group_status(rds)
+    if time.monotonic() - started < APPLYING_SECONDS:  # a loaded machine may answer later
+        assert status == [(group, "applying")]
+    else:
+        assert status in ([(group, "applying")], [(group, "in-sync")])
+    time.sleep(APPLYING_SECONDS + 0.2)
     assert _group_status(rds) == [(group, "in-sync")]
 
     rds.modify_db_parameter_group(DBParameterGroupName=group, Parameters=[

@@ -52,7 +52,10 @@ TOPIC_ARN_PATTERN = re.compile(r"^arn:(aws[a-z-]*):sns:([a-z0-9-]+):(\d{12}):([A
 OVERRIDE_FIELDS = ("enabled", "threshold", "period", "evaluation_periods", "datapoints_to_alarm", "comparison",
                    "statistic", "treat_missing_data", "description", "band_width")
 
-retry = AWSRetry.jittered_backoff(retries=10, delay=1, max_delay=20)
+# The alarm set's retry settings (short first delays: many small calls); clients use them via
+# aws_client(), paginated reads via this decorator (the client wrapper does not retry paginators).
+RETRY = dict(retries=10, delay=1, max_delay=20)
+retry = AWSRetry.jittered_backoff(**RETRY)
 
 
 # --------------------------------------------------------------------------------------------
@@ -538,9 +541,8 @@ def describe_alarms_with_prefix(cloudwatch, prefix):
     return {alarm["AlarmName"]: alarm for alarm in pages.build_full_result().get("MetricAlarms", [])}
 
 
-@retry
 def _list_alarm_tags(cloudwatch, arn):
-    return cloudwatch.list_tags_for_resource(ResourceARN=arn)["Tags"]
+    return cloudwatch.list_tags_for_resource(ResourceARN=arn, aws_retry=True)["Tags"]
 
 
 def alarm_tag_reader(cloudwatch):
@@ -557,24 +559,20 @@ def alarm_tag_reader(cloudwatch):
     return tags_of
 
 
-@retry
 def put_alarm(cloudwatch, request):
-    cloudwatch.put_metric_alarm(**request)
+    cloudwatch.put_metric_alarm(aws_retry=True, **request)
 
 
-@retry
 def delete_alarm_batch(cloudwatch, names):
-    cloudwatch.delete_alarms(AlarmNames=names)
+    cloudwatch.delete_alarms(AlarmNames=names, aws_retry=True)
 
 
-@retry
 def tag_alarm(cloudwatch, arn, tags):
-    cloudwatch.tag_resource(ResourceARN=arn, Tags=ansible_dict_to_boto3_tag_list(tags))
+    cloudwatch.tag_resource(ResourceARN=arn, Tags=ansible_dict_to_boto3_tag_list(tags), aws_retry=True)
 
 
-@retry
 def untag_alarm(cloudwatch, arn, keys):
-    cloudwatch.untag_resource(ResourceARN=arn, TagKeys=keys)
+    cloudwatch.untag_resource(ResourceARN=arn, TagKeys=keys, aws_retry=True)
 
 
 def apply_alarm_plan(cloudwatch, plan, wanted_tags, concurrency=1):
@@ -635,9 +633,8 @@ def missing_anomaly_detectors(cloudwatch, anomaly_instances):
     return [detector for key, detector in sorted(wanted.items()) if key not in existing]
 
 
-@retry
 def put_anomaly_detector(cloudwatch, detector):
-    cloudwatch.put_anomaly_detector(SingleMetricAnomalyDetector=detector)
+    cloudwatch.put_anomaly_detector(SingleMetricAnomalyDetector=detector, aws_retry=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -649,9 +646,8 @@ def topic_arn_for(partition, region, account_id, name):
     return f"arn:{partition}:sns:{region}:{account_id}:{name}"
 
 
-@retry
 def _get_topic_attributes(sns, arn):
-    return sns.get_topic_attributes(TopicArn=arn)["Attributes"]
+    return sns.get_topic_attributes(TopicArn=arn, aws_retry=True)["Attributes"]
 
 
 def topic_attributes(sns, arn):
@@ -673,20 +669,18 @@ def missing_subscriptions(existing, wanted):
     return [sub for sub in wanted if (sub["protocol"], sub["endpoint"]) not in have]
 
 
-@retry
 def create_topic(sns, name, kms_key_arn, tags):
     attributes = {"KmsMasterKeyId": kms_key_arn} if kms_key_arn else {}
-    return sns.create_topic(Name=name, Attributes=attributes, Tags=ansible_dict_to_boto3_tag_list(tags))["TopicArn"]
+    return sns.create_topic(Name=name, Attributes=attributes, Tags=ansible_dict_to_boto3_tag_list(tags),
+                            aws_retry=True)["TopicArn"]
 
 
-@retry
 def set_topic_kms_key(sns, arn, kms_key_arn):
-    sns.set_topic_attributes(TopicArn=arn, AttributeName="KmsMasterKeyId", AttributeValue=kms_key_arn)
+    sns.set_topic_attributes(TopicArn=arn, AttributeName="KmsMasterKeyId", AttributeValue=kms_key_arn, aws_retry=True)
 
 
-@retry
 def subscribe(sns, arn, protocol, endpoint):
-    sns.subscribe(TopicArn=arn, Protocol=protocol, Endpoint=endpoint)
+    sns.subscribe(TopicArn=arn, Protocol=protocol, Endpoint=endpoint, aws_retry=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -750,29 +744,25 @@ def event_subscription_changes(existing, request):
     return modify, sorted(want - have), sorted(have - want)
 
 
-@retry
 def create_event_subscription(rds, request, tags):
-    rds.create_event_subscription(Tags=ansible_dict_to_boto3_tag_list(tags), **request)
+    rds.create_event_subscription(Tags=ansible_dict_to_boto3_tag_list(tags), aws_retry=True, **request)
 
 
-@retry
 def modify_event_subscription(rds, name, changes):
-    rds.modify_event_subscription(SubscriptionName=name, **changes)
+    rds.modify_event_subscription(SubscriptionName=name, aws_retry=True, **changes)
 
 
-@retry
 def add_event_source(rds, name, source_id):
-    rds.add_source_identifier_to_subscription(SubscriptionName=name, SourceIdentifier=source_id)
+    rds.add_source_identifier_to_subscription(SubscriptionName=name, SourceIdentifier=source_id, aws_retry=True)
 
 
-@retry
 def remove_event_source(rds, name, source_id):
-    rds.remove_source_identifier_from_subscription(SubscriptionName=name, SourceIdentifier=source_id)
+    rds.remove_source_identifier_from_subscription(SubscriptionName=name, SourceIdentifier=source_id,
+                                                aws_retry=True)
 
 
-@retry
 def delete_event_subscription(rds, name):
-    rds.delete_event_subscription(SubscriptionName=name)
+    rds.delete_event_subscription(SubscriptionName=name, aws_retry=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -791,9 +781,8 @@ def describe_instances_by_id(rds, identifiers):
     return found
 
 
-@retry
 def describe_cluster(rds, cluster_identifier):
     try:
-        return rds.describe_db_clusters(DBClusterIdentifier=cluster_identifier)["DBClusters"][0]
+        return rds.describe_db_clusters(DBClusterIdentifier=cluster_identifier, aws_retry=True)["DBClusters"][0]
     except is_boto3_error_code("DBClusterNotFoundFault"):
         return None

@@ -2,25 +2,76 @@
 # Copyright: Contributors to the cso.rds_hardening collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Shared lookups and validation for the cso.rds_hardening modules.
+"""What every cso.rds_hardening module shares: the client idiom, the error policy, the plan item
+shape, and the lookups and validation several modules use.
 
-Every function that reads AWS goes through ``AWSRetry.jittered_backoff`` so that throttling and
-5xx answers are retried the amazon.aws way. Validation helpers call ``module.fail_json`` with a
-message that says what to do; they never mutate anything.
+The pattern (one for all modules):
+
+* Clients: ``aws_client(module, service)``, i.e. ``module.client(service,
+  retry_decorator=AWSRetry.jittered_backoff(...))``, and every call with ``aws_retry=True``.
+  A paginator is read inside a function decorated with ``AWSRetry.jittered_backoff`` (as
+  amazon.aws does): ``build_full_result`` is not retried by the wrapper.
+* Errors: module_utils turn the error codes that mean something (a missing resource, with
+  ``is_boto3_error_code``) into a result or a ``fail_json`` that says what to do; every other AWS
+  error goes up to the module's ``main``, where ``run_module`` reports it with ``fail_json_aws``.
+* Plan items: ``plan_item(what, impact, before, after)``.
+
+Validation helpers call ``module.fail_json`` with a message that says what to do; they never
+mutate anything. ``tests/unit/repository/test_module_idiom.py`` checks the client idiom.
 """
 
 from __future__ import annotations
 
 try:
-    import botocore
+    from botocore.exceptions import BotoCoreError
+    from botocore.exceptions import ClientError
+    from botocore.loaders import create_loader
+    from botocore.regions import EndpointResolver
 except ImportError:
     pass  # handled by AnsibleAWSModule
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
+from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.rds import describe_db_instances
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 READ_ONLY_PREFIXES = ("describe_", "list_", "get_")
+
+# Impacts of a plan item, from none to the most disruptive.
+IMPACTS = ("none", "brief-interruption", "restart", "replacement")
+
+
+def retry_decorator(retries=10, delay=3, max_delay=60, extra_error_codes=()):
+    """amazon.aws's jittered backoff; throttling and 5xx are always retried, ``extra_error_codes`` too."""
+    return AWSRetry.jittered_backoff(retries=retries, delay=delay, max_delay=max_delay,
+                                     catch_extra_error_codes=list(extra_error_codes))
+
+
+def aws_client(module, service, region=None, retries=10, delay=3, max_delay=60, extra_error_codes=(), **params):
+    """The one client idiom: a retrying client; call its methods with ``aws_retry=True``."""
+    if region:
+        params["region"] = region
+    return module.client(service, retry_decorator=retry_decorator(retries, delay, max_delay, extra_error_codes),
+                         **params)
+
+
+def run_module(module, run, activity):
+    """The one error policy: ``run(module)`` returns the result; AWS errors nobody handled fail here."""
+    try:
+        result = run(module)
+    except AnsibleAWSError as e:  # amazon.aws helpers (rds.describe_db_instances, ...) wrap boto errors
+        module.fail_json_aws_error(e)
+    except (BotoCoreError, ClientError) as e:
+        module.fail_json_aws(e, msg=f"AWS call failed while {activity}. The error says which call; fix its cause "
+                                    "and run the task again (it resumes from what AWS has).")
+    module.exit_json(**result)
+
+
+def plan_item(what, impact, before, after, **extra):
+    """One planned change, in the shape every module returns: what, impact, before, after (+ extra keys)."""
+    item = {"what": what, "impact": impact, "before": before, "after": after}
+    item.update(extra)
+    return item
 
 
 def get_db_instance(client, db_instance_identifier):
@@ -29,15 +80,10 @@ def get_db_instance(client, db_instance_identifier):
     return instances[0] if instances else None
 
 
-@AWSRetry.jittered_backoff()
-def _describe_key(kms_client, key_id):
-    return kms_client.describe_key(KeyId=key_id)["KeyMetadata"]
-
-
 def describe_kms_key(kms_client, key_id):
     """KeyMetadata for an id, ARN or alias, or None when the key does not exist."""
     try:
-        return _describe_key(kms_client, key_id)
+        return kms_client.describe_key(KeyId=key_id, aws_retry=True)["KeyMetadata"]
     except is_boto3_error_code("NotFoundException"):
         return None
 
@@ -79,11 +125,11 @@ def validate_kms_key(module, kms_client, key_id, region, purpose, require_custom
 
 
 def available_regions(module, service="rds"):
-    """Regions the service exists in, according to botocore's endpoint data (no API call)."""
-    session = botocore.session.get_session()
+    """Regions the service exists in, according to botocore's endpoint data (no API call, no session)."""
+    resolver = EndpointResolver(create_loader().load_data("endpoints"))
     regions = set()
-    for partition in session.get_available_partitions():
-        regions.update(session.get_available_regions(service, partition_name=partition))
+    for partition in resolver.get_available_partitions():
+        regions.update(resolver.get_available_endpoints(service, partition))
     return regions
 
 

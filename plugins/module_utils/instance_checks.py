@@ -4,19 +4,14 @@
 
 """Read-only checks of a hardened instance's inputs against AWS, run before any mutating call.
 
-Each check fails the module with a message that says what to do. Clients are the retrying
-wrappers from ``module.client(..., retry_decorator=AWSRetry.jittered_backoff())``.
+Each check fails the module with a message that says what to do when AWS's answer means the input
+is wrong (a missing group, an unknown version); any other AWS error goes up to the module's one
+handler (``common.run_module``). Clients come from ``common.aws_client``.
 """
 
 from __future__ import annotations
 
 import datetime
-
-try:
-    from botocore.exceptions import BotoCoreError
-    from botocore.exceptions import ClientError
-except ImportError:
-    pass  # handled by AnsibleAWSModule
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 
@@ -61,12 +56,7 @@ def validate_keys(module, kms, params, region, instance=None):
 
 def validate_engine_version(module, rds, engine, version):
     """The parameter group family of ``engine`` ``version``; fails when AWS does not offer that version."""
-    try:
-        versions = rds.describe_db_engine_versions(Engine=engine, EngineVersion=version, aws_retry=True)[
-            "DBEngineVersions"
-        ]
-    except (BotoCoreError, ClientError) as e:
-        module.fail_json_aws(e, msg=f"Could not look up {engine} engine version {version}")
+    versions = rds.describe_db_engine_versions(Engine=engine, EngineVersion=version, aws_retry=True)["DBEngineVersions"]
     if not versions:
         module.fail_json(
             msg=f"Engine version {version} of {engine} is not offered by RDS in {module.region}. "
@@ -80,8 +70,6 @@ def validate_parameter_group(module, rds, name, family):
         groups = rds.describe_db_parameter_groups(DBParameterGroupName=name, aws_retry=True)["DBParameterGroups"]
     except is_boto3_error_code("DBParameterGroupNotFound"):
         groups = []
-    except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
-        module.fail_json_aws(e, msg=f"Could not look up DB parameter group {name}")
     if not groups:
         module.fail_json(
             msg=f"DB parameter group {name} does not exist. Create it first (family {family}), "
@@ -99,8 +87,6 @@ def subnet_group_vpc(module, rds, name):
         groups = rds.describe_db_subnet_groups(DBSubnetGroupName=name, aws_retry=True)["DBSubnetGroups"]
     except is_boto3_error_code("DBSubnetGroupNotFoundFault"):
         module.fail_json(msg=f"DB subnet group {name} does not exist. Create it first or fix db_subnet_group_name.")
-    except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
-        module.fail_json_aws(e, msg=f"Could not look up DB subnet group {name}")
     return groups[0]["VpcId"]
 
 
@@ -112,8 +98,6 @@ def validate_security_groups(module, ec2, group_ids, vpc_id):
             msg=f"Security group(s) {', '.join(group_ids)} not found ({e.response['Error']['Message']}). "
             "Create the dedicated database security group first or fix vpc_security_group_ids."
         )
-    except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
-        module.fail_json_aws(e, msg="Could not look up the security groups")
     found = {group["GroupId"]: group["VpcId"] for group in groups}
     missing = sorted(set(group_ids) - set(found))
     if missing:
@@ -134,8 +118,6 @@ def describe_certificate(module, rds, certificate_id):
         certificates = rds.describe_certificates(CertificateIdentifier=certificate_id, aws_retry=True)["Certificates"]
     except is_boto3_error_code("CertificateNotFound"):
         return None
-    except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
-        module.fail_json_aws(e, msg=f"Could not look up CA certificate {certificate_id}")
     return certificates[0] if certificates else None
 
 
@@ -180,5 +162,3 @@ def validate_monitoring_role(module, iam, role_arn):
             msg=f"Enhanced monitoring role {role_arn} does not exist. Create it (trust monitoring.rds.amazonaws.com, "
             "policy AmazonRDSEnhancedMonitoringRole) or fix monitoring_role_arn."
         )
-    except (BotoCoreError, ClientError) as e:  # pylint: disable=duplicate-except
-        module.fail_json_aws(e, msg=f"Could not look up enhanced monitoring role {role_arn}")

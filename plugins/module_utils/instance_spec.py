@@ -21,26 +21,6 @@ ENGINE_LOG_EXPORTS = {
     "postgres": ["postgresql", "upgrade"],
 }
 
-ENGINE_DEFAULT_PORTS = {"mysql": 3306, "mariadb": 3306, "postgres": 5432}
-
-# option name -> (hardened default, FSBP control it meets)
-HARDENED_DEFAULTS = {
-    "kms_key_id": (None, "RDS.3 storage encrypted at rest (with a customer-managed key)"),
-    "publicly_accessible": (False, "RDS.2 not publicly accessible"),
-    "multi_az": (True, "RDS.5 Multi-AZ"),
-    "monitoring_interval": (60, "RDS.6 enhanced monitoring"),
-    "deletion_protection": (True, "RDS.8 deletion protection"),
-    "enable_cloudwatch_logs_exports": (None, "RDS.9 logs published to CloudWatch Logs"),
-    "enable_iam_database_authentication": (True, "RDS.10 IAM authentication"),
-    "backup_retention_period": (7, "RDS.11 automatic backups (retention >= 7 days)"),
-    "auto_minor_version_upgrade": (True, "RDS.13 automatic minor version upgrades"),
-    "copy_tags_to_snapshot": (True, "RDS.17 tags copied to snapshots"),
-    "vpc_security_group_ids": (None, "RDS.23-style dedicated security group (no shared/default group)"),
-    "enable_performance_insights": (True, "Performance Insights, encrypted with the CMK"),
-    "manage_master_user_password": (True, "master password kept in Secrets Manager under the CMK"),
-    "storage_type": ("gp3", "current-generation storage"),
-}
-
 MIN_BACKUP_RETENTION = 7
 MAX_BACKUP_RETENTION = 35
 MONITORING_INTERVALS = (0, 1, 5, 10, 15, 30, 60)

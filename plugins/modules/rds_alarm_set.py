@@ -322,18 +322,14 @@ event_subscriptions:
       elements: str
 """
 
-try:
-    import botocore
-except ImportError:
-    pass  # handled by AnsibleAWSModule
-
 from ansible_collections.amazon.aws.plugins.module_utils.iam import get_aws_account_info
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
 
 from ansible_collections.cso.rds_hardening.plugins.module_utils import alarm_set as aset
+from ansible_collections.cso.rds_hardening.plugins.module_utils.common import aws_client
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import describe_kms_key
+from ansible_collections.cso.rds_hardening.plugins.module_utils.common import run_module
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import validate_kms_key
 
 
@@ -381,6 +377,8 @@ def argument_spec():
 
 
 class Clients:
+    """The clients a run needs, each created on first use (a run that needs no SNS call creates no SNS client)."""
+
     def __init__(self, module):
         self.module = module
         self._clients = {}
@@ -389,8 +387,7 @@ class Clients:
         if service.startswith("_"):
             raise AttributeError(service)
         if service not in self._clients:
-            # Retries live on the module_utils functions (AWSRetry.jittered_backoff), one per API call.
-            self._clients[service] = self.module.client(service)
+            self._clients[service] = aws_client(self.module, service, **aset.RETRY)
         return self._clients[service]
 
 
@@ -591,12 +588,11 @@ def ensure_present(module, clients):
     )
     if module._diff:
         result["diff"] = aset.alarm_diff(plan, existing)
-    module.exit_json(**result)
+    return result
 
 
-@AWSRetry.jittered_backoff()
 def _rds_tags(rds, arn):
-    return rds.list_tags_for_resource(ResourceName=arn)["TagList"]
+    return rds.list_tags_for_resource(ResourceName=arn, aws_retry=True)["TagList"]
 
 
 def owned_event_subscriptions(rds, set_name):
@@ -627,22 +623,22 @@ def ensure_absent(module, clients):
                   event_subscriptions={"created": [], "updated": [], "deleted": events, "unchanged": []})
     if module._diff:
         result["diff"] = aset.alarm_diff(plan, existing)
-    module.exit_json(**result)
+    return result
 
 
-def main():
-    module = AnsibleAWSModule(argument_spec=argument_spec(), supports_check_mode=True)
+def run(module):
     errors = aset.validate_request(module.params)
     if errors:
         module.fail_json(msg="Invalid parameters, nothing was changed: " + " ".join(errors), errors=errors)
     clients = Clients(module)
-    try:
-        if module.params["state"] == "present":
-            ensure_present(module, clients)
-        else:
-            ensure_absent(module, clients)
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
-        module.fail_json_aws(e, msg="AWS call failed while converging the alarm set")
+    if module.params["state"] == "present":
+        return ensure_present(module, clients)
+    return ensure_absent(module, clients)
+
+
+def main():
+    module = AnsibleAWSModule(argument_spec=argument_spec(), supports_check_mode=True)
+    run_module(module, run, "converging the alarm set")
 
 
 if __name__ == "__main__":

@@ -179,11 +179,11 @@ except ImportError:
     pass  # handled by AnsibleAWSModule
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.rds import AnsibleRDSError
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.cso.rds_hardening.plugins.module_utils import backup_replication as replication
+from ansible_collections.cso.rds_hardening.plugins.module_utils.common import aws_client
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import get_db_instance
+from ansible_collections.cso.rds_hardening.plugins.module_utils.common import run_module
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import validate_kms_key
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import validate_region
 
@@ -220,10 +220,7 @@ def validate_parameters(module):
 
 def read_source(module, client):
     identifier = module.params["db_instance_identifier"]
-    try:
-        source = get_db_instance(client, identifier)
-    except AnsibleRDSError as e:
-        module.fail_json_aws_error(e)
+    source = get_db_instance(client, identifier)
     if source is None:
         module.fail_json(msg=f"The source DB instance {identifier} does not exist in {module.region}. "
                          "Check db_instance_identifier and region (the source's region).")
@@ -253,19 +250,12 @@ def resolve_destination_key(module, source):
             f"needs kms_key_id: a customer-managed KMS key in {destination} (keys are regional). Create one there "
             "(for example with amazon.aws.kms_key) and pass its ARN or alias."
         )
-    kms = module.client("kms", region=destination, retry_decorator=AWSRetry.jittered_backoff())
-    try:
-        key = validate_kms_key(module, kms, key_id, destination, "the replicated backups")
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(e, msg=f"Could not describe the KMS key {key_id} in {destination}")
-    return key["Arn"]
+    kms = aws_client(module, "kms", region=destination)
+    return validate_kms_key(module, kms, key_id, destination, "the replicated backups")["Arn"]
 
 
 def read_replication(module, source, destination_client):
-    try:
-        return replication.current_replication(source, destination_client, module.params["destination_region"])
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(e, msg="Could not describe the replicated automated backups in the destination region")
+    return replication.current_replication(source, destination_client, module.params["destination_region"])
 
 
 def refuse_unallowed_restart(module, plan, current, desired):
@@ -308,31 +298,24 @@ def apply_plan(module, plan, source_arn, destination_client, desired):
                 f"({params['wait_timeout']} s); check it in {params['destination_region']} and run again.",
                 plan=plan,
             )
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-            module.fail_json_aws(e, msg=f"{action} failed for {source_arn}", plan=plan)
     return backups_arn
 
 
 def read_backup(module, destination_client, backups_arn):
     if not backups_arn:
         return None
-    try:
-        return replication.describe_replicated_backup(destination_client, backups_arn)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(e, msg=f"Could not describe the replicated backups {backups_arn}")
+    return replication.describe_replicated_backup(destination_client, backups_arn)
 
 
 def diff_of(state_before, before, state_after, after):
     return {"before": dict(before or {}, state=state_before), "after": dict(after or {}, state=state_after)}
 
 
-def main():
-    module = AnsibleAWSModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+def run(module):
     params = module.params
     validate_parameters(module)
-    retry = AWSRetry.jittered_backoff()
-    source_client = module.client("rds", retry_decorator=retry)
-    destination_client = module.client("rds", region=params["destination_region"], retry_decorator=retry)
+    source_client = aws_client(module, "rds")
+    destination_client = aws_client(module, "rds", region=params["destination_region"])
 
     source = read_source(module, source_client)
     backup = read_replication(module, source, destination_client)
@@ -354,7 +337,12 @@ def main():
         backups_arn = apply_plan(module, plan, source["DBInstanceArn"], destination_client, desired)
         backup = read_backup(module, destination_client, backups_arn) if params["state"] == "present" else None
     summary, lag = replication.summarise_backup(backup, params["destination_region"])
-    module.exit_json(replicated_backup=summary, replication_lag_seconds=lag, **result)
+    return dict(result, replicated_backup=summary, replication_lag_seconds=lag)
+
+
+def main():
+    module = AnsibleAWSModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    run_module(module, run, "converging the backup replication")
 
 
 if __name__ == "__main__":

@@ -333,24 +333,22 @@ instance:
 
 try:
     from botocore.config import Config
-    from botocore.exceptions import BotoCoreError
-    from botocore.exceptions import ClientError
 except ImportError:
     pass  # handled by AnsibleAWSModule
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.rds import AnsibleRDSError
 from ansible_collections.amazon.aws.plugins.module_utils.rds import ensure_tags
 from ansible_collections.amazon.aws.plugins.module_utils.rds import wait_for_instance_status
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 
 from ansible_collections.cso.rds_hardening.plugins.module_utils import instance_checks as checks
 from ansible_collections.cso.rds_hardening.plugins.module_utils import instance_plan as planning
+from ansible_collections.cso.rds_hardening.plugins.module_utils.common import aws_client
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import get_db_instance
+from ansible_collections.cso.rds_hardening.plugins.module_utils.common import run_module
 from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_reencrypt import reencrypt
 from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_reencrypt import staging_identifier
 from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_spec import creation_errors
@@ -492,17 +490,11 @@ def pending_of(instance):
 
 
 def describe(module, rds, identifier):
-    try:
-        return get_db_instance(rds, identifier)
-    except AnsibleRDSError as e:
-        module.fail_json_aws(e, msg=f"Could not describe DB instance {identifier}")
+    return get_db_instance(rds, identifier)
 
 
 def modify(module, rds, identifier, parameters):
-    try:
-        rds.modify_db_instance(DBInstanceIdentifier=identifier, aws_retry=True, **parameters)
-    except (BotoCoreError, ClientError) as e:
-        module.fail_json_aws(e, msg=f"Could not modify DB instance {identifier}")
+    rds.modify_db_instance(DBInstanceIdentifier=identifier, aws_retry=True, **parameters)
     wait_for_instance_status(rds, module, identifier, "db_instance_available")
 
 
@@ -520,19 +512,14 @@ def reboot_if_pending(module, rds, instance):
             "it takes effect at the next reboot (run with allow_reboot=true and apply=immediately to reboot now)."
         )
         return False
-    try:
-        rds.reboot_db_instance(DBInstanceIdentifier=instance["DBInstanceIdentifier"], aws_retry=True)
-    except (BotoCoreError, ClientError) as e:
-        module.fail_json_aws(e, msg=f"Could not reboot DB instance {instance['DBInstanceIdentifier']}")
+    rds.reboot_db_instance(DBInstanceIdentifier=instance["DBInstanceIdentifier"], aws_retry=True)
     wait_for_instance_status(rds, module, instance["DBInstanceIdentifier"], "db_instance_available")
     return True
 
 
-def converge_existing(module, rds, instance, desired):
-    """Apply the in-place part of the plan; returns whether anything changed."""
+def converge_existing(module, rds, instance, current, desired, plan):
+    """Apply the in-place part of ``plan`` (computed from ``current``); returns whether anything changed."""
     params = module.params
-    current = planning.current_state(instance)
-    plan = planning.compute_plan(current, desired, params["apply"])
     parameters = planning.modify_parameters(plan, current, desired)
     if "ManageMasterUserPassword" in parameters and not parameters["ManageMasterUserPassword"]:
         parameters["MasterUserPassword"] = params["master_user_password"]
@@ -555,10 +542,7 @@ def create(module, rds, desired):
     parameters = planning.create_parameters(params, desired)
     if params["tags"]:
         parameters["Tags"] = [{"Key": key, "Value": value} for key, value in params["tags"].items()]
-    try:
-        rds.create_db_instance(aws_retry=True, **parameters)
-    except (BotoCoreError, ClientError) as e:
-        module.fail_json_aws(e, msg=f"Could not create DB instance {params['db_instance_identifier']}")
+    rds.create_db_instance(aws_retry=True, **parameters)
     wait_for_instance_status(rds, module, params["db_instance_identifier"], "db_instance_available")
 
 
@@ -582,17 +566,23 @@ def result_for(instance, plan, changed, extra=None):
     return result
 
 
-def create_and_exit(module, rds, desired):
+def create_new(module, rds, desired):
+    """Create the instance; returns the result (the creation plan)."""
     plan = planning.creation_plan(desired)
     if module.check_mode:
-        module.exit_json(**result_for(None, plan, True))
+        return result_for(None, plan, True)
     identifier = module.params["db_instance_identifier"]
     create(module, rds, desired)
-    converge_existing(module, rds, describe(module, rds, identifier), desired)  # whatever creation could not set
-    module.exit_json(**result_for(describe(module, rds, identifier), plan, True))
+    # Whatever creation could not set: the created instance's own plan, computed once.
+    created = describe(module, rds, identifier)
+    current = planning.current_state(created)
+    converge_existing(module, rds, created, current, desired,
+                      planning.compute_plan(current, desired, module.params["apply"]))
+    return result_for(describe(module, rds, identifier), plan, True)
 
 
-def converge_and_exit(module, rds, instance, desired):
+def converge(module, rds, instance, desired):
+    """Converge an existing instance; returns the result. The plan is computed once, here."""
     params = module.params
     current = planning.current_state(instance)
     validate_existing(module, instance, current, desired)
@@ -604,7 +594,7 @@ def converge_and_exit(module, rds, instance, desired):
         # The plan is what the operator wants to see, even the parts a real run would refuse.
         for message in refusals:
             module.warn(f"A real run would fail: {message}")
-        module.exit_json(**result_for(instance, plan, bool(plan)))
+        return result_for(instance, plan, bool(plan))
     fail_on(module, refusals)
 
     extra = {}
@@ -613,16 +603,20 @@ def converge_and_exit(module, rds, instance, desired):
         extra["reencryption"] = reencrypt(module, rds, instance, desired)
         instance = describe(module, rds, params["db_instance_identifier"])
         changed = True
-    changed |= converge_existing(module, rds, instance, desired)
-    module.exit_json(**result_for(describe(module, rds, params["db_instance_identifier"]), plan, changed, extra))
+        # A new instance took the identifier: what is left to change is that instance's own plan.
+        current = planning.current_state(instance)
+        in_place = planning.compute_plan(current, desired, params["apply"])
+    else:
+        in_place = plan
+    changed |= converge_existing(module, rds, instance, current, desired, in_place)
+    return result_for(describe(module, rds, params["db_instance_identifier"]), plan, changed, extra)
 
 
 def run(module):
     params = module.params
     fail_on(module, input_errors(params))
-    retry = AWSRetry.jittered_backoff(catch_extra_error_codes=BUSY_ERRORS)
     clients = {
-        name: module.client(name, retry_decorator=retry, config=Config(**WAITER_FRIENDLY_RETRIES))
+        name: aws_client(module, name, extra_error_codes=BUSY_ERRORS, config=Config(**WAITER_FRIENDLY_RETRIES))
         for name in ("rds", "kms", "ec2", "iam")
     }
     instance = describe(module, clients["rds"], params["db_instance_identifier"])
@@ -632,8 +626,8 @@ def run(module):
     desired = desired_state(params, checks.validate_keys(module, clients["kms"], params, module.region, instance))
     validate_against_aws(module, clients, instance, desired)
     if instance is None:
-        create_and_exit(module, clients["rds"], desired)
-    converge_and_exit(module, clients["rds"], instance, desired)
+        return create_new(module, clients["rds"], desired)
+    return converge(module, clients["rds"], instance, desired)
 
 
 def main():
@@ -642,7 +636,7 @@ def main():
         supports_check_mode=True,
         required_if=[("monitoring_interval", v, ["monitoring_role_arn"]) for v in (1, 5, 10, 15, 30, 60)],
     )
-    run(module)
+    run_module(module, run, "converging the DB instance")
 
 
 if __name__ == "__main__":

@@ -165,13 +165,13 @@ except ImportError:
     pass  # handled by AnsibleAWSModule
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.rds import AnsibleRDSError
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
 
 from ansible_collections.cso.rds_hardening.plugins.module_utils import backup_replication as replication
+from ansible_collections.cso.rds_hardening.plugins.module_utils.common import aws_client
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import get_db_instance
+from ansible_collections.cso.rds_hardening.plugins.module_utils.common import run_module
 
 MARKER_TAG = "cso:restore-verification"
 
@@ -203,10 +203,7 @@ def refuse_foreign(module, instance):
 
 
 def read_instance(module, client, identifier):
-    try:
-        return get_db_instance(client, identifier)
-    except AnsibleRDSError as e:
-        module.fail_json_aws_error(e)
+    return get_db_instance(client, identifier)
 
 
 def latest_restorable_time(module, client):
@@ -221,10 +218,7 @@ def latest_restorable_time(module, client):
                              "disabled; there is nothing to restore from.")
         return source.get("LatestRestorableTime")
     arn = params["source_automated_backups_arn"]
-    try:
-        backup = replication.describe_replicated_backup(client, arn)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(e, msg=f"Could not describe the automated backups {arn}")
+    backup = replication.describe_replicated_backup(client, arn)
     if backup is None:
         module.fail_json(msg=f"The automated backups {arn} do not exist in {module.region}.")
     return (backup.get("RestoreWindow") or {}).get("LatestTime")
@@ -285,12 +279,9 @@ def make_temporary(module, client, instance):
         changes["DeletionProtection"] = False
     if not changes:
         return instance
-    try:
-        client.modify_db_instance(
-            DBInstanceIdentifier=instance["DBInstanceIdentifier"], ApplyImmediately=True, aws_retry=True, **changes
-        )
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(e, msg=f"Could not make {instance['DBInstanceIdentifier']} private and unprotected")
+    client.modify_db_instance(
+        DBInstanceIdentifier=instance["DBInstanceIdentifier"], ApplyImmediately=True, aws_retry=True, **changes
+    )
     wait_for(module, client, "restored_instance_available", instance["DBInstanceIdentifier"])
     return read_instance(module, client, instance["DBInstanceIdentifier"])
 
@@ -322,7 +313,7 @@ def ensure_present(module, client):
     existing = read_instance(module, client, identifier)
     if existing is not None:
         refuse_foreign(module, existing)
-        module.exit_json(changed=False, instance=summarise(existing))
+        return dict(changed=False, instance=summarise(existing))
     latest = latest_restorable_time(module, client)
     request = restore_request(module)
     restored_from = {
@@ -332,17 +323,14 @@ def ensure_present(module, client):
         "restore_time": params["restore_time"] or "latest",
     }
     if module.check_mode:
-        module.exit_json(changed=True, instance=None, restored_from=restored_from)
+        return dict(changed=True, instance=None, restored_from=restored_from)
     requested_at = datetime.datetime.now(datetime.timezone.utc)
     started = time.monotonic()
-    try:
-        client.restore_db_instance_to_point_in_time(aws_retry=True, **request)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(e, msg=f"Could not restore {restored_from['source']} into {identifier}")
+    client.restore_db_instance_to_point_in_time(aws_retry=True, **request)
     wait_for(module, client, "restored_instance_available", identifier)
     rto = int(round(time.monotonic() - started))
     instance = make_temporary(module, client, read_instance(module, client, identifier))
-    module.exit_json(
+    return dict(
         changed=True,
         instance=summarise(instance),
         restored_from=restored_from,
@@ -355,21 +343,18 @@ def ensure_absent(module, client):
     identifier = module.params["db_instance_identifier"]
     existing = read_instance(module, client, identifier)
     if existing is None:
-        module.exit_json(changed=False, instance=None)
+        return dict(changed=False, instance=None)
     refuse_foreign(module, existing)
     if module.check_mode:
-        module.exit_json(changed=True, instance=None)
-    try:
-        if existing.get("DeletionProtection"):
-            client.modify_db_instance(DBInstanceIdentifier=identifier, DeletionProtection=False,
-                                      ApplyImmediately=True, aws_retry=True)
-        if existing.get("DBInstanceStatus") != "deleting":
-            client.delete_db_instance(DBInstanceIdentifier=identifier, SkipFinalSnapshot=True,
-                                      DeleteAutomatedBackups=True, aws_retry=True)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(e, msg=f"Could not delete the temporary instance {identifier}")
+        return dict(changed=True, instance=None)
+    if existing.get("DeletionProtection"):
+        client.modify_db_instance(DBInstanceIdentifier=identifier, DeletionProtection=False,
+                                  ApplyImmediately=True, aws_retry=True)
+    if existing.get("DBInstanceStatus") != "deleting":
+        client.delete_db_instance(DBInstanceIdentifier=identifier, SkipFinalSnapshot=True,
+                                  DeleteAutomatedBackups=True, aws_retry=True)
     wait_for(module, client, "restored_instance_deleted", identifier)
-    module.exit_json(changed=True, instance=None)
+    return dict(changed=True, instance=None)
 
 
 def main():
@@ -378,12 +363,16 @@ def main():
         mutually_exclusive=[("source_db_instance_identifier", "source_automated_backups_arn")],
         supports_check_mode=True,
     )
+    run_module(module, run, "verifying a restore")
+
+
+def run(module):
     if module.params["wait_timeout"] < 1:
         module.fail_json(msg="wait_timeout must be a positive number of seconds.")
-    client = module.client("rds", retry_decorator=AWSRetry.jittered_backoff())
+    client = aws_client(module, "rds")
     if module.params["state"] == "present":
-        ensure_present(module, client)
-    ensure_absent(module, client)
+        return ensure_present(module, client)
+    return ensure_absent(module, client)
 
 
 if __name__ == "__main__":

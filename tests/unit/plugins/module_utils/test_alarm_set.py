@@ -10,6 +10,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
 from ansible_collections.cso.rds_hardening.plugins.module_utils import alarm_set as aset
 
 TOPIC = "arn:aws:sns:eu-west-2:123456789012:alerts"
@@ -23,7 +25,7 @@ def cloudwatch():
     client = boto3.client("cloudwatch", region_name="eu-west-2", aws_access_key_id="x", aws_secret_access_key="x")
     with Stubber(client) as stubber:
         client.stubber = stubber
-        yield client
+        yield RetryingBotoClientWrapper(client, AWSRetry.jittered_backoff(**aset.RETRY))
         stubber.assert_no_pending_responses()
 
 

@@ -28,7 +28,7 @@ class StubbedModule:
         self.stubbers = {}
         self.clients = {}
 
-    def client(self, service, retry_decorator=None, config=None):
+    def client(self, service, retry_decorator=None, **params):
         if service not in self.clients:
             client = boto3.client(service, region_name=self.region, aws_access_key_id="x", aws_secret_access_key="x")
             self.stubbers[service] = Stubber(client)

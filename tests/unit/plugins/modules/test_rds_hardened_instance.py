@@ -3,7 +3,6 @@ refusals before any write, the modify call a converge makes, creation."""
 
 import datetime
 
-import pytest
 
 from ansible_collections.cso.rds_hardening.plugins.modules import rds_hardened_instance as module_under_test
 from ansible_collections.cso.rds_hardening.tests.unit.plugins.modules.stubbed_module import Exited
@@ -77,9 +76,11 @@ def expect_validation_reads(module, version="8.0.42", vpc=VPC):
 
 
 def run(module):
-    with pytest.raises(Exited) as outcome:
-        module_under_test.run(module)
-    return outcome.value
+    """run() returns the result (main exits with it); a refusal fails."""
+    try:
+        return Exited(module_under_test.run(module))
+    except Failed as failed:
+        return failed
 
 
 def test_check_mode_returns_the_plan_with_reads_only():

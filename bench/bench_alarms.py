@@ -53,7 +53,7 @@ def create_instances(lab, names, instance_class, storage_type, allocated, max_al
 def stock_alarm_definitions(lab, instances, topic_arn):
     """The module's desired alarms for these instances, as cloudwatch_metric_alarm parameters."""
     _install_collection_loader()
-    from ansible_collections.cso.rds_hardening.plugins.module_utils import alarm_set as aset
+    from ansible_collections.cso.rds_hardening.plugins.module_utils import alarm_model
 
     db_instances = lab.boto3("rds").describe_db_instances(
         Filters=[{"Name": "db-instance-id", "Values": instances}])["DBInstances"]
@@ -62,7 +62,7 @@ def stock_alarm_definitions(lab, instances, topic_arn):
                                      {"service": "cso", "max_connections": 50},
                                      {"service": "rabbitmq", "max_connections": 10}],
               "service_connections_metric": None}
-    desired = aset.desired_alarms(params, db_instances, topic_arn)
+    desired = alarm_model.desired_alarms(params, db_instances, topic_arn)
     definitions = []
     for request in desired.alarms.values():
         item = {

@@ -4,13 +4,16 @@
 
 """From the difference between an instance and its desired state to a plan, and from a plan to API calls.
 
-A plan entry is ``{attribute, current, desired, apply, impact}`` where ``apply`` says when AWS
+A plan entry is ``{what, impact, before, after, apply}`` (``common.plan_item``, the shape every
+module returns; ``attribute``, ``current`` and ``desired`` repeat what, before and after) where ``apply`` says when AWS
 applies the change (``immediately``, ``maintenance-window``, ``reboot`` = only when the instance
 restarts, ``replacement`` = cannot be modified in place) and ``impact`` what clients notice
 (``none``, ``brief-interruption``, ``restart``, ``replacement``). No function here calls AWS.
 """
 
 from __future__ import annotations
+
+from ansible_collections.cso.rds_hardening.plugins.module_utils.common import plan_item
 
 IMMEDIATELY = "immediately"
 MAINTENANCE_WINDOW = "maintenance-window"
@@ -189,25 +192,21 @@ def compute_plan(current, desired, apply_mode):
         if not differs(attribute, current.get(attribute), value):
             continue
         when, impact = _when_and_impact(attribute, current, value, apply_mode)
-        plan.append(
-            {
-                "attribute": attribute,
-                "current": current.get(attribute),
-                "desired": value,
-                "apply": when,
-                "impact": impact,
-            }
-        )
+        plan.append(entry(attribute, current.get(attribute), value, when, impact))
     return plan
+
+
+def entry(attribute, current, desired, when, impact):
+    """A plan entry in the shape every module shares (what, impact, before, after), plus ``apply`` (when AWS
+    applies it) and the names this module used before (attribute, current, desired) for existing readers."""
+    return plan_item(attribute, impact, current, desired, apply=when, attribute=attribute, current=current,
+                     desired=desired)
 
 
 def creation_plan(desired):
     """The plan of a new instance: every managed attribute, applied at creation, with no client impact."""
-    return [
-        {"attribute": attribute, "current": None, "desired": desired[attribute], "apply": IMMEDIATELY, "impact": "none"}
-        for attribute in RULES
-        if desired.get(attribute) is not None
-    ]
+    return [entry(attribute, None, desired[attribute], IMMEDIATELY, "none") for attribute in RULES
+            if desired.get(attribute) is not None]
 
 
 def needs_replacement(plan):

@@ -259,6 +259,19 @@ changes:
   returned: always
   type: dict
   sample: {"prod-cso/cso-prod-db/cpu_utilization": {"Threshold": {"before": 80.0, "after": 85.0}}}
+plan:
+  description:
+    - Every change (made, or that check mode would make), in the plan shape all modules of the collection share
+      (see also C(rds_hardened_instance)'s plan).
+    - C(what) names the alarm, topic or event subscription; C(impact) is what clients of the database notice
+      (always V(none) here); C(before) and C(after) are the values that change (V(null) when the object is
+      created or deleted); C(action) is V(create), V(update), V(retag) or V(delete).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {what: "alarm prod-cso/cso-prod-db/cpu_utilization", impact: none, action: update,
+       before: {Threshold: 80.0}, after: {Threshold: 85.0}}
 not_applicable:
   description: Catalogue alarms not created for an instance, and why.
   returned: state=present
@@ -322,15 +335,12 @@ event_subscriptions:
       elements: str
 """
 
-from ansible_collections.amazon.aws.plugins.module_utils.iam import get_aws_account_info
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
 
-from ansible_collections.cso.rds_hardening.plugins.module_utils import alarm_set as aset
-from ansible_collections.cso.rds_hardening.plugins.module_utils.common import aws_client
-from ansible_collections.cso.rds_hardening.plugins.module_utils.common import describe_kms_key
+from ansible_collections.cso.rds_hardening.plugins.module_utils import alarm_aws
+from ansible_collections.cso.rds_hardening.plugins.module_utils import alarm_model
+from ansible_collections.cso.rds_hardening.plugins.module_utils import alarm_plan
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import run_module
-from ansible_collections.cso.rds_hardening.plugins.module_utils.common import validate_kms_key
 
 
 def argument_spec():
@@ -376,261 +386,77 @@ def argument_spec():
     )
 
 
-class Clients:
-    """The clients a run needs, each created on first use (a run that needs no SNS call creates no SNS client)."""
-
-    def __init__(self, module):
-        self.module = module
-        self._clients = {}
-
-    def __getattr__(self, service):
-        if service.startswith("_"):
-            raise AttributeError(service)
-        if service not in self._clients:
-            self._clients[service] = aws_client(self.module, service, **aset.RETRY)
-        return self._clients[service]
-
-
-# ------------------------------------------------------------------------------------------------
-# Read and validate (no writes)
-# ------------------------------------------------------------------------------------------------
-
-
-def read_instances(module, rds):
-    params = module.params
-    identifiers = list(dict.fromkeys(params["db_instance_identifiers"]))
-    cluster = None
-    if params["db_cluster_identifier"]:
-        cluster = aset.describe_cluster(rds, params["db_cluster_identifier"])
-        if cluster is None:
-            module.fail_json(msg=f"DB cluster {params['db_cluster_identifier']!r} does not exist in {module.region}. "
-                                 "Check the identifier and the region.")
-        identifiers += [m["DBInstanceIdentifier"] for m in cluster.get("DBClusterMembers") or []
-                        if m["DBInstanceIdentifier"] not in identifiers]
-    if not identifiers:
-        module.fail_json(msg="Give db_instance_identifiers or db_cluster_identifier: the set needs instances to watch.")
-    instances = aset.describe_instances_by_id(rds, identifiers)
-    unknown = sorted(set(identifiers) - {i["DBInstanceIdentifier"] for i in instances})
-    if unknown:
-        module.fail_json(msg=f"DB instance(s) {', '.join(unknown)} do not exist in {module.region}. "
-                             "Check the identifiers and the region; nothing was changed.")
-    order = {identifier: index for index, identifier in enumerate(identifiers)}
-    return sorted(instances, key=lambda i: order[i["DBInstanceIdentifier"]])
-
-
-class TopicPlan:
-    def __init__(self, arn, exists, kms_key_arn, kms_key_changed, new_subscriptions, name=None):
-        self.arn = arn
-        self.exists = exists
-        self.kms_key_arn = kms_key_arn
-        self.kms_key_changed = kms_key_changed
-        self.new_subscriptions = new_subscriptions
-        self.name = name
-
-    @property
-    def changed(self):
-        return not self.exists or self.kms_key_changed or bool(self.new_subscriptions)
-
-    def result(self):
-        return {
-            "created": not self.exists,
-            "kms_master_key_id": self.kms_key_arn,
-            "kms_key_changed": self.kms_key_changed and self.exists,
-            "subscriptions_added": [f"{s['protocol']}:{s['endpoint']}" for s in self.new_subscriptions],
-        }
-
-
-def plan_topic(module, clients):
-    topic = module.params["topic"]
-    region = module.region
-    if topic.get("arn"):
-        arn = topic["arn"]
-        topic_region = arn.split(":")[3]
-        if topic_region != region:
-            module.fail_json(msg=f"The SNS topic {arn} is in {topic_region}; CloudWatch alarms can only notify a topic in "
-                                 f"their own region ({region}). Use a topic in {region}.")
-    else:
-        account_id, partition = get_aws_account_info(module)
-        arn = aset.topic_arn_for(partition, region, account_id, topic["name"])
-    attributes = aset.topic_attributes(clients.sns, arn)
-    if attributes is None and topic.get("arn"):
-        module.fail_json(msg=f"The SNS topic {arn} does not exist. Create it, or pass topic.name to let this module create it.")
-    wanted_key = None
-    if topic.get("kms_master_key_id"):
-        wanted_key = validate_kms_key(module, clients.kms, topic["kms_master_key_id"], region, "the SNS topic")["Arn"]
-    current_key = _current_topic_key(clients.kms, attributes, topic.get("kms_master_key_id"), wanted_key)
-    kms_key_changed = bool(wanted_key) and current_key != wanted_key
-    if not wanted_key and attributes is not None and not attributes.get("KmsMasterKeyId"):
-        module.warn(f"The SNS topic {arn} is not encrypted; set topic.kms_master_key_id to a customer-managed key.")
-    wanted_subscriptions = topic.get("subscriptions") or []
-    existing_subscriptions = []
-    if attributes is not None and wanted_subscriptions:
-        existing_subscriptions = aset.list_topic_subscriptions(clients.sns, arn)
-    new_subscriptions = aset.missing_subscriptions(existing_subscriptions, wanted_subscriptions)
-    return TopicPlan(arn, attributes is not None, wanted_key or current_key, kms_key_changed, new_subscriptions,
-                     name=topic.get("name"))
-
-
-def _current_topic_key(kms, attributes, requested_key, wanted_key_arn):
-    key_id = (attributes or {}).get("KmsMasterKeyId")
-    if not key_id:
-        return None
-    if key_id in (requested_key, wanted_key_arn):
-        return wanted_key_arn
-    key = describe_kms_key(kms, key_id)
-    return key["Arn"] if key else key_id
-
-
-def plan_event_subscriptions(module, rds, instances, topic_arn):
-    params = module.params
-    if not params["event_subscriptions"]:
-        return {}, {}, []
-    wanted = aset.desired_event_subscriptions(params["name"], topic_arn, instances, params["db_cluster_identifier"],
-                                              params["event_subscription_scope"])
-    existing = aset.describe_event_subscriptions(rds)
-    create, update, unchanged = {}, {}, []
-    for name, request in wanted.items():
-        if name not in existing:
-            create[name] = request
-            continue
-        modify, add, remove = aset.event_subscription_changes(existing[name], request)
-        if modify or add or remove:
-            update[name] = (modify, add, remove)
-        else:
-            unchanged.append(name)
-    return create, update, unchanged
-
-
-# ------------------------------------------------------------------------------------------------
-# Write
-# ------------------------------------------------------------------------------------------------
-
-
-def apply_topic(clients, topic_plan, tags):
-    if not topic_plan.exists:
-        created_arn = aset.create_topic(clients.sns, topic_plan.name, topic_plan.kms_key_arn, tags)
-        topic_plan.arn = created_arn
-    elif topic_plan.kms_key_changed:
-        aset.set_topic_kms_key(clients.sns, topic_plan.arn, topic_plan.kms_key_arn)
-    for subscription in topic_plan.new_subscriptions:
-        aset.subscribe(clients.sns, topic_plan.arn, subscription["protocol"], subscription["endpoint"])
-
-
-def apply_event_subscriptions(rds, create, update, tags):
-    for request in create.values():
-        aset.create_event_subscription(rds, request, tags)
-    for name, (modify, add, remove) in update.items():
-        if modify:
-            aset.modify_event_subscription(rds, name, modify)
-        for source_id in add:
-            aset.add_event_source(rds, name, source_id)
-        for source_id in remove:
-            aset.remove_event_source(rds, name, source_id)
-
-
-# ------------------------------------------------------------------------------------------------
-# present / absent
-# ------------------------------------------------------------------------------------------------
-
-
-def alarm_result(plan):
-    return {
-        "created": [request["AlarmName"] for request in plan.create],
-        "updated": [request["AlarmName"] for request, _changes in plan.update],
-        "deleted": list(plan.delete),
-        "unchanged": list(plan.unchanged),
-        "retagged": [name for _arn, name, _set, _remove in plan.retag],
-        "foreign": list(plan.foreign),
-        "changes": {request["AlarmName"]: changes for request, changes in plan.update},
-    }
-
-
 def ensure_present(module, clients):
+    """Read everything and plan (no write), then write the plan unless in check mode; returns the result."""
     params = module.params
     if not params["topic"]:
         module.fail_json(msg="state=present needs topic (arn of an existing topic, or name of one to create).")
-    instances = read_instances(module, clients.rds)
-    topic_plan = plan_topic(module, clients)
-    desired = aset.desired_alarms(params, instances, topic_plan.arn)
+    instances = alarm_aws.read_instances(module, clients.rds)
+    topic_plan = alarm_aws.plan_topic(module, clients)
+    desired = alarm_model.desired_alarms(params, instances, topic_plan.arn)
     if desired.errors:
         module.fail_json(msg="Invalid alarm settings: " + " ".join(desired.errors))
-    wanted_tags = aset.desired_tags(params)
-    existing = aset.describe_alarms_with_prefix(clients.cloudwatch, aset.alarm_prefix(params["name"]))
+    wanted_tags = alarm_model.desired_tags(params)
+    existing = alarm_aws.describe_alarms_with_prefix(clients.cloudwatch, alarm_model.alarm_prefix(params["name"]))
     # amazon.aws convention: without tags, existing tags are left alone whatever purge_tags says.
     purge_tags = params["purge_tags"] and params["tags"] is not None
-    plan = aset.plan_alarms(desired.alarms, existing, aset.alarm_tag_reader(clients.cloudwatch), wanted_tags,
-                            tag_check=params["tag_check"], purge_tags=purge_tags)
+    plan = alarm_plan.plan_alarms(desired.alarms, existing, alarm_aws.alarm_tag_reader(clients.cloudwatch), wanted_tags,
+                                  tag_check=params["tag_check"], purge_tags=purge_tags)
     if plan.conflicts:
         module.fail_json(msg=f"Alarm(s) {', '.join(plan.conflicts)} exist but do not carry the tag "
-                             f"{aset.OWNER_TAG_KEY}={params['name']}, so this set does not own them. Tag them to adopt "
-                             "them, or delete them; nothing was changed.", conflicts=plan.conflicts)
-    detectors = aset.missing_anomaly_detectors(clients.cloudwatch, desired.anomaly_instances)
-    events_create, events_update, events_unchanged = plan_event_subscriptions(module, clients.rds, instances,
-                                                                              topic_plan.arn)
+                             f"{alarm_model.OWNER_TAG_KEY}={params['name']}, so this set does not own them. Tag them to "
+                             "adopt them, or delete them; nothing was changed.", conflicts=plan.conflicts)
+    detectors = alarm_aws.missing_anomaly_detectors(clients.cloudwatch, desired.anomaly_instances)
+    event_plan = alarm_aws.plan_events(module, clients.rds, instances, topic_plan.arn)
 
-    changed = plan.changed or topic_plan.changed or bool(detectors or events_create or events_update)
+    changed = plan.changed or topic_plan.changed or bool(detectors) or event_plan.changed
     if changed and not module.check_mode:
-        apply_topic(clients, topic_plan, wanted_tags)
+        alarm_aws.apply_topic(clients, topic_plan, wanted_tags)
         for detector in detectors:
-            aset.put_anomaly_detector(clients.cloudwatch, detector)
-        aset.apply_alarm_plan(clients.cloudwatch, plan, wanted_tags, concurrency=params["write_concurrency"])
-        apply_event_subscriptions(clients.rds, events_create, events_update, wanted_tags)
+            alarm_aws.put_anomaly_detector(clients.cloudwatch, detector)
+        alarm_aws.apply_alarm_plan(clients.cloudwatch, plan, wanted_tags, concurrency=params["write_concurrency"])
+        alarm_aws.apply_events(clients.rds, event_plan, wanted_tags)
 
-    result = alarm_result(plan)
+    result = plan.result()
     result.update(
         changed=changed,
         topic_arn=topic_plan.arn,
         topic=topic_plan.result(),
         not_applicable=desired.skipped,
         anomaly_detectors_created=[d["Dimensions"][0]["Value"] for d in detectors],
-        event_subscriptions={"created": sorted(events_create), "updated": sorted(events_update),
-                             "deleted": [], "unchanged": sorted(events_unchanged)},
+        event_subscriptions=event_plan.result(),
+        plan=topic_plan.items() + plan.items(existing) + event_plan.items(),
     )
     if module._diff:
-        result["diff"] = aset.alarm_diff(plan, existing)
+        result["diff"] = alarm_plan.alarm_diff(plan, existing)
     return result
-
-
-def _rds_tags(rds, arn):
-    return rds.list_tags_for_resource(ResourceName=arn, aws_retry=True)["TagList"]
-
-
-def owned_event_subscriptions(rds, set_name):
-    owned = []
-    prefix = f"{set_name}-"
-    for name, subscription in aset.describe_event_subscriptions(rds).items():
-        if not name.startswith(prefix):
-            continue
-        tags = boto3_tag_list_to_ansible_dict(_rds_tags(rds, subscription["EventSubscriptionArn"]))
-        if tags.get(aset.OWNER_TAG_KEY) == set_name:
-            owned.append(name)
-    return sorted(owned)
 
 
 def ensure_absent(module, clients):
     params = module.params
-    wanted_tags = aset.desired_tags(params)
-    existing = aset.describe_alarms_with_prefix(clients.cloudwatch, aset.alarm_prefix(params["name"]))
-    plan = aset.plan_alarms({}, existing, aset.alarm_tag_reader(clients.cloudwatch), wanted_tags, state="absent")
-    events = owned_event_subscriptions(clients.rds, params["name"]) if params["event_subscriptions"] else []
-    changed = plan.changed or bool(events)
+    wanted_tags = alarm_model.desired_tags(params)
+    existing = alarm_aws.describe_alarms_with_prefix(clients.cloudwatch, alarm_model.alarm_prefix(params["name"]))
+    plan = alarm_plan.plan_alarms({}, existing, alarm_aws.alarm_tag_reader(clients.cloudwatch), wanted_tags,
+                                  state="absent")
+    event_plan = alarm_aws.plan_events_absent(clients.rds, params["name"]) if params["event_subscriptions"] \
+        else alarm_plan.EventPlan()
+    changed = plan.changed or event_plan.changed
     if changed and not module.check_mode:
-        aset.apply_alarm_plan(clients.cloudwatch, plan, wanted_tags)
-        for name in events:
-            aset.delete_event_subscription(clients.rds, name)
-    result = alarm_result(plan)
-    result.update(changed=changed,
-                  event_subscriptions={"created": [], "updated": [], "deleted": events, "unchanged": []})
+        alarm_aws.apply_alarm_plan(clients.cloudwatch, plan, wanted_tags)
+        alarm_aws.apply_events(clients.rds, event_plan, wanted_tags)
+    result = plan.result()
+    result.update(changed=changed, event_subscriptions=event_plan.result(),
+                  plan=plan.items(existing) + event_plan.items())
     if module._diff:
-        result["diff"] = aset.alarm_diff(plan, existing)
+        result["diff"] = alarm_plan.alarm_diff(plan, existing)
     return result
 
 
 def run(module):
-    errors = aset.validate_request(module.params)
+    errors = alarm_model.validate_request(module.params)
     if errors:
         module.fail_json(msg="Invalid parameters, nothing was changed: " + " ".join(errors), errors=errors)
-    clients = Clients(module)
+    clients = alarm_aws.Clients(module)
     if module.params["state"] == "present":
         return ensure_present(module, clients)
     return ensure_absent(module, clients)

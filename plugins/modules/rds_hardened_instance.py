@@ -274,15 +274,24 @@ plan:
   type: list
   elements: dict
   contains:
-    attribute:
-      description: The option name of the attribute.
+    what:
+      description: The option name of the attribute (the plan shape all modules of the collection share).
       type: str
       sample: kms_key_id
-    current:
+    before:
       description: Its value now (after pending modifications), or null.
       type: raw
-    desired:
+    after:
       description: The value the task wants.
+      type: raw
+    attribute:
+      description: Same as RV(plan[].what) (kept for existing readers).
+      type: str
+    current:
+      description: Same as RV(plan[].before) (kept for existing readers).
+      type: raw
+    desired:
+      description: Same as RV(plan[].after) (kept for existing readers).
       type: raw
     apply:
       description: When AWS applies it.
@@ -293,11 +302,14 @@ plan:
       type: str
       sample: none
   sample:
-    - attribute: enable_iam_database_authentication
-      current: false
-      desired: true
+    - what: enable_iam_database_authentication
+      before: false
+      after: true
       apply: maintenance-window
       impact: none
+      attribute: enable_iam_database_authentication
+      current: false
+      desired: true
 reencryption:
   description: Names used by the re-encryption (snapshot, encrypted copy, staging and rollback instances).
   returned: when the instance was re-encrypted
@@ -472,13 +484,8 @@ def tag_changes(instance, tags, purge_tags):
 
 
 def tags_entry(instance, tags):
-    return {
-        "attribute": "tags",
-        "current": boto3_tag_list_to_ansible_dict(instance.get("TagList", [])),
-        "desired": tags,
-        "apply": planning.IMMEDIATELY,
-        "impact": "none",
-    }
+    return planning.entry("tags", boto3_tag_list_to_ansible_dict(instance.get("TagList", [])), tags,
+                          planning.IMMEDIATELY, "none")
 
 
 def pending_of(instance):

@@ -90,6 +90,7 @@ def test_check_mode_returns_full_plan_and_mutates_nothing(aws_lab, prereq, run_p
     assert plan["vpc_security_group_ids"]["current"] == [aws_lab.state["seed"]["network"]["core_security_group_id"]]
     assert plan["vpc_security_group_ids"]["desired"] == [prereq["sg"]]
     assert plan["enable_iam_database_authentication"] == {
+        "what": "enable_iam_database_authentication", "before": False, "after": True,
         "attribute": "enable_iam_database_authentication", "current": False, "desired": True,
         "apply": "immediately", "impact": "none"}
     for attribute in ("multi_az", "deletion_protection", "copy_tags_to_snapshot", "enable_performance_insights",

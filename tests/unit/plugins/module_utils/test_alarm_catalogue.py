@@ -2,7 +2,7 @@
 
 import pytest
 
-from ansible_collections.cso.rds_hardening.plugins.module_utils import alarm_set as aset
+from ansible_collections.cso.rds_hardening.plugins.module_utils import alarm_model
 from ansible_collections.cso.rds_hardening.plugins.module_utils.alarm_catalogue import CATALOGUE_BY_KEY
 from ansible_collections.cso.rds_hardening.plugins.module_utils.alarm_catalogue import GIB
 from ansible_collections.cso.rds_hardening.plugins.module_utils.alarm_catalogue import InstanceFacts
@@ -35,7 +35,7 @@ def reasons(desired):
 
 
 def test_prod_class_gets_no_burst_alarms_and_says_why():
-    desired = aset.desired_alarms(params(), [instance()], TOPIC)
+    desired = alarm_model.desired_alarms(params(), [instance()], TOPIC)
     assert keys(desired) == ["cpu_utilization", "database_connections", "disk_queue_depth", "free_storage_space",
                              "freeable_memory", "read_latency", "write_latency"]
     why = reasons(desired)
@@ -50,7 +50,7 @@ def test_prod_class_gets_no_burst_alarms_and_says_why():
 
 def test_burstable_gp2_dev_instance_gets_credit_and_burst_alarms():
     dev = instance("dev", DBInstanceClass="db.t3.medium", StorageType="gp2", AllocatedStorage=20, MaxAllocatedStorage=20)
-    desired = aset.desired_alarms(params(), [dev], TOPIC)
+    desired = alarm_model.desired_alarms(params(), [dev], TOPIC)
     assert {"burst_balance", "cpu_credit_balance", "ebs_byte_balance", "ebs_io_balance",
             "free_storage_space_percent"} <= set(keys(desired, "dev"))
     percent = desired.alarms["prod/dev/free_storage_space_percent"]
@@ -61,33 +61,33 @@ def test_burstable_gp2_dev_instance_gets_credit_and_burst_alarms():
 
 def test_large_gp2_volume_never_bursts():
     big = instance(StorageType="gp2", AllocatedStorage=1500, MaxAllocatedStorage=1500)
-    assert "never bursts" in reasons(aset.desired_alarms(params(), [big], TOPIC))["burst_balance"]
+    assert "never bursts" in reasons(alarm_model.desired_alarms(params(), [big], TOPIC))["burst_balance"]
 
 
 def test_replica_and_postgres_alarms():
     replica = instance("r1", Engine="postgres", ReadReplicaSourceDBInstanceIdentifier="db")
-    desired = aset.desired_alarms(params(), [replica], TOPIC)
+    desired = alarm_model.desired_alarms(params(), [replica], TOPIC)
     assert {"replica_lag", "maximum_used_transaction_ids"} <= set(keys(desired, "r1"))
 
 
 def test_db_load_threshold_is_the_vcpu_count_when_performance_insights_is_on():
-    desired = aset.desired_alarms(params(), [instance(PerformanceInsightsEnabled=True)], TOPIC)
+    desired = alarm_model.desired_alarms(params(), [instance(PerformanceInsightsEnabled=True)], TOPIC)
     assert desired.alarms["prod/db/db_load"]["Threshold"] == 16.0  # 4xlarge = 16 vCPUs
 
 
 def test_connection_alarm_uses_the_sum_of_the_service_budgets():
-    desired = aset.desired_alarms(params(), [instance()], TOPIC)
+    desired = alarm_model.desired_alarms(params(), [instance()], TOPIC)
     assert desired.alarms["prod/db/database_connections"]["Threshold"] == 80.0
 
 
 def test_without_budgets_the_connection_alarm_is_skipped_with_a_reason():
-    desired = aset.desired_alarms(params(connection_budgets=[]), [instance()], TOPIC)
+    desired = alarm_model.desired_alarms(params(connection_budgets=[]), [instance()], TOPIC)
     assert "no connection_budgets" in reasons(desired)["database_connections"]
 
 
 def test_per_service_alarms_need_a_per_service_metric():
     metric = {"namespace": "CSO/Database", "metric_name": "ConnectionsByService", "service_dimension": "Service"}
-    desired = aset.desired_alarms(params(service_connections_metric=metric), [instance()], TOPIC)
+    desired = alarm_model.desired_alarms(params(service_connections_metric=metric), [instance()], TOPIC)
     keystone = desired.alarms["prod/db/database_connections_service_keystone"]
     assert keystone["Namespace"] == "CSO/Database"
     assert keystone["Threshold"] == 20.0
@@ -97,7 +97,7 @@ def test_per_service_alarms_need_a_per_service_metric():
 def test_overrides_and_forced_alarms():
     overrides = {"cpu_utilization": {"threshold": 90, "period": 60, "evaluation_periods": 5},
                  "burst_balance": {"threshold": 30}, "disk_queue_depth": {"enabled": False}}
-    desired = aset.desired_alarms(params(alarms=overrides), [instance()], TOPIC)
+    desired = alarm_model.desired_alarms(params(alarms=overrides), [instance()], TOPIC)
     cpu = desired.alarms["prod/db/cpu_utilization"]
     assert (cpu["Threshold"], cpu["Period"], cpu["EvaluationPeriods"], cpu["DatapointsToAlarm"]) == (90.0, 60, 5, 2)
     assert "prod/db/burst_balance" in desired.alarms  # an explicit threshold forces a skipped alarm on
@@ -105,7 +105,7 @@ def test_overrides_and_forced_alarms():
 
 
 def test_anomaly_alarm_is_a_band_on_the_metric():
-    desired = aset.desired_alarms(params(include=["database_connections_anomaly"]), [instance()], TOPIC)
+    desired = alarm_model.desired_alarms(params(include=["database_connections_anomaly"]), [instance()], TOPIC)
     band = desired.alarms["prod/db/database_connections_anomaly"]
     assert band["ThresholdMetricId"] == "band"
     assert band["Metrics"][1]["Expression"] == "ANOMALY_DETECTION_BAND(m1, 2)"
@@ -114,13 +114,13 @@ def test_anomaly_alarm_is_a_band_on_the_metric():
 
 
 def test_percentile_statistics_use_extended_statistic():
-    desired = aset.desired_alarms(params(), [instance()], TOPIC)
+    desired = alarm_model.desired_alarms(params(), [instance()], TOPIC)
     read = desired.alarms["prod/db/read_latency"]
     assert read["ExtendedStatistic"] == "p90" and "Statistic" not in read
 
 
 def test_notify_on_sets_the_actions():
-    desired = aset.desired_alarms(params(notify_on=["alarm", "insufficient_data"]), [instance()], TOPIC)
+    desired = alarm_model.desired_alarms(params(notify_on=["alarm", "insufficient_data"]), [instance()], TOPIC)
     cpu = desired.alarms["prod/db/cpu_utilization"]
     assert (cpu["AlarmActions"], cpu["OKActions"], cpu["InsufficientDataActions"]) == ([TOPIC], [], [TOPIC])
 
@@ -137,7 +137,7 @@ def test_notify_on_sets_the_actions():
     ({"database_connections_anomaly": {"threshold": 3}}, "set band_width"),
 ])
 def test_bad_overrides_are_reported(overrides, message):
-    errors = aset.validate_request(params(alarms=overrides, topic=None))
+    errors = alarm_model.validate_request(params(alarms=overrides, topic=None))
     assert any(message in error for error in errors), errors
 
 
@@ -149,13 +149,13 @@ def test_bad_overrides_are_reported(overrides, message):
     ({"connection_budgets": [{"service": "cso", "max_connections": -5}]}, "must not be negative"),
 ])
 def test_bad_parameters_are_reported(extra, message):
-    errors = aset.validate_request(params(**extra))
+    errors = alarm_model.validate_request(params(**extra))
     assert any(message in error for error in errors), errors
 
 
 def test_merged_settings_are_checked():
     overrides = {"cpu_utilization": {"datapoints_to_alarm": 5}, "freeable_memory": {"period": 3600, "evaluation_periods": 48}}
-    desired = aset.desired_alarms(params(alarms=overrides), [instance()], TOPIC)
+    desired = alarm_model.desired_alarms(params(alarms=overrides), [instance()], TOPIC)
     assert any("datapoints_to_alarm (5) exceeds" in error for error in desired.errors)
     assert any("exceeds one day" in error for error in desired.errors)
 

@@ -45,11 +45,14 @@ def by_attribute(plan):
 
 def test_weak_instance_plan():
     plan = by_attribute(planning.compute_plan(planning.current_state(weak_instance()), hardened(), "maintenance-window"))
-    assert plan["kms_key_id"] == {"attribute": "kms_key_id", "current": DEFAULT_KEY, "desired": KEY,
+    assert plan["kms_key_id"] == {"what": "kms_key_id", "before": DEFAULT_KEY, "after": KEY,
+                                  "attribute": "kms_key_id", "current": DEFAULT_KEY, "desired": KEY,
                                   "apply": "replacement", "impact": "replacement"}
     assert plan["multi_az"]["apply"] == "maintenance-window" and plan["multi_az"]["impact"] == "none"
     assert plan["enable_iam_database_authentication"]["apply"] == "maintenance-window"
-    assert plan["vpc_security_group_ids"] == {"attribute": "vpc_security_group_ids", "current": ["sg-shared"],
+    assert plan["vpc_security_group_ids"] == {"what": "vpc_security_group_ids", "before": ["sg-shared"],
+                                              "after": ["sg-db"],
+                                              "attribute": "vpc_security_group_ids", "current": ["sg-shared"],
                                               "desired": ["sg-db"], "apply": "immediately", "impact": "none"}
     assert plan["deletion_protection"]["apply"] == "immediately"
     assert plan["enable_performance_insights"]["apply"] == "immediately"

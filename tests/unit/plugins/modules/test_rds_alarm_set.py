@@ -3,7 +3,9 @@ bad input rejected before any write."""
 
 from botocore.stub import ANY
 
-from ansible_collections.cso.rds_hardening.plugins.module_utils import alarm_set as aset
+from ansible_collections.cso.rds_hardening.plugins.module_utils import alarm_aws
+from ansible_collections.cso.rds_hardening.plugins.module_utils import alarm_model
+from ansible_collections.cso.rds_hardening.plugins.module_utils import alarm_plan
 from ansible_collections.cso.rds_hardening.plugins.modules import rds_alarm_set
 from ansible_collections.cso.rds_hardening.tests.unit.plugins.modules.stubbed_module import Exited
 from ansible_collections.cso.rds_hardening.tests.unit.plugins.modules.stubbed_module import Failed
@@ -46,7 +48,7 @@ def expect_reads(module, alarms=()):
 
 def run(module):
     try:
-        outcome = Exited(rds_alarm_set.ensure_present(module, rds_alarm_set.Clients(module)))
+        outcome = Exited(rds_alarm_set.ensure_present(module, alarm_aws.Clients(module)))
     except Failed as failed:
         outcome = failed
     for stubber in module.stubbers.values():
@@ -67,6 +69,14 @@ def test_check_mode_reads_everything_and_writes_nothing():
     assert sorted(result["event_subscriptions"]["created"]) == ["prod-db-instance", "prod-db-parameter-group",
                                                                 "prod-db-security-group"]
     assert set(result["diff"]["after"]) == set(result["created"])
+    # The plan shape every module shares: what, impact, before, after.
+    assert all({"what", "impact", "before", "after"} <= set(item) for item in result["plan"])
+    planned = {item["what"]: item for item in result["plan"]}
+    assert planned[f"topic {TOPIC_ARN}"]["after"] == {"kms_master_key_id": KEY_ARN}
+    assert planned["alarm prod/db/cpu_credit_balance"]["before"] is None
+    assert planned["alarm prod/db/cpu_credit_balance"]["after"]["MetricName"] == "CPUCreditBalance"
+    assert planned["event subscription prod-db-instance"]["after"]["SourceIds"] == ["db"]
+    assert len(result["plan"]) == 1 + len(result["created"]) + 3
 
 
 def test_apply_writes_topic_alarms_and_events_in_order():
@@ -74,7 +84,7 @@ def test_apply_writes_topic_alarms_and_events_in_order():
     expect_reads(module)
     module.stub("sns").add_response("create_topic", {"TopicArn": TOPIC_ARN},
                                     {"Name": "alerts", "Attributes": {"KmsMasterKeyId": KEY_ARN}, "Tags": ANY})
-    desired = aset.desired_alarms(dict(module.params), [DB], TOPIC_ARN)
+    desired = alarm_model.desired_alarms(dict(module.params), [DB], TOPIC_ARN)
     for name in sorted(desired.alarms):
         module.stub("cloudwatch").add_response("put_metric_alarm", {}, dict(desired.alarms[name], Tags=ANY))
     for _ in range(3):
@@ -113,7 +123,7 @@ def test_topic_in_another_region_is_refused():
 
 def test_changed_event_subscription_is_modified_and_its_sources_moved():
     module = make_module(base_params())
-    rds = rds_alarm_set.Clients(module).rds
+    rds = alarm_aws.Clients(module).rds
     stubber = module.stub("rds")
     stubber.add_response("modify_event_subscription", {"EventSubscription": {}},
                          {"SubscriptionName": "prod-db-instance", "SnsTopicArn": TOPIC_ARN})
@@ -123,7 +133,7 @@ def test_changed_event_subscription_is_modified_and_its_sources_moved():
                          {"SubscriptionName": "prod-db-instance", "SourceIdentifier": "old"})
     existing = {"SnsTopicArn": "arn:aws:sns:eu-west-2:123456789012:old", "SourceType": "db-instance", "Enabled": True,
                 "EventCategoriesList": ["configuration change", "failure", "maintenance"], "SourceIdsList": ["old"]}
-    wanted = aset.desired_event_subscriptions("prod", TOPIC_ARN, [DB])["prod-db-instance"]
-    update = {"prod-db-instance": aset.event_subscription_changes(existing, wanted)}
-    rds_alarm_set.apply_event_subscriptions(rds, {}, update, {})
+    wanted = alarm_plan.desired_event_subscriptions("prod", TOPIC_ARN, [DB])["prod-db-instance"]
+    update = {"prod-db-instance": alarm_plan.event_subscription_changes(existing, wanted)}
+    alarm_aws.apply_events(rds, alarm_plan.EventPlan(update=update), {})
     stubber.assert_no_pending_responses()

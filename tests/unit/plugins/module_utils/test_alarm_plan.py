@@ -1,4 +1,4 @@
-"""Diff and convergence of an alarm set, with botocore's Stubber checking the exact call sequence.
+"""Diff and convergence of an alarm set (alarm_plan, applied with alarm_aws), with botocore's Stubber checking the exact call sequence.
 
 The Stubber fails a test on any call that is not expected, in the expected order with the
 expected parameters, so these tests prove: one paginated DescribeAlarms, tag reads only where
@@ -12,12 +12,14 @@ from botocore.stub import Stubber
 
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
-from ansible_collections.cso.rds_hardening.plugins.module_utils import alarm_set as aset
+from ansible_collections.cso.rds_hardening.plugins.module_utils import alarm_aws
+from ansible_collections.cso.rds_hardening.plugins.module_utils import alarm_model
+from ansible_collections.cso.rds_hardening.plugins.module_utils import alarm_plan
 
 TOPIC = "arn:aws:sns:eu-west-2:123456789012:alerts"
 ARN = "arn:aws:cloudwatch:eu-west-2:123456789012:alarm:"
-OWNED = [{"Key": aset.OWNER_TAG_KEY, "Value": "prod"}]
-WANTED_TAGS = {aset.OWNER_TAG_KEY: "prod"}
+OWNED = [{"Key": alarm_model.OWNER_TAG_KEY, "Value": "prod"}]
+WANTED_TAGS = {alarm_model.OWNER_TAG_KEY: "prod"}
 
 
 @pytest.fixture
@@ -25,13 +27,13 @@ def cloudwatch():
     client = boto3.client("cloudwatch", region_name="eu-west-2", aws_access_key_id="x", aws_secret_access_key="x")
     with Stubber(client) as stubber:
         client.stubber = stubber
-        yield RetryingBotoClientWrapper(client, AWSRetry.jittered_backoff(**aset.RETRY))
+        yield RetryingBotoClientWrapper(client, AWSRetry.jittered_backoff(**alarm_aws.RETRY))
         stubber.assert_no_pending_responses()
 
 
 def request(key, threshold=80.0, instance="db"):
-    return aset.static_alarm_request(
-        aset.alarm_name("prod", instance, key), "CPUUtilization", [{"Name": "DBInstanceIdentifier", "Value": instance}],
+    return alarm_model.static_alarm_request(
+        alarm_model.alarm_name("prod", instance, key), "CPUUtilization", [{"Name": "DBInstanceIdentifier", "Value": instance}],
         {"period": 300, "evaluation_periods": 2, "datapoints_to_alarm": 2, "threshold": threshold,
          "comparison": "GreaterThanThreshold", "statistic": "Average", "treat_missing_data": "missing"},
         f"{key} on {instance}", {"AlarmActions": [TOPIC], "OKActions": [TOPIC], "InsufficientDataActions": []})
@@ -55,9 +57,9 @@ def expect_tags(cloudwatch, name, tags):
 
 
 def converge(cloudwatch, desired, tag_check="changed"):
-    existing = aset.describe_alarms_with_prefix(cloudwatch, "prod/")
-    plan = aset.plan_alarms(desired, existing, aset.alarm_tag_reader(cloudwatch), WANTED_TAGS, tag_check=tag_check)
-    aset.apply_alarm_plan(cloudwatch, plan, WANTED_TAGS)
+    existing = alarm_aws.describe_alarms_with_prefix(cloudwatch, "prod/")
+    plan = alarm_plan.plan_alarms(desired, existing, alarm_aws.alarm_tag_reader(cloudwatch), WANTED_TAGS, tag_check=tag_check)
+    alarm_aws.apply_alarm_plan(cloudwatch, plan, WANTED_TAGS)
     return plan
 
 
@@ -83,8 +85,8 @@ def test_one_threshold_change_is_one_put_after_an_ownership_check(cloudwatch):
     expect_tags(cloudwatch, "prod/db/b", OWNED)
     cloudwatch.stubber.add_response("put_metric_alarm", {}, changed)
     plan = converge(cloudwatch, {same["AlarmName"]: same, changed["AlarmName"]: changed})
-    assert [r["AlarmName"] for r, _ in plan.update] == ["prod/db/b"]
-    assert plan.update[0][1] == {"Threshold": {"before": 80.0, "after": 90.0}}
+    assert [update.name for update in plan.update] == ["prod/db/b"]
+    assert plan.update[0].changes == {"Threshold": {"before": 80.0, "after": 90.0}}
 
 
 def test_new_alarms_are_created_with_tags(cloudwatch):
@@ -99,7 +101,7 @@ def test_only_owned_unwanted_alarms_are_deleted(cloudwatch):
                                  described(request("other-set"))])
     expect_tags(cloudwatch, "prod/db/gone", OWNED)
     expect_tags(cloudwatch, "prod/db/manual", [])
-    expect_tags(cloudwatch, "prod/db/other-set", [{"Key": aset.OWNER_TAG_KEY, "Value": "prod-other"}])
+    expect_tags(cloudwatch, "prod/db/other-set", [{"Key": alarm_model.OWNER_TAG_KEY, "Value": "prod-other"}])
     cloudwatch.stubber.add_response("delete_alarms", {}, {"AlarmNames": ["prod/db/gone"]})
     plan = converge(cloudwatch, {})
     assert plan.delete == ["prod/db/gone"]
@@ -121,8 +123,8 @@ def test_an_unowned_alarm_with_a_wanted_name_is_a_conflict_and_nothing_is_writte
     wanted = request("a", threshold=95.0)
     expect_describe(cloudwatch, [described(request("a"))])
     expect_tags(cloudwatch, "prod/db/a", [])
-    existing = aset.describe_alarms_with_prefix(cloudwatch, "prod/")
-    plan = aset.plan_alarms({wanted["AlarmName"]: wanted}, existing, aset.alarm_tag_reader(cloudwatch), WANTED_TAGS)
+    existing = alarm_aws.describe_alarms_with_prefix(cloudwatch, "prod/")
+    plan = alarm_plan.plan_alarms({wanted["AlarmName"]: wanted}, existing, alarm_aws.alarm_tag_reader(cloudwatch), WANTED_TAGS)
     assert plan.conflicts == ["prod/db/a"] and not plan.update
 
 
@@ -132,7 +134,7 @@ def test_tag_check_all_retags_unchanged_alarms(cloudwatch):
     expect_tags(cloudwatch, "prod/db/a", OWNED + [{"Key": "Team", "Value": "old"}])
     cloudwatch.stubber.add_response("untag_resource", {}, {"ResourceARN": ARN + "prod/db/a", "TagKeys": ["Team"]})
     plan = converge(cloudwatch, {wanted["AlarmName"]: wanted}, tag_check="all")
-    assert plan.unchanged == ["prod/db/a"] and [r[1] for r in plan.retag] == ["prod/db/a"]
+    assert plan.unchanged == ["prod/db/a"] and [retag.name for retag in plan.retag] == ["prod/db/a"]
 
 
 def test_throttled_put_is_retried(cloudwatch, monkeypatch):
@@ -145,21 +147,25 @@ def test_throttled_put_is_retried(cloudwatch, monkeypatch):
 
 
 def test_anomaly_band_alarm_round_trip_is_equal():
-    band = aset.anomaly_alarm_request(
+    band = alarm_model.anomaly_alarm_request(
         "prod/db/band", "DatabaseConnections", [{"Name": "DBInstanceIdentifier", "Value": "db"}],
         {"period": 300, "evaluation_periods": 3, "datapoints_to_alarm": 3, "comparison": "GreaterThanUpperThreshold",
          "statistic": "Average", "treat_missing_data": "missing", "band_width": 2}, "band", {"AlarmActions": [TOPIC]})
     stored = described(band, Metrics=[dict(q, ReturnData=True) for q in band["Metrics"]])
-    assert aset.alarm_changes(stored, band) == {}
+    assert alarm_plan.alarm_changes(stored, band) == {}
     wider = dict(band, Metrics=[band["Metrics"][0], dict(band["Metrics"][1], Expression="ANOMALY_DETECTION_BAND(m1, 3)")])
-    assert set(aset.alarm_changes(stored, wider)) == {"Metrics"}
+    assert set(alarm_plan.alarm_changes(stored, wider)) == {"Metrics"}
 
 
 def test_event_subscription_changes_split_by_api():
-    request = aset.desired_event_subscriptions("prod", TOPIC, [{"DBInstanceIdentifier": "db", "DBParameterGroups": [
+    request = alarm_plan.desired_event_subscriptions("prod", TOPIC, [{"DBInstanceIdentifier": "db", "DBParameterGroups": [
         {"DBParameterGroupName": "pg"}]}])["prod-db-instance"]
     existing = {"SnsTopicArn": TOPIC, "SourceType": "db-instance", "Enabled": True,
                 "EventCategoriesList": ["failure"], "SourceIdsList": ["old"]}
-    modify, add, remove = aset.event_subscription_changes(existing, request)
-    assert modify == {"EventCategories": ["configuration change", "failure", "maintenance"]}
-    assert (add, remove) == (["db"], ["old"])
+    update = alarm_plan.event_subscription_changes(existing, request)
+    assert update.modify == {"EventCategories": ["configuration change", "failure", "maintenance"]}
+    assert (update.add, update.remove) == (["db"], ["old"])
+    item = alarm_plan.EventPlan(update={update.name: update}).items()[0]
+    assert set(item) == {"what", "impact", "before", "after", "action"} and item["impact"] == "none"
+    assert item["before"] == {"EventCategories": ["failure"], "SourceIds": ["old"]}
+    assert item["after"] == {"EventCategories": ["configuration change", "failure", "maintenance"], "SourceIds": ["db"]}

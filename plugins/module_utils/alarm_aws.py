@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 """The alarm set's AWS side: CloudWatch alarms and anomaly detectors, the SNS topic (and its KMS
-key), RDS event subscriptions and instances. Reads feed ``alarm_plan``; writes carry out its plans.
+key and its policy), RDS event subscriptions and instances. Reads feed ``alarm_plan``; writes carry out its plans.
 
 Clients come from ``common.aws_client`` with ``RETRY`` (every call ``aws_retry=True``); paginated
 reads are decorated with ``retry`` because the client wrapper does not retry paginators. Error
@@ -13,6 +13,7 @@ up to the module's handler.
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
@@ -25,7 +26,8 @@ from ansible_collections.cso.rds_hardening.plugins.module_utils import alarm_pla
 from ansible_collections.cso.rds_hardening.plugins.module_utils.alarm_model import NAMESPACE
 from ansible_collections.cso.rds_hardening.plugins.module_utils.alarm_model import OWNER_TAG_KEY
 from ansible_collections.cso.rds_hardening.plugins.module_utils.alarm_model import topic_arn_for
-from ansible_collections.cso.rds_hardening.plugins.module_utils.common import aws_client
+from ansible_collections.cso.rds_hardening.plugins.module_utils import kms_policy
+from ansible_collections.cso.rds_hardening.plugins.module_utils.common import Clients
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import describe_kms_key
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import validate_kms_key
 
@@ -36,19 +38,9 @@ RETRY = dict(retries=10, delay=1, max_delay=20)
 retry = AWSRetry.jittered_backoff(**RETRY)
 
 
-class Clients:
-    """The clients a run needs, each made on first use (a run with no SNS call makes no SNS client)."""
-
-    def __init__(self, module):
-        self.module = module
-        self._clients = {}
-
-    def __getattr__(self, service):
-        if service.startswith("_"):
-            raise AttributeError(service)
-        if service not in self._clients:
-            self._clients[service] = aws_client(self.module, service, **RETRY)
-        return self._clients[service]
+def clients(module):
+    """The alarm set's clients, each made on first use (a run with no SNS call makes no SNS client)."""
+    return Clients(module, **RETRY)
 
 
 # --------------------------------------------------------------------------------------------
@@ -297,10 +289,18 @@ def plan_topic(module, clients):
     attributes = topic_attributes(clients.sns, arn)
     if attributes is None and topic.get("arn"):
         module.fail_json(msg=f"The SNS topic {arn} does not exist. Create it, or pass topic.name to let this module create it.")
-    wanted_key = None
-    if topic.get("kms_master_key_id"):
-        wanted_key = validate_kms_key(module, clients.kms, topic["kms_master_key_id"], region, "the SNS topic")["Arn"]
-    current_key = _current_topic_key(clients.kms, attributes, topic.get("kms_master_key_id"), wanted_key)
+    wanted = None
+    if topic.get("kms_master_key_id"):  # validate_kms_key refuses an AWS-managed key (alias/aws/sns)
+        wanted = validate_kms_key(module, clients.kms, topic["kms_master_key_id"], region, "the SNS topic")
+    wanted_key = wanted["Arn"] if wanted else None
+    current_key, current_manager = _current_topic_key(clients.kms, attributes, topic.get("kms_master_key_id"), wanted)
+    if not wanted and current_manager == "AWS":
+        module.fail_json(msg=f"The SNS topic {arn} is encrypted with the AWS-managed key {current_key} (alias/aws/sns): "
+                             "CloudWatch alarms and RDS events cannot publish to it, because that key's policy cannot "
+                             "grant them the key. Set topic.kms_master_key_id to a customer-managed key whose policy "
+                             "allows them; nothing was changed.")
+    if wanted_key or current_key:
+        require_publishable_key(module, clients.kms, wanted_key or current_key, arn)
     kms_key_changed = bool(wanted_key) and current_key != wanted_key
     if not wanted_key and attributes is not None and not attributes.get("KmsMasterKeyId"):
         module.warn(f"The SNS topic {arn} is not encrypted; set topic.kms_master_key_id to a customer-managed key.")
@@ -313,14 +313,34 @@ def plan_topic(module, clients):
                                 new_subscriptions, name=topic.get("name"), current_key=current_key)
 
 
-def _current_topic_key(kms, attributes, requested_key, wanted_key_arn):
+def _current_topic_key(kms, attributes, requested_key, wanted):
+    """(ARN, KeyManager) of the key that encrypts the topic now, or (None, None)."""
     key_id = (attributes or {}).get("KmsMasterKeyId")
     if not key_id:
-        return None
-    if key_id in (requested_key, wanted_key_arn):
-        return wanted_key_arn
+        return None, None
+    if wanted and key_id in (requested_key, wanted["Arn"]):
+        return wanted["Arn"], wanted.get("KeyManager")
     key = describe_kms_key(kms, key_id)
-    return key["Arn"] if key else key_id
+    return (key["Arn"], key.get("KeyManager")) if key else (key_id, None)
+
+
+def require_publishable_key(module, kms, key_arn, topic_arn):
+    """Fail (before any write) unless the key policy lets CloudWatch and RDS events use the topic's key."""
+    try:
+        policy = kms.get_key_policy(KeyId=key_arn, PolicyName="default", aws_retry=True)["Policy"]
+    except is_boto3_error_code("NotFoundException"):
+        module.fail_json(msg=f"The KMS key {key_arn} of the SNS topic {topic_arn} does not exist. Set "
+                             "topic.kms_master_key_id to a customer-managed key; nothing was changed.")
+    missing = kms_policy.missing_grants(policy)
+    if missing:
+        account = key_arn.split(":")[4] if key_arn.startswith("arn:") else "ACCOUNT_ID"
+        module.fail_json(
+            msg=f"The key policy of {key_arn} (it encrypts the SNS topic {topic_arn}) does not let "
+                + "; ".join(f"{service} use {action}" for service, action in missing)
+                + ", so CloudWatch alarms and RDS event notifications could not publish to the topic. Add this statement "
+                f"to the key policy, then run again (nothing was changed): "
+                f"{json.dumps(kms_policy.topic_key_statement(account), sort_keys=True)}",
+            missing_grants=[{"service": service, "action": action} for service, action in missing])
 
 
 def plan_events(module, rds, instances, topic_arn):

@@ -55,6 +55,22 @@ def aws_client(module, service, region=None, retries=10, delay=3, max_delay=60, 
                          **params)
 
 
+class Clients:
+    """``aws_client`` per service, each made on first use: a run creates only the clients it needs."""
+
+    def __init__(self, module, **retry):
+        self.module = module
+        self._retry = retry
+        self._clients = {}
+
+    def __getattr__(self, service):
+        if service.startswith("_"):
+            raise AttributeError(service)
+        if service not in self._clients:
+            self._clients[service] = aws_client(self.module, service, **self._retry)
+        return self._clients[service]
+
+
 def run_module(module, run, activity):
     """The one error policy: ``run(module)`` returns the result; AWS errors nobody handled fail here."""
     try:

@@ -70,6 +70,10 @@ options:
           - Customer-managed KMS key (id, ARN or alias) that encrypts the topic. CloudWatch and RDS can only publish
             to an encrypted topic whose key policy lets C(cloudwatch.amazonaws.com) and C(events.rds.amazonaws.com)
             use the key, which an AWS-managed key cannot, so AWS-managed keys are refused.
+          - Before any write the module reads the key policy (of this key, or of the key an existing topic has) and
+            fails, naming the statement to add, unless it allows both service principals C(kms:Decrypt) and
+            C(kms:GenerateDataKey*) (C(kms:*) and wildcards count; an C(aws:SourceAccount) or C(aws:SourceArn)
+            condition is fine). An existing topic under the AWS-managed C(alias/aws/sns) key is refused too.
         type: str
       subscriptions:
         description: Subscriptions the topic must have. Existing other subscriptions are left alone.
@@ -456,7 +460,7 @@ def run(module):
     errors = alarm_model.validate_request(module.params)
     if errors:
         module.fail_json(msg="Invalid parameters, nothing was changed: " + " ".join(errors), errors=errors)
-    clients = alarm_aws.Clients(module)
+    clients = alarm_aws.clients(module)
     if module.params["state"] == "present":
         return ensure_present(module, clients)
     return ensure_absent(module, clients)

@@ -32,10 +32,27 @@ def lab_instances(aws_lab):
         AllocatedStorage=20, StorageType="gp2", MasterUsername="admin", MasterUserPassword="lab-dev-password-1",
         DBSubnetGroupName=aws_lab.state["seed"]["network"]["db_subnet_group"])
     kms = aws_lab.boto3("kms")
-    key = kms.create_key(Description="SNS alerts")["KeyMetadata"]
+    account = aws_lab.boto3("sts").get_caller_identity()["Account"]
+    # AWS: SNS Developer Guide, "Configure AWS KMS permissions for AWS services": CloudWatch and RDS
+    # events publish to the encrypted topic only if the key policy lets their service principals use it.
+    key = kms.create_key(Description="SNS alerts", Policy=topic_key_policy(account))["KeyMetadata"]
     kms.create_alias(AliasName="alias/lab-sns", TargetKeyId=key["KeyId"])
+    # A key with AWS's default key policy (the account only): the module must refuse it.
+    default = kms.create_key(Description="SNS alerts, default key policy")["KeyMetadata"]
+    kms.create_alias(AliasName="alias/lab-sns-default-policy", TargetKeyId=default["KeyId"])
     aws_lab.clear_calls()
     return key["Arn"]
+
+
+def topic_key_policy(account):
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "Account", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+         "Action": "kms:*", "Resource": "*"},
+        {"Sid": "Publishers", "Effect": "Allow",
+         "Principal": {"Service": ["cloudwatch.amazonaws.com", "events.rds.amazonaws.com"]},
+         "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*",
+         "Condition": {"StringEquals": {"aws:SourceAccount": account}}},
+    ]})
 
 
 def args(**overrides):
@@ -195,6 +212,8 @@ def test_removed_alarm_is_deleted_and_foreign_alarms_are_untouched(aws_lab, lab_
     ({"topic": {"arn": "arn:aws:sns:eu-west-2:123456789012:missing-topic"}}, "does not exist"),
     ({"topic": {"arn": "not-an-arn"}}, "not an SNS topic ARN"),
     ({"topic": {"name": TOPIC_NAME, "kms_master_key_id": "alias/does-not-exist"}}, "does not exist"),
+    ({"topic": {"name": TOPIC_NAME, "kms_master_key_id": "alias/lab-sns-default-policy"}},
+     "cloudwatch.amazonaws.com use kms:Decrypt"),
 ])
 def test_bad_input_fails_before_any_write(aws_lab, lab_instances, run_playbook, overrides, message):
     run = run_playbook(PLAYBOOK, extra_vars=args(**overrides))

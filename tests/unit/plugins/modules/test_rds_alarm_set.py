@@ -1,6 +1,8 @@
 """The module's whole read/plan/write flow against stubbed clients: exact calls, no write in check mode,
 bad input rejected before any write."""
 
+import json
+
 from botocore.stub import ANY
 
 from ansible_collections.cso.rds_hardening.plugins.module_utils import alarm_aws
@@ -18,6 +20,14 @@ KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-123456789
 DB = {"DBInstanceIdentifier": "db", "Engine": "mysql", "DBInstanceClass": "db.t3.large", "StorageType": "gp3",
       "AllocatedStorage": 50, "MaxAllocatedStorage": 1000, "DBParameterGroups": [{"DBParameterGroupName": "default.mysql8.0"}]}
 
+ROOT_STATEMENT = {"Sid": "root", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                  "Action": "kms:*", "Resource": "*"}
+SERVICES_STATEMENT = {"Sid": "services", "Effect": "Allow",
+                      "Principal": {"Service": ["cloudwatch.amazonaws.com", "events.rds.amazonaws.com"]},
+                      "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*",
+                      "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}}}
+GOOD_POLICY = {"Version": "2012-10-17", "Statement": [ROOT_STATEMENT, SERVICES_STATEMENT]}
+
 
 def make_module(params, check_mode=False):
     return StubbedModule(rds_alarm_set.argument_spec(), params, check_mode, region=REGION)
@@ -31,7 +41,8 @@ def base_params(**overrides):
     return params
 
 
-def expect_reads(module, alarms=()):
+def expect_reads(module, alarms=(), policy=None):
+    policy = policy or GOOD_POLICY
     module.stub("rds").add_response("describe_db_instances", {"DBInstances": [DB]},
                                     {"Filters": [{"Name": "db-instance-id", "Values": ["db"]}]})
     module.stub("sts").add_response("get_caller_identity", {"Account": ACCOUNT, "Arn": f"arn:aws:iam::{ACCOUNT}:user/x",
@@ -41,6 +52,8 @@ def expect_reads(module, alarms=()):
     module.stub("kms").add_response("describe_key", {"KeyMetadata": {
         "KeyId": "1234abcd-12ab-34cd-56ef-1234567890ab", "Arn": KEY_ARN, "KeyState": "Enabled", "KeyManager": "CUSTOMER"}},
         {"KeyId": "alias/sns"})
+    module.stub("kms").add_response("get_key_policy", {"Policy": json.dumps(policy)},
+                                    {"KeyId": KEY_ARN, "PolicyName": "default"})
     module.stub("cloudwatch").add_response("describe_alarms", {"MetricAlarms": list(alarms)},
                                            {"AlarmNamePrefix": "prod/", "AlarmTypes": ["MetricAlarm"]})
     module.stub("rds").add_response("describe_event_subscriptions", {"EventSubscriptionsList": []}, {})
@@ -48,7 +61,7 @@ def expect_reads(module, alarms=()):
 
 def run(module):
     try:
-        outcome = Exited(rds_alarm_set.ensure_present(module, alarm_aws.Clients(module)))
+        outcome = Exited(rds_alarm_set.ensure_present(module, alarm_aws.clients(module)))
     except Failed as failed:
         outcome = failed
     for stubber in module.stubbers.values():
@@ -123,7 +136,7 @@ def test_topic_in_another_region_is_refused():
 
 def test_changed_event_subscription_is_modified_and_its_sources_moved():
     module = make_module(base_params())
-    rds = alarm_aws.Clients(module).rds
+    rds = alarm_aws.clients(module).rds
     stubber = module.stub("rds")
     stubber.add_response("modify_event_subscription", {"EventSubscription": {}},
                          {"SubscriptionName": "prod-db-instance", "SnsTopicArn": TOPIC_ARN})
@@ -137,3 +150,49 @@ def test_changed_event_subscription_is_modified_and_its_sources_moved():
     update = {"prod-db-instance": alarm_plan.event_subscription_changes(existing, wanted)}
     alarm_aws.apply_events(rds, alarm_plan.EventPlan(update=update), {})
     stubber.assert_no_pending_responses()
+
+
+def test_topic_key_whose_policy_misses_cloudwatch_fails_before_any_write():
+    events_only = dict(SERVICES_STATEMENT, Principal={"Service": "events.rds.amazonaws.com"})
+    module = make_module(base_params())
+    module.stub("rds").add_response("describe_db_instances", {"DBInstances": [DB]}, None)
+    module.stub("sts").add_response("get_caller_identity", {"Account": ACCOUNT, "Arn": f"arn:aws:iam::{ACCOUNT}:user/x",
+                                                            "UserId": "x"})
+    module.stub("sns").add_client_error("get_topic_attributes", "NotFound", "no", 404)
+    module.stub("kms").add_response("describe_key", {"KeyMetadata": {"KeyId": "k", "Arn": KEY_ARN, "KeyState": "Enabled",
+                                                                     "KeyManager": "CUSTOMER"}})
+    module.stub("kms").add_response("get_key_policy", {"Policy": json.dumps(
+        {"Version": "2012-10-17", "Statement": [ROOT_STATEMENT, events_only]})}, {"KeyId": KEY_ARN, "PolicyName": "default"})
+    outcome = run(module)  # the Stubber fails on any call not queued: no write can have been made
+    assert isinstance(outcome, Failed), outcome.result
+    msg = outcome.result["msg"]
+    assert "cloudwatch.amazonaws.com use kms:Decrypt" in msg and "cloudwatch.amazonaws.com use kms:GenerateDataKey" in msg
+    assert "events.rds.amazonaws.com use" not in msg
+    assert '"aws:SourceAccount": "123456789012"' in msg and "kms:GenerateDataKey*" in msg
+    assert outcome.result["missing_grants"] == [{"service": "cloudwatch.amazonaws.com", "action": "kms:Decrypt"},
+                                                {"service": "cloudwatch.amazonaws.com", "action": "kms:GenerateDataKey"}]
+
+
+def test_topic_key_with_the_services_in_its_policy_proceeds():
+    module = make_module(base_params(), check_mode=True)
+    expect_reads(module, policy={"Statement": [ROOT_STATEMENT, dict(SERVICES_STATEMENT, Action="kms:*")]})
+    outcome = run(module)
+    assert not isinstance(outcome, Failed), outcome.result
+    assert outcome.result["changed"] is True and outcome.result["topic"]["kms_master_key_id"] == KEY_ARN
+
+
+def test_existing_topic_under_the_aws_managed_sns_key_is_refused():
+    aws_key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/aws-managed"
+    module = make_module(base_params(topic={"name": "alerts", "arn": None, "kms_master_key_id": None,
+                                            "subscriptions": []}))
+    module.stub("rds").add_response("describe_db_instances", {"DBInstances": [DB]}, None)
+    module.stub("sts").add_response("get_caller_identity", {"Account": ACCOUNT, "Arn": f"arn:aws:iam::{ACCOUNT}:user/x",
+                                                            "UserId": "x"})
+    module.stub("sns").add_response("get_topic_attributes", {"Attributes": {"TopicArn": TOPIC_ARN,
+                                                                            "KmsMasterKeyId": "alias/aws/sns"}})
+    module.stub("kms").add_response("describe_key", {"KeyMetadata": {"KeyId": "aws-managed", "Arn": aws_key,
+                                                                     "KeyState": "Enabled", "KeyManager": "AWS"}},
+                                    {"KeyId": "alias/aws/sns"})
+    outcome = run(module)
+    assert isinstance(outcome, Failed) and "AWS-managed key" in outcome.result["msg"]
+    assert "alias/aws/sns" in outcome.result["msg"] and "customer-managed" in outcome.result["msg"]

@@ -128,3 +128,32 @@ def test_phase1_gives_each_key_an_explicit_policy_and_the_topic_its_own_key(aws_
     again = run_phase1(aws_env, UP_TO_ALARMS)
     assert again.returncode == 0, failures(again)
     assert [call["action"] for call in aws_lab.mutating_calls()] == [], "a second run changes nothing"
+
+
+# security_group runs only inside the window (phase 1's instance step)
+UP_TO_SECURITY_GROUP = dict(UP_TO_ALARMS, phase1_now="2026-11-22T04:30:00Z", phase1_stop_after="security_group")
+MONITORING_ROLE = "cso-lab-db-rds-monitoring"
+MONITORING_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
+
+
+def test_phase1_turns_enhanced_monitoring_on_with_a_role_only_this_account_can_use(aws_lab, aws_env):
+    rds = aws_lab.boto3("rds")
+    before = rds.describe_db_instances(DBInstanceIdentifier=DB)["DBInstances"][0]
+    assert before["MonitoringInterval"] == 0 and "MonitoringRoleArn" not in before
+
+    completed = run_phase1(aws_env, UP_TO_SECURITY_GROUP)
+    assert completed.returncode == 0, failures(completed)
+
+    iam = aws_lab.boto3("iam")
+    role = iam.get_role(RoleName=MONITORING_ROLE)["Role"]
+    trust = role["AssumeRolePolicyDocument"]
+    trust = json.loads(trust) if isinstance(trust, str) else trust
+    assert trust["Statement"] == [{"Effect": "Allow", "Principal": {"Service": "monitoring.rds.amazonaws.com"},
+                                   "Action": "sts:AssumeRole",
+                                   "Condition": {"StringEquals": {"aws:SourceAccount": account(aws_lab)}}}]
+    attached = iam.list_attached_role_policies(RoleName=MONITORING_ROLE)["AttachedPolicies"]
+    assert [policy["PolicyArn"] for policy in attached] == [MONITORING_POLICY]
+
+    after = rds.describe_db_instances(DBInstanceIdentifier=DB)["DBInstances"][0]
+    assert after["MonitoringInterval"] == 60
+    assert after["MonitoringRoleArn"] == role["Arn"]

@@ -68,6 +68,17 @@ options:
       - Extra tags for the temporary instance (C(cso:restore-verification) is always added).
     type: dict
     default: {}
+  existing_instance:
+    description:
+      - What V(present) does when a temporary instance of this module (tag C(cso:restore-verification=true)) already
+        has the name O(db_instance_identifier), a leftover of an earlier run that did not clean up. It proves
+        nothing about the backups of today and has no RPO or RTO of this run.
+      - V(fail) (default) refuses and leaves it for inspection; the message says how to remove it.
+      - V(replace) deletes it first (no final snapshot), then restores.
+      - An instance without the tag is always refused.
+    type: str
+    choices: [fail, replace]
+    default: fail
   wait_timeout:
     description:
       - Seconds to wait, at most, for the instance to become available or to be deleted.
@@ -91,6 +102,13 @@ EXAMPLES = r"""
     vpc_security_group_ids: [sg-0123456789abcdef0]
     db_instance_class: db.t3.medium
   register: restored
+
+- name: Restore again although a leftover of an earlier run is there (deleted first)
+  cso.rds_hardening.rds_restore_verification:
+    region: eu-west-2
+    db_instance_identifier: cso-prod-db-restore-test
+    source_db_instance_identifier: cso-prod-db
+    existing_instance: replace
 
 - name: Remove the temporary instance
   cso.rds_hardening.rds_restore_verification:
@@ -146,6 +164,14 @@ restored_from:
     restore_time:
       description: The requested point in time, or C(latest).
       type: str
+replaced:
+  description: The leftover temporary instance that was deleted first (O(existing_instance=replace)), or null.
+  returned: state=present
+  type: str
+leftover:
+  description: Set (to the leftover's identifier) when the run failed because a leftover temporary instance exists.
+  returned: on that failure
+  type: str
 rpo_seconds:
   description: Recovery point objective measured by this restore, the age of the latest restorable time when the restore was requested.
   returned: when a restore ran
@@ -185,6 +211,7 @@ ARGUMENT_SPEC = dict(
     db_subnet_group_name=dict(type="str"),
     vpc_security_group_ids=dict(type="list", elements="str"),
     tags=dict(type="dict", default={}),
+    existing_instance=dict(type="str", choices=["fail", "replace"], default="fail"),
     wait_timeout=dict(type="int", default=3600),
 )
 
@@ -312,8 +339,7 @@ def ensure_present(module, client):
         module.fail_json(msg=f"source_automated_backups_arn is in {replication.arn_region(arn)}; set region to that region.")
     existing = read_instance(module, client, identifier)
     if existing is not None:
-        refuse_foreign(module, existing)
-        return dict(changed=False, instance=summarise(existing))
+        refuse_leftover(module, existing)
     latest = latest_restorable_time(module, client)
     request = restore_request(module)
     restored_from = {
@@ -322,8 +348,11 @@ def ensure_present(module, client):
         "latest_restorable_time": replication.isoformat(latest),
         "restore_time": params["restore_time"] or "latest",
     }
+    replaced = existing["DBInstanceIdentifier"] if existing is not None else None
     if module.check_mode:
-        return dict(changed=True, instance=None, restored_from=restored_from)
+        return dict(changed=True, instance=None, restored_from=restored_from, replaced=replaced)
+    if existing is not None:
+        delete_instance(module, client, existing)
     requested_at = datetime.datetime.now(datetime.timezone.utc)
     started = time.monotonic()
     client.restore_db_instance_to_point_in_time(aws_retry=True, **request)
@@ -334,9 +363,38 @@ def ensure_present(module, client):
         changed=True,
         instance=summarise(instance),
         restored_from=restored_from,
+        replaced=replaced,
         rpo_seconds=replication.lag_seconds(latest, requested_at),
         rto_seconds=rto,
     )
+
+
+def refuse_leftover(module, existing):
+    """A temporary instance that is already there proves nothing about today's backups."""
+    refuse_foreign(module, existing)
+    if module.params["existing_instance"] == "replace":
+        return
+    identifier = existing["DBInstanceIdentifier"]
+    module.fail_json(
+        msg=f"The temporary instance {identifier} already exists ({existing.get('DBInstanceStatus')}): a leftover of an "
+        "earlier restore test that did not clean up. It proves nothing about today's backups and has no RPO or RTO of "
+        f"this run. Delete it (rds_restore_verification with state=absent and db_instance_identifier={identifier}, "
+        "or the rds_backup_replication role with rds_backup_replication_verify_replace_leftover=true) or set "
+        "existing_instance=replace, then run again.",
+        leftover=identifier,
+        instance=summarise(existing),
+    )
+
+
+def delete_instance(module, client, existing):
+    identifier = existing["DBInstanceIdentifier"]
+    if existing.get("DeletionProtection"):
+        client.modify_db_instance(DBInstanceIdentifier=identifier, DeletionProtection=False,
+                                  ApplyImmediately=True, aws_retry=True)
+    if existing.get("DBInstanceStatus") != "deleting":
+        client.delete_db_instance(DBInstanceIdentifier=identifier, SkipFinalSnapshot=True,
+                                  DeleteAutomatedBackups=True, aws_retry=True)
+    wait_for(module, client, "restored_instance_deleted", identifier)
 
 
 def ensure_absent(module, client):
@@ -347,13 +405,7 @@ def ensure_absent(module, client):
     refuse_foreign(module, existing)
     if module.check_mode:
         return dict(changed=True, instance=None)
-    if existing.get("DeletionProtection"):
-        client.modify_db_instance(DBInstanceIdentifier=identifier, DeletionProtection=False,
-                                  ApplyImmediately=True, aws_retry=True)
-    if existing.get("DBInstanceStatus") != "deleting":
-        client.delete_db_instance(DBInstanceIdentifier=identifier, SkipFinalSnapshot=True,
-                                  DeleteAutomatedBackups=True, aws_retry=True)
-    wait_for(module, client, "restored_instance_deleted", identifier)
+    delete_instance(module, client, existing)
     return dict(changed=True, instance=None)
 
 

@@ -206,3 +206,40 @@ def test_rows_written_to_the_source_come_back_in_the_restored_instance(aws_lab, 
     report = step(run, "Report the restore test")["ansible_facts"]["rds_backup_replication_restore_report"]
     assert report["checks"] == {"canary rows": "3", "canary content": "alpha,beta,gamma"}
     assert temp_instance(aws_lab) is None
+
+
+def leave_a_temporary_instance(lab):
+    """What an earlier restore test whose cleanup never ran leaves: the tagged temporary instance."""
+    lab.boto3("rds").restore_db_instance_to_point_in_time(
+        SourceDBInstanceIdentifier=SOURCE, TargetDBInstanceIdentifier=TEMP, UseLatestRestorableTime=True,
+        DBSubnetGroupName="cso-db-private", Tags=[{"Key": "cso:restore-verification", "Value": "true"}])
+    lab.clear_calls()
+
+
+def test_a_leftover_temporary_instance_fails_the_test_and_stays_for_inspection(aws_lab, run_playbook):
+    """Before: the module returned the leftover unchanged with no RPO/RTO and the role passed."""
+    leave_a_temporary_instance(aws_lab)
+    run = run_playbook(play())
+    assert run.returncode != 0
+    refused = step(run, "Restore the latest restorable time into a temporary instance")
+    assert refused["failed"] is True and refused["leftover"] == TEMP
+    assert "state=absent" in refused["msg"] and "rds_backup_replication_verify_replace_leftover=true" in refused["msg"]
+    assert actions(aws_lab, "RestoreDBInstanceToPointInTime") == [] and actions(aws_lab, "DeleteDBInstance") == []
+    assert temp_instance(aws_lab) is not None, "kept for inspection"
+    report = step(run, "Report the restore test")["ansible_facts"]["rds_backup_replication_restore_report"]
+    assert report["leftover"] == TEMP and report["rpo_seconds"] is None and report["cleaned_up"] is False
+
+
+def test_a_leftover_is_replaced_on_request_and_the_new_restore_measured(aws_lab, run_playbook):
+    leave_a_temporary_instance(aws_lab)
+    started = time.monotonic()
+    run = run_playbook(play(extra={"rds_backup_replication_verify_replace_leftover": True}))
+    wall = time.monotonic() - started
+    assert run.returncode == 0, run
+    restore = step(run, "Restore the latest restorable time into a temporary instance")
+    assert restore["replaced"] == TEMP
+    assert 0 <= restore["rto_seconds"] <= wall and restore["rpo_seconds"] >= 0
+    calls = [c["action"] for c in aws_lab.calls()
+             if c["action"] in ("DeleteDBInstance", "RestoreDBInstanceToPointInTime") and not c["faulted"]]
+    assert calls == ["DeleteDBInstance", "RestoreDBInstanceToPointInTime", "DeleteDBInstance"], calls
+    assert temp_instance(aws_lab) is None

@@ -11,4 +11,5 @@ from csolab.moto_ext import monitoring  # noqa: F401
 from csolab.moto_ext import backup_replication  # noqa: F401
 from csolab.moto_ext import cloudwatch_anomaly  # noqa: F401
 from csolab.moto_ext import event_subscriptions  # noqa: F401
+from csolab.moto_ext import iam_managed_policies  # noqa: F401
 from csolab.moto_ext import dataplane_state  # noqa: F401  (the data-plane helper's lab routes and restore wrappers)

@@ -436,3 +436,48 @@ def test_restore_from_replicated_backups_needs_their_region(clients):
                                                    "source_automated_backups_arn": BACKUPS_ARN})
     assert result["failed"] is True
     assert "set region to that region" in result["msg"]
+
+
+def test_a_leftover_temporary_instance_is_refused_and_left_for_inspection(clients):
+    """Before: the leftover came back unchanged, with no RPO/RTO, as if the restore had worked."""
+    expect_describe(clients, "cso-db-verify", [restored_instance()])
+    result = run_module(rds_restore_verification, RESTORE_ARGS)
+    clients.assert_done()  # no restore, no delete: the Stubber raises on any other call
+    assert result["failed"] is True
+    assert result["leftover"] == "cso-db-verify"
+    assert "already exists" in result["msg"] and "state=absent" in result["msg"]
+    assert "existing_instance=replace" in result["msg"]
+    assert "rpo_seconds" not in result and "rto_seconds" not in result
+
+
+def test_a_leftover_is_replaced_on_request_and_the_new_restore_measured(clients):
+    expect_describe(clients, "cso-db-verify", [restored_instance()])
+    expect_describe(clients, "cso-db", [source_instance()])
+    stub = clients.stub("rds", SOURCE_REGION)
+    stub.add_response("delete_db_instance", {"DBInstance": restored_instance(status="deleting")},
+                      {"DBInstanceIdentifier": "cso-db-verify", "SkipFinalSnapshot": True, "DeleteAutomatedBackups": True})
+    stub.add_client_error("describe_db_instances", service_error_code="DBInstanceNotFound")  # deleted waiter
+    stub.add_response("restore_db_instance_to_point_in_time", {"DBInstance": restored_instance(status="creating")}, None)
+    stub.add_response("describe_db_instances", {"DBInstances": [restored_instance()]}, None)  # available waiter
+    expect_describe(clients, "cso-db-verify", [restored_instance()])
+    result = run_module(rds_restore_verification, dict(RESTORE_ARGS, existing_instance="replace"))
+    clients.assert_done()
+    assert result["changed"] is True and result["replaced"] == "cso-db-verify"
+    assert 290 <= result["rpo_seconds"] <= 400
+    assert 0 <= result["rto_seconds"] < 30
+
+
+def test_check_mode_plans_the_replacement_of_a_leftover_without_deleting_it(clients):
+    expect_describe(clients, "cso-db-verify", [restored_instance()])
+    expect_describe(clients, "cso-db", [source_instance()])
+    result = run_module(rds_restore_verification, dict(RESTORE_ARGS, existing_instance="replace"), check_mode=True)
+    clients.assert_done()
+    assert result["changed"] is True and result["replaced"] == "cso-db-verify"
+    assert result["restored_from"]["source"] == "cso-db"
+
+
+def test_an_untagged_instance_is_refused_even_with_replace(clients):
+    expect_describe(clients, "cso-db-verify", [restored_instance(tagged=False)])
+    result = run_module(rds_restore_verification, dict(RESTORE_ARGS, existing_instance="replace"))
+    clients.assert_done()
+    assert result["failed"] is True and "Refusing to touch it" in result["msg"]

@@ -26,6 +26,7 @@ RETRY_AFTER = 5.0
 ADDRESS_CHECK_INTERVAL = 3.0
 SERVED_ENGINES = ("mysql", "mariadb")
 MAX_SLOT = 254
+RESTART_LOG_SIZE = 50
 
 
 def fetch_instances(endpoint_url, state_dir, restarted=None, timeout=10):
@@ -57,6 +58,7 @@ class Bridge:
         self.restarted = {}  # uid -> the last restart (sequence number) the server is back from
         self.down_until = {}  # uid -> (monotonic time the outage ends, restart sequence)
         self.finishing = {}  # uid -> restart sequence whose server is being started again
+        self.restart_log = []  # the restarts acted out: instance, reason, down/up (epoch seconds)
         self.firewall_script = None
         self.names = None
         self.stopping = False
@@ -186,6 +188,10 @@ class Bridge:
         self.applied.pop(uid, None)
         outage = float(restart.get("outage_seconds") or 0)
         self.down_until[uid] = (time.monotonic() + outage, restart["seq"])
+        self.restart_log = self.restart_log[-(RESTART_LOG_SIZE - 1):] + [{
+            "instance": instance["id"], "uid": uid, "seq": restart["seq"], "reason": restart.get("reason"),
+            "failover": bool(restart.get("failover")), "outage_seconds": outage,
+            "down": round(time.time(), 3), "up": None}]
         LOG.info("%s: down for %s (%.1f s)", instance["id"], restart.get("reason"), outage)
 
     def _move_to_standby(self, uid):
@@ -202,6 +208,9 @@ class Bridge:
     def _finish_restart(self, uid):
         if uid in self.finishing:
             self.restarted[uid] = self.finishing.pop(uid)
+            for entry in self.restart_log:
+                if entry["uid"] == uid and entry["up"] is None:
+                    entry["up"] = round(time.time(), 3)  # the server accepts connections again
 
     def _ensure_relays(self, uid):
         slot = self.allocations[uid]["slot"]
@@ -227,6 +236,9 @@ class Bridge:
         self.errors.pop(uid, None)
         for progress in (self.restarted, self.down_until, self.finishing):
             progress.pop(uid, None)
+        for entry in self.restart_log:
+            if entry["uid"] == uid and entry["up"] is None:
+                entry.update(up=round(time.time(), 3), torn_down=True)
         if not keep_data:
             shutil.rmtree(directory, ignore_errors=True)
             if self.allocations.pop(uid, None) is not None:
@@ -305,7 +317,7 @@ class Bridge:
             }
         _write_json(layout.status_file(self.state_dir),
                     {"ts": time.time(), "netns": self.netns, "instances": instances,
-                     "firewall": self.firewall_script})
+                     "firewall": self.firewall_script, "restarts": self.restart_log})
 
     def shutdown(self):
         """Stop every server and relay, remove addresses, firewall and names; keep the data."""

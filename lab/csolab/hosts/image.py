@@ -31,6 +31,7 @@ BASE_PACKAGES = [
 FIXTURE_PACKAGES = [
     "mariadb-client", "python3-venv", "openjdk-17-jre-headless", "libmariadb-java", "rabbitmq-server",
     "curl", "socat", "less",
+    "python3-apt",  # Ansible's package/apt modules (present on Debian cloud images)
     "memcached",  # Keystone's token cache (keystone_db_token_cache), enabled by the role
     "libpython3.11",  # uWSGI (compiled below) links against it; listed so the purge keeps it
 ]

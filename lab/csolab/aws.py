@@ -11,6 +11,7 @@ import urllib.request
 
 from csolab import paths
 from csolab.client import LabClient
+from csolab.labstate import write_state
 
 
 def _free_loopback_port():
@@ -47,21 +48,6 @@ def is_up():
     if not pid or not _pid_alive(pid) or not paths.AWS_STATE_FILE.exists():
         return False
     return _answers(json.loads(paths.AWS_STATE_FILE.read_text())["endpoint_url"])
-
-
-def _env_lines(state):
-    return [
-        f"export AWS_ENDPOINT_URL={state['endpoint_url']}",
-        f"export AWS_REGION={state['region']}",
-        f"export AWS_DEFAULT_REGION={state['region']}",
-        f"export AWS_ACCESS_KEY_ID={state['aws_access_key_id']}",
-        f"export AWS_SECRET_ACCESS_KEY={state['aws_secret_access_key']}",
-    ]
-
-
-def write_state(state):
-    paths.AWS_STATE_FILE.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
-    paths.AWS_ENV_FILE.write_text("\n".join(_env_lines(state)) + "\n")
 
 
 def up(timeout=60):

@@ -8,13 +8,7 @@ import urllib.request
 import boto3
 
 from csolab import events, paths
-
-
-def load_state():
-    try:
-        return json.loads(paths.AWS_STATE_FILE.read_text())
-    except FileNotFoundError:
-        raise RuntimeError("the AWS lab is not up: run `make lab-up`") from None
+from csolab.labstate import load_state, save_if_current
 
 
 class LabClient:
@@ -56,19 +50,13 @@ class LabClient:
     def set_faults(self, rate, errors=("Throttling", "ServiceUnavailable"), actions=(), seed=None):
         return self.api("faults", {"rate": rate, "errors": list(errors), "actions": list(actions), "seed": seed})
 
+    def set_outage(self, seconds=None, failover_seconds=None):
+        """How long a restart (reboot, modification with restart) / a failover keeps the data plane
+        down; None keeps the current value. Returns the setting."""
+        return self.api("outage", {"seconds": seconds, "failover_seconds": failover_seconds})
+
     def reach_maintenance_window(self, db_instance_identifier=None):
         return self.api("maintenance-window", {"db_instance_identifier": db_instance_identifier})
-
-    def _save_if_current(self):
-        """Keep aws.json's seeded ids in step with the lab after a reset (tools read them there)."""
-        from csolab import aws
-
-        try:
-            on_disk = json.loads(paths.AWS_STATE_FILE.read_text())
-        except FileNotFoundError:
-            return
-        if on_disk.get("endpoint_url") == self.endpoint_url:
-            aws.write_state(self.state)
 
     def reset(self, seed_database=True):
         """Forget every AWS resource, then seed the network (and today's database) again."""
@@ -80,7 +68,8 @@ class LabClient:
             events.log("aws-reset (the hosts need a reset)", {"pid": os.getpid(), "by": " ".join(sys.argv[:4])})
         request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", data=b"", method="POST")
         urllib.request.urlopen(request, timeout=30).close()  # noqa: S310 (loopback only)
+        self.api("outage", {"reset": True})  # a demo's realistic outage must not outlive it
         self.state["seed"] = seed.seed_all(self, with_database=seed_database)
-        self._save_if_current()
+        save_if_current(self.state)  # tools read the seeded ids in aws.json
         self.clear_calls()
         return self.state["seed"]

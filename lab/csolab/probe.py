@@ -229,6 +229,52 @@ def run(duration, interval, result_path, stop_event=None):
     return summary
 
 
+# A request that began this long before the server stopped may still be cut by the stop.
+REQUEST_SLACK_SECONDS = 2.0
+# The ride-through goal: every service answers again within this long of the database being back.
+RIDE_THROUGH_SECONDS = 10.0
+
+
+def is_held_token_validation(target):
+    return target.startswith("keystone-validate:")
+
+
+def restart_window(restart, ended):
+    return (restart["down"] - REQUEST_SLACK_SECONDS, (restart["up"] or ended) + RIDE_THROUGH_SECONDS)
+
+
+def explain_failures(summary, restarts):
+    """Attribute the probe's failures to the database restarts the data plane acted out.
+
+    Returns ``(events, unexplained)``: per restart, its failures per target; and the failures no
+    restart explains. A validation of an issued token is never explained: logged-in users must ride
+    through (Keystone's token cache); other requests may fail from the restart until
+    RIDE_THROUGH_SECONDS after the server accepts connections again.
+    """
+    events = [{**restart, "failures": {}} for restart in restarts]
+    unexplained = []
+    for failure in summary["failure_log"]:
+        event = next((event for event in events
+                      if restart_window(event, summary["ended"])[0] <= failure["ts"] <= restart_window(event, summary["ended"])[1]),
+                     None)
+        if event is not None:
+            event["failures"][failure["target"]] = event["failures"].get(failure["target"], 0) + 1
+        if event is None or is_held_token_validation(failure["target"]):
+            unexplained.append(failure)
+    return events, unexplained
+
+
+def format_events(events):
+    lines = []
+    for event in events:
+        seen = ", ".join(f"{target} {count}" for target, count in sorted(event["failures"].items())) or "no failure"
+        down = time.strftime("%H:%M:%S", time.localtime(event["down"]))
+        back = f"{event['up'] - event['down']:.1f} s" if event["up"] else "not back"
+        lines.append(f"event: {event['instance']} {event['reason']} at {down}, database back after {back}; "
+                     f"failed requests: {seen}")
+    return "\n".join(lines)
+
+
 def format_summary(summary):
     lines = [f"probe: {summary['requests']} requests, {summary['failures']} failures, "
              f"longest outage {summary['longest_outage_s']:.1f}s over {summary['ended'] - summary['started']:.0f}s"]

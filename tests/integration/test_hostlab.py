@@ -47,6 +47,16 @@ def _database_state(lab):
             f"firewall in force:\n{status.get('firewall')}")
 
 
+def _wait_database_back(rds, timeout=120):
+    """After a reboot: the instance is available again (the lab holds it at "rebooting" until the
+    data plane's server accepts connections) and no restart is still in progress."""
+    from csolab import dataplane
+
+    rds.get_waiter("db_instance_available").wait(
+        DBInstanceIdentifier="cso-lab-db", WaiterConfig={"Delay": 1, "MaxAttempts": timeout})
+    dataplane.wait_restarts_over(timeout=timeout)
+
+
 def _fails(action):
     from csolab.probe import in_namespace
 
@@ -201,8 +211,9 @@ def test_requiring_tls_breaks_keystone_and_cso_until_it_is_lifted(host_lab, tmp_
         rds.modify_db_instance(DBInstanceIdentifier="cso-lab-db", DBParameterGroupName=REQUIRE_TLS_GROUP,
                                ApplyImmediately=True)
         rds.reboot_db_instance(DBInstanceIdentifier="cso-lab-db")  # a new group applies at reboot
-        time.sleep(5)
-        assert _succeeds(_through_lb()) and _succeeds(_cso()), "healthy before TLS is required"
+        _wait_database_back(rds)
+        _eventually(lambda: _succeeds(_through_lb()) and _succeeds(_cso()), 30, "healthy before TLS is required",
+                    explain=explain)
 
         set_rst("1")  # dynamic: applies at once, through the AWS API only
         _eventually(lambda: _fails(_keystone("keystone-1")) and _fails(_keystone("keystone-2")), 60,
@@ -224,6 +235,7 @@ def test_requiring_tls_breaks_keystone_and_cso_until_it_is_lifted(host_lab, tmp_
         rds.modify_db_instance(DBInstanceIdentifier="cso-lab-db", DBParameterGroupName=original_group,
                                ApplyImmediately=True)
         rds.reboot_db_instance(DBInstanceIdentifier="cso-lab-db")
+        _wait_database_back(rds)
         rds.delete_db_parameter_group(DBParameterGroupName=REQUIRE_TLS_GROUP)
     for target in ("keystone:keystone-1", "keystone:keystone-2", "keystone:lb", "cso:cso-1"):
         stats = summary["targets"][target]

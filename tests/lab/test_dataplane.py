@@ -116,7 +116,16 @@ def _use_custom_parameter_group(lab):
     rds.modify_db_instance(DBInstanceIdentifier="cso-lab-db", DBParameterGroupName="cso-mysql80-hardened",
                            ApplyImmediately=True)
     rds.reboot_db_instance(DBInstanceIdentifier="cso-lab-db")
+    wait_available(rds)  # the reboot is an outage; AWS refuses the next reboot until it is over
+    wait_served(lab, "cso-lab-db", timeout=30, ready=True)
     return rds
+
+
+def wait_available(rds, instance_id="cso-lab-db", timeout=30):
+    deadline = time.monotonic() + timeout
+    while rds.describe_db_instances(DBInstanceIdentifier=instance_id)["DBInstances"][0]["DBInstanceStatus"] != "available":
+        assert time.monotonic() < deadline, f"{instance_id} still not available after {timeout} s"
+        time.sleep(0.2)
 
 
 def _set_rst(rds, value, method="immediate"):
@@ -365,3 +374,159 @@ def test_a_managed_master_password_comes_from_secrets_manager(served, aws_lab):
     with pytest.raises(pymysql.err.OperationalError) as refused:
         connect(endpoint, ca=dataplane.ca_bundle_path(), user="boss", password="not-the-secret")
     assert refused.value.args[0] == 1045
+
+
+# --- disruptive events: restarts, failover, CA rotation -----------------------------------------
+
+OUTAGE = 3.0
+FAILOVER_OUTAGE = 1.5
+POLL = 0.2
+# What a client sees beyond the setting: the bridge notices a restart within one poll (0.3 s),
+# MariaDB starts in about 1 s, and this client polls every 0.2 s. Measured here (2 cores): +0.4-1.2 s.
+OUTAGE_BOUND = 2.5
+
+
+@pytest.fixture
+def outage(aws_lab):
+    before = aws_lab.set_outage()
+    yield aws_lab.set_outage(seconds=OUTAGE, failover_seconds=FAILOVER_OUTAGE)
+    aws_lab.set_outage(seconds=before["seconds"], failover_seconds=before["failover_seconds"])
+
+
+def _answers(host):
+    try:
+        pymysql.connect(host=host, port=3306, user="admin", password="lab-master-password-1", ssl_disabled=True,
+                        connect_timeout=1).close()
+        return True
+    except pymysql.err.OperationalError:
+        return False
+
+
+def _measure_outage(host, started, timeout=30):
+    """Poll new connections every 0.2 s: (first refused, first answered again) in seconds after ``started``."""
+    down = None
+    while time.monotonic() - started < timeout:
+        if not _answers(host):
+            down = down if down is not None else time.monotonic() - started
+        elif down is not None:
+            return down, time.monotonic() - started
+        time.sleep(POLL)
+    pytest.fail(f"{host} did not come back within {timeout} s (down since {down})")
+
+
+def _status(rds):
+    instance = rds.describe_db_instances(DBInstanceIdentifier="cso-lab-db")["DBInstances"][0]
+    return instance["DBInstanceStatus"], instance["DBParameterGroups"][0]["ParameterApplyStatus"]
+
+
+def _session_is_cut(session):
+    try:
+        with session.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return False
+    except (pymysql.err.OperationalError, pymysql.err.InterfaceError):
+        return True
+
+
+def test_a_reboot_cuts_sessions_and_the_outage_lasts_the_setting(served, aws_lab, outage):
+    rds = aws_lab.boto3("rds")
+    rds.create_db_parameter_group(DBParameterGroupName="cso-mysql80-hardened", DBParameterGroupFamily="mysql8.0",
+                                  Description="lab")
+    rds.modify_db_instance(DBInstanceIdentifier="cso-lab-db", DBParameterGroupName="cso-mysql80-hardened",
+                           ApplyImmediately=True)
+    assert _status(rds) == ("available", "pending-reboot")
+    endpoint = dataplane.endpoint_for("cso-lab-db")
+    session = connect(endpoint)
+
+    started = time.monotonic()
+    rds.reboot_db_instance(DBInstanceIdentifier="cso-lab-db")
+    assert _status(rds)[0] == "rebooting"
+    down, back = _measure_outage(endpoint["loopback_ip"], started)
+    status_when_back = _status(rds)
+    seen = back - down
+    print(f"outage seen by a client polling every {POLL} s: {seen:.2f} s (down at +{down:.2f} s, "
+          f"back at +{back:.2f} s), setting {OUTAGE} s; status when back: {status_when_back}")
+    assert down <= 0.3 + 2 * POLL  # the bridge notices within one poll
+    assert OUTAGE - POLL <= seen <= OUTAGE + OUTAGE_BOUND
+    assert _session_is_cut(session)
+    deadline = time.monotonic() + 5
+    while _status(rds)[0] != "available":
+        assert time.monotonic() < deadline, _status(rds)
+        time.sleep(0.1)
+    assert _status(rds) == ("available", "in-sync")
+    connect(endpoint).close()
+
+
+def _resolve(name):
+    import socket
+
+    return socket.gethostbyname(name)
+
+
+def test_a_failover_is_a_shorter_outage_and_moves_the_endpoint_address(served, aws_lab, outage):
+    rds = aws_lab.boto3("rds")
+    rds.modify_db_instance(DBInstanceIdentifier="cso-lab-db", MultiAZ=True, ApplyImmediately=True)
+    before = dataplane.endpoint_for("cso-lab-db")
+    assert _resolve(before["name"]) == before["loopback_ip"]
+    session = connect(before)
+
+    started = time.monotonic()
+    rds.reboot_db_instance(DBInstanceIdentifier="cso-lab-db", ForceFailover=True)
+    assert _status(rds)[0] == "rebooting"
+    entry = dataplane.wait_ready("cso-lab-db", timeout=20,
+                                 predicate=lambda e: e["loopback_ip"] != before["loopback_ip"])
+    back = time.monotonic() - started
+    after = dataplane.endpoint_for("cso-lab-db")
+    print(f"failover: {before['loopback_ip']} -> {after['loopback_ip']} ({before['namespace_ip']} -> "
+          f"{after['namespace_ip']} in the namespace), serving again {back:.2f} s after the call "
+          f"(failover outage {FAILOVER_OUTAGE} s, reboot outage {OUTAGE} s)")
+    assert entry["name"] == before["name"]
+    assert after["namespace_ip"] != before["namespace_ip"]
+    assert _resolve(before["name"]) == after["loopback_ip"]
+    assert f"{after['namespace_ip']} {after['name']}\n" in layout.hosts_fragment_file(layout.state_dir()).read_text()
+    assert FAILOVER_OUTAGE <= back <= FAILOVER_OUTAGE + OUTAGE_BOUND
+    assert back < OUTAGE + 0.5
+    assert _session_is_cut(session)
+    assert not _answers(before["loopback_ip"]), "the old primary's address still answers"
+    connect({"loopback_ip": before["name"], "port": 3306}).close()  # by name: the new address
+    assert after["namespace_ip"] in dataplane.status()["firewall"]
+    assert before["namespace_ip"] not in dataplane.status()["firewall"]
+
+
+def test_ca_rotation_with_restart_serves_the_new_ca_after_the_outage(served, aws_lab, outage):
+    rds = aws_lab.boto3("rds")
+    endpoint = dataplane.endpoint_for("cso-lab-db")
+    old_ca, new_ca = dataplane.ca_path("rds-ca-rsa2048-g1"), dataplane.ca_path("rds-ca-rsa4096-g1")
+    session = connect(endpoint, ca=old_ca)
+
+    started = time.monotonic()
+    rds.modify_db_instance(DBInstanceIdentifier="cso-lab-db", CACertificateIdentifier="rds-ca-rsa4096-g1",
+                           ApplyImmediately=True)
+    assert _status(rds)[0] == "rebooting"
+    down, back = _measure_outage(endpoint["loopback_ip"], started)
+    print(f"CA rotation with restart: down at +{down:.2f} s, back at +{back:.2f} s (outage {OUTAGE} s)")
+    assert OUTAGE - POLL <= back - down <= OUTAGE + OUTAGE_BOUND
+    assert _session_is_cut(session)
+    with pytest.raises(pymysql.err.OperationalError, match="CERTIFICATE_VERIFY_FAILED"):
+        connect(endpoint, ca=old_ca)
+    connect(endpoint, ca=new_ca).close()
+
+
+def test_ca_rotation_without_restart_where_the_engine_supports_it(served, aws_lab, outage):
+    rds = aws_lab.boto3("rds")
+    version = rds.describe_db_instances(DBInstanceIdentifier="cso-lab-db")["DBInstances"][0]["EngineVersion"]
+    engine = rds.describe_db_engine_versions(Engine="mysql", EngineVersion=version)["DBEngineVersions"][0]
+    assert engine["SupportsCertificateRotationWithoutRestart"] is True
+    endpoint = dataplane.endpoint_for("cso-lab-db")
+    old_ca, new_ca = dataplane.ca_path("rds-ca-rsa2048-g1"), dataplane.ca_path("rds-ca-ecc384-g1")
+    session = connect(endpoint, ca=old_ca)
+
+    rds.modify_db_instance(DBInstanceIdentifier="cso-lab-db", CACertificateIdentifier="rds-ca-ecc384-g1",
+                           CertificateRotationRestart=False, ApplyImmediately=True)
+    assert _status(rds)[0] == "available"
+    wait_served(aws_lab, "cso-lab-db", timeout=10, ca_certificate_identifier="rds-ca-ecc384-g1")
+    assert not _session_is_cut(session), "a rotation without restart cut a live session"
+    with pytest.raises(pymysql.err.OperationalError, match="CERTIFICATE_VERIFY_FAILED"):
+        connect(endpoint, ca=old_ca)
+    connect(endpoint, ca=new_ca).close()
+    session.close()

@@ -19,6 +19,14 @@ def _group_status(rds, identifier=DB):
     return [(g["DBParameterGroupName"], g["ParameterApplyStatus"]) for g in _instance(rds, identifier)["DBParameterGroups"]]
 
 
+def _wait_available(rds, identifier=DB, timeout=30):
+    """A reboot leaves the instance ``rebooting`` for the lab's outage; AWS refuses another reboot meanwhile."""
+    deadline = time.monotonic() + timeout
+    while _instance(rds, identifier)["DBInstanceStatus"] != "available":
+        assert time.monotonic() < deadline, _instance(rds, identifier)["DBInstanceStatus"]
+        time.sleep(0.2)
+
+
 def _custom_group(rds, name="cso-mysql80"):
     rds.create_db_parameter_group(DBParameterGroupName=name, DBParameterGroupFamily="mysql8.0", Description="cso")
     return name
@@ -136,6 +144,7 @@ def test_static_parameter_change_is_pending_reboot_dynamic_is_applying_then_in_s
     group = _custom_group(rds)
     rds.modify_db_instance(DBInstanceIdentifier=DB, DBParameterGroupName=group)
     rds.reboot_db_instance(DBInstanceIdentifier=DB)
+    _wait_available(rds)
 
     started = time.monotonic()
     rds.modify_db_parameter_group(DBParameterGroupName=group, Parameters=[
@@ -216,3 +225,17 @@ def test_pending_maintenance_for_unknown_resource_is_not_found(lab):
         rds.describe_pending_maintenance_actions(ResourceIdentifier="arn:aws:rds:eu-west-2:123456789012:db:nope")
 
     assert error.value.response["Error"]["Code"] == "ResourceNotFoundFault"
+
+
+def test_the_lab_rules_come_from_aws_documentation_not_from_the_module():
+    """The lab checks the module against AWS's behaviour: its rules name their AWS source and the
+    lab never reads the module's own rules (``instance_plan.RULES``)."""
+    import re
+    from pathlib import Path
+
+    from csolab.moto_ext import pending
+
+    assert all("RDS User Guide" in rule.source for rule in pending.RULES.values())
+    imports = re.compile(r"^\s*(from|import)\s+\S*(module_utils|instance_plan)", re.MULTILINE)
+    lab = Path(pending.__file__).parents[1]
+    assert [str(path) for path in lab.rglob("*.py") if imports.search(path.read_text())] == []

@@ -127,9 +127,24 @@ def status(state_dir=None):
     report = _read_status(base) if pid else None
     return {"bridge": "up" if pid else "down", "pid": pid, "state_dir": str(base),
             "instances": (report or {}).get("instances", {}), "netns": (report or {}).get("netns"),
-            "firewall": (report or {}).get("firewall"),
+            "firewall": (report or {}).get("firewall"), "restarts": (report or {}).get("restarts", []),
             "ca_bundle": str(layout.pki_dir(base) / "global-bundle.pem"),
             "hosts_fragment": str(layout.hosts_fragment_file(base))}
+
+
+def restarts_since(epoch_seconds, state_dir=None):
+    """The restarts the data plane acted out since ``epoch_seconds`` (oldest first): instance,
+    reason, failover, outage_seconds, down, up (``up`` is None while the server is still down)."""
+    return [entry for entry in status(state_dir)["restarts"] if entry["down"] >= epoch_seconds]
+
+
+def wait_restarts_over(timeout=120, state_dir=None):
+    """Wait until no restart is in progress (every server the data plane stopped is back)."""
+    deadline = time.monotonic() + timeout
+    while any(entry["up"] is None for entry in status(state_dir)["restarts"]):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"a database restart did not finish within {timeout}s: {status(state_dir)['restarts'][-3:]}")
+        time.sleep(0.3)
 
 
 def endpoint_for(instance_id, state_dir=None):

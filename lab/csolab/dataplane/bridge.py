@@ -2,7 +2,10 @@
 
 Per served instance (engines mysql/mariadb): a MariaDB server with the master user, the server
 certificate of the instance's CA, the effective ``require_secure_transport``, relays into the
-namespace, and firewall rules from its security groups. Instances that disappear are torn down;
+namespace, and firewall rules from its security groups. A restart AWS records (reboot, a
+modification applied with a restart: ``moto_ext.restarts``) stops the server for the lab's outage,
+cutting live sessions, then starts it again; a failover also moves the instance to another slot,
+so its endpoint name resolves to another address and the old one stops answering. Instances that disappear are torn down;
 instances restored from a snapshot / point in time / made replicas start with the dumped data.
 """
 
@@ -23,12 +26,15 @@ RETRY_AFTER = 5.0
 ADDRESS_CHECK_INTERVAL = 3.0
 SERVED_ENGINES = ("mysql", "mariadb")
 MAX_SLOT = 254
+RESTART_LOG_SIZE = 50
 
 
-def fetch_instances(endpoint_url, state_dir, timeout=10):
+def fetch_instances(endpoint_url, state_dir, restarted=None, timeout=10):
+    """The instances; ``restarted`` ({uid: restart sequence}) tells the AWS lab which restarts the
+    servers are back from (it keeps the instance ``rebooting`` until then)."""
     request = urllib.request.Request(
         f"{endpoint_url}/_lab/dataplane-instances",
-        data=json.dumps({"state_dir": str(state_dir)}).encode(),
+        data=json.dumps({"state_dir": str(state_dir), "restarted": restarted or {}}).encode(),
         headers={"Content-Type": "application/json", "X-Lab-Internal": "1"},
         method="POST",
     )
@@ -49,6 +55,10 @@ class Bridge:
         self.allocations = self._load_allocations()
         self.applied = {}  # uid -> what the running server has: name, ca, rst, password
         self.errors = {}  # uid -> (message, retry at)
+        self.restarted = {}  # uid -> the last restart (sequence number) the server is back from
+        self.down_until = {}  # uid -> (monotonic time the outage ends, restart sequence)
+        self.finishing = {}  # uid -> restart sequence whose server is being started again
+        self.restart_log = []  # the restarts acted out: instance, reason, down/up (epoch seconds)
         self.firewall_script = None
         self.names = None
         self.stopping = False
@@ -68,6 +78,9 @@ class Bridge:
     def _allocate(self, uid):
         if uid in self.allocations:
             return self.allocations[uid]["slot"]
+        return self._take_free_slot(uid)
+
+    def _take_free_slot(self, uid):
         taken = {item["slot"] for item in self.allocations.values()}
         present = net.namespace_addresses(self.netns)
         for slot in range(1, MAX_SLOT + 1):
@@ -149,6 +162,56 @@ class Bridge:
             LOG.info("%s: require_secure_transport=%s", instance["id"], applied["rst"])
         self._ensure_relays(uid)
 
+    # --- restarts AWS makes -----------------------------------------------------------------
+
+    def _hold_for_restart(self, instance):
+        """Act out the restarts the AWS lab records. True while the server is down for one."""
+        uid, restart = instance["uid"], instance.get("restart") or {}
+        seq = restart.get("seq") or 0
+        self.restarted.setdefault(uid, seq)  # a bridge that starts does not replay earlier restarts
+        if seq > self.restarted[uid] and uid not in self.down_until and uid not in self.finishing:
+            self._stop_for_restart(instance)
+        if uid in self.down_until:
+            until, _seq = self.down_until[uid]
+            if time.monotonic() < until:
+                return True
+            del self.down_until[uid]
+            self.finishing[uid] = seq  # a restart recorded during the outage is part of this one
+        return False
+
+    def _stop_for_restart(self, instance):
+        uid, restart = instance["uid"], instance["restart"]
+        if uid in self.allocations:
+            self._server(uid).stop()  # the process ends: live sessions are cut
+            if restart.get("failover"):
+                self._move_to_standby(uid)
+        self.applied.pop(uid, None)
+        outage = float(restart.get("outage_seconds") or 0)
+        self.down_until[uid] = (time.monotonic() + outage, restart["seq"])
+        self.restart_log = self.restart_log[-(RESTART_LOG_SIZE - 1):] + [{
+            "instance": instance["id"], "uid": uid, "seq": restart["seq"], "reason": restart.get("reason"),
+            "failover": bool(restart.get("failover")), "outage_seconds": outage,
+            "down": round(time.time(), 3), "up": None}]
+        LOG.info("%s: down for %s (%.1f s)", instance["id"], restart.get("reason"), outage)
+
+    def _move_to_standby(self, uid):
+        """Failover: the standby has its own address, and the endpoint name moves to it; the old
+        address stops answering (as the old primary's does)."""
+        old_slot = self.allocations[uid]["slot"]
+        net.stop_relays(layout.instance_dir(self.state_dir, uid))
+        net.remove_address(self.netns, net.namespace_ip(old_slot))
+        self.present_addresses.discard(net.namespace_ip(old_slot))
+        del self.allocations[uid]
+        new_slot = self._take_free_slot(uid)
+        LOG.info("uid %s: failover from slot %s to slot %s", uid, old_slot, new_slot)
+
+    def _finish_restart(self, uid):
+        if uid in self.finishing:
+            self.restarted[uid] = self.finishing.pop(uid)
+            for entry in self.restart_log:
+                if entry["uid"] == uid and entry["up"] is None:
+                    entry["up"] = round(time.time(), 3)  # the server accepts connections again
+
     def _ensure_relays(self, uid):
         slot = self.allocations[uid]["slot"]
         directory = layout.instance_dir(self.state_dir, uid)
@@ -171,6 +234,11 @@ class Bridge:
             _stop_pid_file(directory / "mysqld.pid")
         self.applied.pop(uid, None)
         self.errors.pop(uid, None)
+        for progress in (self.restarted, self.down_until, self.finishing):
+            progress.pop(uid, None)
+        for entry in self.restart_log:
+            if entry["uid"] == uid and entry["up"] is None:
+                entry.update(up=round(time.time(), 3), torn_down=True)
         if not keep_data:
             shutil.rmtree(directory, ignore_errors=True)
             if self.allocations.pop(uid, None) is not None:
@@ -191,12 +259,16 @@ class Bridge:
             if uid in self.errors and self.errors[uid][1] > now:
                 continue
             try:
+                if self._hold_for_restart(instance):
+                    continue
                 self._converge_instance(instance)
+                self._finish_restart(uid)
                 self.errors.pop(uid, None)
             except Exception as exc:  # one broken instance must not stop the others
                 LOG.exception("%s: converge failed", instance["id"])
                 self.errors[uid] = (f"{type(exc).__name__}: {exc}", now + RETRY_AFTER)
-        live = [item for uid, item in wanted.items() if uid in self.applied]
+        # an instance down for a restart keeps its name and firewall rules, as an RDS endpoint does
+        live = [item for uid, item in wanted.items() if uid in self.applied or uid in self.down_until]
         self._converge_firewall(live)
         self._converge_names(live)
         self._write_status(wanted)
@@ -237,13 +309,15 @@ class Bridge:
                 "loopback_ip": net.loopback_ip(slot) if slot else None,
                 "namespace_ip": net.namespace_ip(slot) if slot else None,
                 "ready": uid in self.applied and uid not in self.errors,
+                "restarting": uid in self.down_until,
+                "restarted": self.restarted.get(uid),
                 "ca_certificate_identifier": applied.get("ca"),
                 "require_secure_transport": applied.get("rst"),
                 "error": self.errors.get(uid, (None,))[0],
             }
         _write_json(layout.status_file(self.state_dir),
                     {"ts": time.time(), "netns": self.netns, "instances": instances,
-                     "firewall": self.firewall_script})
+                     "firewall": self.firewall_script, "restarts": self.restart_log})
 
     def shutdown(self):
         """Stop every server and relay, remove addresses, firewall and names; keep the data."""
@@ -268,7 +342,7 @@ class Bridge:
                 try:
                     if endpoint is None:
                         endpoint = json.loads(self.aws_state_file.read_text())["endpoint_url"]
-                    self.converge(fetch_instances(endpoint, self.state_dir))
+                    self.converge(fetch_instances(endpoint, self.state_dir, self.restarted))
                     last_error = None
                 except (OSError, ValueError, KeyError) as exc:
                     endpoint = None

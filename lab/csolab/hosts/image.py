@@ -31,13 +31,15 @@ BASE_PACKAGES = [
 FIXTURE_PACKAGES = [
     "mariadb-client", "python3-venv", "openjdk-17-jre-headless", "libmariadb-java", "rabbitmq-server",
     "curl", "socat", "less",
+    "python3-apt",  # Ansible's package/apt modules (present on Debian cloud images)
+    "memcached",  # Keystone's token cache (keystone_db_token_cache), enabled by the role
     "libpython3.11",  # uWSGI (compiled below) links against it; listed so the purge keeps it
 ]
 # Only needed to compile uWSGI into the Keystone venv; purged before the image is packed.
 BUILD_ONLY_PACKAGES = ["gcc", "libc6-dev", "python3-dev"]
-KEYSTONE_PIP = ["keystone==30.0.0", "PyMySQL<1.2", "uWSGI==2.0.28"]
+KEYSTONE_PIP = ["keystone==30.0.0", "PyMySQL<1.2", "uWSGI==2.0.28", "pymemcache==4.0.0"]
 # Units that would only cost memory or fail in a container; the fixtures enable theirs per host.
-DISABLED_UNITS = ["rabbitmq-server.service", "epmd.socket", "epmd.service"]
+DISABLED_UNITS = ["rabbitmq-server.service", "epmd.socket", "epmd.service", "memcached.service"]
 MASKED_UNITS = [
     "apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer", "fstrim.timer",
     "systemd-udevd.service", "systemd-udev-trigger.service", "getty@tty1.service", "console-getty.service",

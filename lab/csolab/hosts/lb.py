@@ -4,6 +4,12 @@ Round robin over the keystone hosts. The health check exercises the database (la
 Keystone with a broken database still answers ``GET /v3``): it asks for a token for a user that
 does not exist, which costs one user lookup and no bcrypt. 401 means Keystone and its database
 answer; a 500 (database unreachable or refusing) takes the host out.
+
+When the check fails on *every* host, the cause is shared (the database restarts, a failover):
+the load balancer then fails open to the same hosts as backup servers (no check) instead of
+answering 503 to everyone, so Keystone can still answer what it does not need the database for
+(validations from its token cache). A host that is down for itself is still taken out as long as
+another one passes the check.
 """
 
 import csv
@@ -20,6 +26,8 @@ from csolab.hosts import topology
 HEALTH_BODY = json.dumps({"auth": {"identity": {"methods": ["password"], "password": {"user": {
     "name": "lb-health-check", "domain": {"id": "default"}, "password": "not-a-password"}}}}})
 
+FAIL_OPEN_SUFFIX = "-fail-open"
+
 
 def _dir():
     return paths.LAB_DIR / "lb"
@@ -33,6 +41,8 @@ def config():
     address, port = topology.KEYSTONE_LB
     servers = "\n".join(f"    server {name} {topology.HOSTS[name]['ip']}:5000 check"
                         for name in topology.hosts_of("keystone"))
+    servers += "\n" + "\n".join(f"    server {name}{FAIL_OPEN_SUFFIX} {topology.HOSTS[name]['ip']}:5000 backup"
+                                for name in topology.hosts_of("keystone"))
     return f"""global
     maxconn 256
     log stderr format short local0 warning
@@ -52,6 +62,7 @@ frontend keystone
 
 backend keystone
     balance roundrobin
+    option allbackups
     option httpchk
     http-check send meth POST uri /v3/auth/tokens ver HTTP/1.1 hdr Host keystone hdr Content-Type application/json body '{HEALTH_BODY}'
     http-check expect status 401
@@ -100,7 +111,7 @@ def stats_socket():
 
 
 def backend_states():
-    """{server: 'UP'|'DOWN'|...} as haproxy sees the keystone backend."""
+    """{server: 'UP'|'DOWN'|...} as haproxy's check sees the keystone hosts (fail-open backups left out)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(5)
         sock.connect(str(stats_socket()))
@@ -111,6 +122,7 @@ def backend_states():
     states = {}
     for row in rows[1:]:
         record = dict(zip(header, row))
-        if record.get("pxname") == "keystone" and record.get("svname") not in ("FRONTEND", "BACKEND"):
+        if (record.get("pxname") == "keystone" and record.get("svname") not in ("FRONTEND", "BACKEND")
+                and not record["svname"].endswith(FAIL_OPEN_SUFFIX)):
             states[record["svname"]] = record["status"].split()[0]
     return states

@@ -1,15 +1,38 @@
 """Extensions for the RDS and CloudWatch calls moto lacks, following botocore's service model.
 
-Importing this package applies them to moto's response classes and backends. Modules that wrap
-the same moto method compose in import order: a later module's wrapper runs first (outermost).
+Importing this package defines the extensions; ``install()`` applies them. Several extensions
+wrap the same moto method (``modify_db_instance``: engines' validation, pending's deferral,
+restarts' outages, certificates' CA checks, monitoring); ``EXTENSIONS`` is the order in which
+they wrap, innermost first: each one wraps what the ones before it left.
 """
 
-from csolab.moto_ext import engines  # noqa: F401  (catalogue validation, innermost)
-from csolab.moto_ext import pending  # noqa: F401  (deferral of modify_db_instance changes)
-from csolab.moto_ext import certificates  # noqa: F401
-from csolab.moto_ext import monitoring  # noqa: F401
-from csolab.moto_ext import backup_replication  # noqa: F401
-from csolab.moto_ext import cloudwatch_anomaly  # noqa: F401
-from csolab.moto_ext import event_subscriptions  # noqa: F401
-from csolab.moto_ext import iam_managed_policies  # noqa: F401
-from csolab.moto_ext import dataplane_state  # noqa: F401  (the data-plane helper's lab routes and restore wrappers)
+from csolab.moto_ext import (
+    backup_replication,
+    certificates,
+    cloudwatch_anomaly,
+    dataplane_state,
+    engines,
+    event_subscriptions,
+    iam_managed_policies,
+    monitoring,
+    pending,
+    restarts,
+)
+from csolab.moto_ext._common import install_wrappers
+
+EXTENSIONS = (
+    engines,  # catalogue validation: innermost, sees the request as moto will apply it
+    pending,  # when AWS applies a change: defers to the window or applies now
+    restarts,  # what AWS does with a restart: outage, failover, the certificate served
+    certificates,  # CA validation before anything is deferred
+    monitoring,
+    backup_replication,
+    cloudwatch_anomaly,
+    event_subscriptions,
+    iam_managed_policies,  # AWS managed policies moto lacks
+    dataplane_state,  # outermost: dumps data around snapshot/restore calls the others shaped
+)
+
+
+def install():
+    install_wrappers([module.__name__ for module in EXTENSIONS])

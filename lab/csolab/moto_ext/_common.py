@@ -1,4 +1,4 @@
-"""Small helpers shared by the extensions: wrapping moto methods so wrappers compose, backends."""
+"""Small helpers shared by the extensions: wrapping moto methods in an explicit order, backends."""
 
 import functools
 
@@ -7,24 +7,47 @@ from moto.rds.models import rds_backends
 from moto.rds.responses import RDSResponse
 
 
-def around(cls, name):
-    """Wrap ``cls.name`` with ``func(original, self, *args, **kwargs)``.
+_WRAPPERS = []  # (defining module, class, method name, wrapper function), in definition order
+_INSTALLED = []
 
-    The wrapped attribute is whatever is there now (moto's method or another extension's wrapper),
-    so extensions that wrap the same method compose in import order (later = outer).
+
+def around(cls, name):
+    """Register ``func(original, self, *args, **kwargs)`` as a wrapper of ``cls.name``.
+
+    Nothing is wrapped at import: ``install_wrappers`` applies the registered wrappers in the
+    order of an explicit list of extension modules (``csolab.moto_ext.EXTENSIONS``).
     """
 
     def decorate(func):
-        original = getattr(cls, name)
-
-        @functools.wraps(original)
-        def wrapper(self, *args, **kwargs):
-            return func(original, self, *args, **kwargs)
-
-        setattr(cls, name, wrapper)
+        _WRAPPERS.append((func.__module__, cls, name, func))
         return func
 
     return decorate
+
+
+def _wrap(cls, name, func):
+    original = getattr(cls, name)
+
+    @functools.wraps(original)
+    def wrapper(self, *args, **kwargs):
+        return func(original, self, *args, **kwargs)
+
+    setattr(cls, name, wrapper)
+
+
+def install_wrappers(module_names):
+    """Wrap moto's methods, module by module in the given order: a later module's wrapper is outer
+    (it runs first and sees what the inner ones return). Idempotent."""
+    if _INSTALLED:
+        return
+    unlisted = sorted({owner for owner, *_ in _WRAPPERS} - set(module_names))
+    if unlisted:
+        raise RuntimeError(f"moto extensions with wrappers but no place in the order: {unlisted}")
+    for module_name in module_names:
+        for owner, cls, name, func in _WRAPPERS:
+            if owner == module_name:
+                _wrap(cls, name, func)
+    _INSTALLED.append(tuple(module_names))
 
 
 def rds_action(func):

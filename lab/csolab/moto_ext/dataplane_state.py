@@ -1,7 +1,8 @@
 """What the data-plane bridge needs to know about the emulated RDS instances, read in-process.
 
 ``/_lab/dataplane-instances`` answers, per RDS instance in every region: identifier, engine,
-endpoint, CA identifier, master credentials, the *effective* ``require_secure_transport``
+endpoint, the CA of the certificate the running server presents, its restarts (sequence, outage,
+failover, address index: see ``restarts``), master credentials, the *effective* ``require_secure_transport``
 (the parameter group's value once it applies: at once when the group is in sync, only after a
 reboot / the maintenance window while it is ``pending-reboot``), the security groups with the
 sources their ingress rules allow on the instance's port, and where its data comes from
@@ -32,7 +33,8 @@ from moto.rds.models import RDSBackend, rds_backends
 
 from csolab.dataplane import dumps, layout
 from csolab.labapi import lab_route
-from csolab.moto_ext import backup_replication
+from csolab.moto_ext import backup_replication, restarts
+from csolab.moto_ext._common import around
 
 LOG = logging.getLogger(__name__)
 
@@ -164,7 +166,8 @@ def _describe(account_id, region, backend, database):
         "status": database.status,
         "address": database.address,
         "port": port,
-        "ca_certificate_identifier": database.ca_certificate_identifier,
+        "ca_certificate_identifier": restarts.served_ca(database),
+        "restart": restarts.public_restart(database),
         "master_username": database.master_username,
         "master_password": _master_password(database),
         "parameter_group": group_name,
@@ -179,9 +182,12 @@ def _describe(account_id, region, backend, database):
 
 @lab_route("dataplane-instances")
 def _instances(payload):
-    """Every RDS instance the data plane may serve. ``state_dir``: where the bridge keeps its data."""
-    if payload.get("state_dir"):
+    """Every RDS instance the data plane may serve. ``state_dir``: where the bridge keeps its data;
+    ``restarted``: {uid: restart sequence number} the bridge has completed (see ``restarts``)."""
+    from_bridge = bool(payload.get("state_dir"))
+    if from_bridge:
         _STATE["state_dir"] = payload["state_dir"]
+    restarted = payload.get("restarted") or {}  # uid -> the last restart the bridge brought the server back from
     with _LOCK:
         described, seen = [], set()
         for account_id, region, backend in _all_backends():
@@ -190,6 +196,8 @@ def _instances(payload):
                     continue
                 item = _describe(account_id, region, backend, database)
                 seen.add(id(database))
+                if from_bridge and database.engine in SERVED_ENGINES:
+                    restarts.dataplane_report(database, restarted.get(item["uid"]))
                 described.append(item)
         for key in [key for key in _INSTANCES if key not in seen]:
             _APPLIED_RST.pop(_INSTANCES.pop(key)["uid"], None)
@@ -228,17 +236,10 @@ def _snapshot_dump(snapshot):
     return item[1] if item and item[0] is snapshot else None
 
 
-_orig_create_db_snapshot = RDSBackend.create_db_snapshot
-_orig_copy_db_snapshot = RDSBackend.copy_db_snapshot
-_orig_restore_from_snapshot = RDSBackend.restore_db_instance_from_db_snapshot
-_orig_restore_to_pitr = RDSBackend.restore_db_instance_to_point_in_time
-_orig_create_read_replica = RDSBackend.create_db_instance_read_replica
-_orig_delete_db_instance = RDSBackend.delete_db_instance
-
-
-def create_db_snapshot(self, db_instance_identifier, db_snapshot_identifier, *args, **kwargs):
+@around(RDSBackend, "create_db_snapshot")
+def create_db_snapshot(original, self, db_instance_identifier, db_snapshot_identifier, *args, **kwargs):
     with _LOCK:
-        snapshot = _orig_create_db_snapshot(self, db_instance_identifier, db_snapshot_identifier, *args, **kwargs)
+        snapshot = original(self, db_instance_identifier, db_snapshot_identifier, *args, **kwargs)
         label = f"snapshot-{self.region_name}-{db_snapshot_identifier}-{uuid.uuid4().hex[:6]}"
         path = _dump_instance(self.databases.get(db_instance_identifier), label)
         if path:
@@ -246,9 +247,10 @@ def create_db_snapshot(self, db_instance_identifier, db_snapshot_identifier, *ar
         return snapshot
 
 
-def copy_db_snapshot(self, source_db_snapshot_identifier, target_db_snapshot_identifier, *args, **kwargs):
+@around(RDSBackend, "copy_db_snapshot")
+def copy_db_snapshot(original, self, source_db_snapshot_identifier, target_db_snapshot_identifier, *args, **kwargs):
     with _LOCK:
-        target = _orig_copy_db_snapshot(self, source_db_snapshot_identifier, target_db_snapshot_identifier,
+        target = original(self, source_db_snapshot_identifier, target_db_snapshot_identifier,
                                         *args, **kwargs)
         source = _find_snapshot(self, source_db_snapshot_identifier)
         path = _snapshot_dump(source) if source is not None else None
@@ -260,9 +262,10 @@ def copy_db_snapshot(self, source_db_snapshot_identifier, target_db_snapshot_ide
 # The lock is held across moto's call: the instance appears in the backend before the call
 # returns, and the bridge must not see it before it knows where its data comes from.
 
-def restore_db_instance_from_db_snapshot(self, from_snapshot_id, overrides, *args, **kwargs):
+@around(RDSBackend, "restore_db_instance_from_db_snapshot")
+def restore_db_instance_from_db_snapshot(original, self, from_snapshot_id, overrides, *args, **kwargs):
     with _LOCK:
-        database = _orig_restore_from_snapshot(self, from_snapshot_id, overrides, *args, **kwargs)
+        database = original(self, from_snapshot_id, overrides, *args, **kwargs)
         snapshot = _find_snapshot(self, from_snapshot_id)
         _entry(database)["restored_from"] = {
             "kind": "snapshot", "snapshot": from_snapshot_id,
@@ -286,7 +289,8 @@ def _point_in_time_source(backend, source_db_identifier, overrides):
     return database
 
 
-def restore_db_instance_to_point_in_time(self, source_db_identifier, target_db_identifier, overrides, *args, **kwargs):
+@around(RDSBackend, "restore_db_instance_to_point_in_time")
+def restore_db_instance_to_point_in_time(original, self, source_db_identifier, target_db_identifier, overrides, *args, **kwargs):
     with _LOCK:
         source = _point_in_time_source(self, source_db_identifier, overrides)
         label = f"pitr-{self.region_name}-{target_db_identifier}-{uuid.uuid4().hex[:6]}"
@@ -295,7 +299,7 @@ def restore_db_instance_to_point_in_time(self, source_db_identifier, target_db_i
         else:  # the backups outlived their instance: its data as it was deleted
             item = _FINAL_DUMPS.get(id(source))
             path = item[1] if item and item[0] is source else None
-        database = _orig_restore_to_pitr(self, source_db_identifier, target_db_identifier, overrides, *args, **kwargs)
+        database = original(self, source_db_identifier, target_db_identifier, overrides, *args, **kwargs)
         restore_time = (overrides or {}).get("RestoreTime") or (overrides or {}).get("restore_time") or "latest"
         _entry(database)["restored_from"] = {
             "kind": "point-in-time",
@@ -306,7 +310,8 @@ def restore_db_instance_to_point_in_time(self, source_db_identifier, target_db_i
         return database
 
 
-def create_db_instance_read_replica(self, db_kwargs, *args, **kwargs):
+@around(RDSBackend, "create_db_instance_read_replica")
+def create_db_instance_read_replica(original, self, db_kwargs, *args, **kwargs):
     with _LOCK:
         source_id = db_kwargs.get("source_db_instance_identifier", "")
         try:
@@ -315,14 +320,15 @@ def create_db_instance_read_replica(self, db_kwargs, *args, **kwargs):
             source = None
         label = f"replica-{self.region_name}-{db_kwargs.get('db_instance_identifier')}-{uuid.uuid4().hex[:6]}"
         path = _dump_instance(source, label)
-        replica = _orig_create_read_replica(self, db_kwargs, *args, **kwargs)
+        replica = original(self, db_kwargs, *args, **kwargs)
         # moto's replica is a shallow copy of the primary: give it its own entry
         _INSTANCES.pop(id(replica), None)
         _entry(replica)["restored_from"] = {"kind": "read-replica", "source": source_id, "dump": path}
         return replica
 
 
-def delete_db_instance(self, db_instance_identifier, *args, **kwargs):
+@around(RDSBackend, "delete_db_instance")
+def delete_db_instance(original, self, db_instance_identifier, *args, **kwargs):
     """An instance whose automated backups are replicated leaves its data with them (restorable
     in the destination region after the instance is gone)."""
     with _LOCK:
@@ -331,15 +337,7 @@ def delete_db_instance(self, db_instance_identifier, *args, **kwargs):
         if database is not None and backup_replication.active_replications(database.db_instance_arn):
             label = f"final-{self.region_name}-{database.db_instance_identifier}-{uuid.uuid4().hex[:6]}"
             path = _dump_instance(database, label)
-        deleted = _orig_delete_db_instance(self, db_instance_identifier, *args, **kwargs)
+        deleted = original(self, db_instance_identifier, *args, **kwargs)
         if path:
             _FINAL_DUMPS[id(deleted)] = (deleted, path)
         return deleted
-
-
-RDSBackend.create_db_snapshot = create_db_snapshot
-RDSBackend.copy_db_snapshot = copy_db_snapshot
-RDSBackend.restore_db_instance_from_db_snapshot = restore_db_instance_from_db_snapshot
-RDSBackend.restore_db_instance_to_point_in_time = restore_db_instance_to_point_in_time
-RDSBackend.create_db_instance_read_replica = create_db_instance_read_replica
-RDSBackend.delete_db_instance = delete_db_instance

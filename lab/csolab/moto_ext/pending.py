@@ -1,44 +1,116 @@
-"""Pending modifications, parameter apply status, and pending maintenance actions.
+"""When AWS applies a ``modify_db_instance`` change, and which changes restart the instance.
 
-AWS defers some ``modify_db_instance`` changes to the maintenance window unless
-``ApplyImmediately=True`` (then they, and everything already pending, apply at once); others
-always apply at once. Deferred changes show in ``PendingModifiedValues``. The lab route
-``maintenance-window`` plays the window. A new parameter group, or a static parameter change,
-leaves the instance ``pending-reboot`` until ``reboot_db_instance``; a dynamic change is
-``applying`` for a moment, then ``in-sync``.
+Written from AWS's documentation (the RDS User Guide pages named per rule below), not from the
+collection's own rules (``plugins/module_utils/instance_plan.py``): the lab is what the module is
+checked against.
+
+* "Using the schedule modifications setting" (USER_ModifyInstance.ApplyImmediately): changes
+  that wait go to the pending modifications queue (``PendingModifiedValues``) and apply in the
+  next maintenance window; ``ApplyImmediately=True`` applies the request *and everything already
+  pending* at once. Modifying back to the current value reverts a pending change.
+* "Settings for DB instances" (USER_ModifyInstance.Settings): per setting, the "When the change
+  occurs" column (immediately / with ApplyImmediately or in the window) and the "Downtime notes"
+  column (which changes restart the instance). ``RULES`` below carries one row per setting the lab
+  defers or restarts for; settings not listed apply at once without downtime (VPC security groups,
+  deletion protection, backup window, maintenance window, copy tags, minor version upgrade flag,
+  log exports, Performance Insights, monitoring, public accessibility, master password handling).
+* "Working with parameter groups" / "Working with DB parameter groups": associating a new group
+  changes the name at once without downtime, but its parameters apply only after a reboot
+  without failover (``pending-reboot``); a static parameter change is ``pending-reboot``; a
+  dynamic one applies at once (``applying``, then ``in-sync``) unless its ``ApplyMethod`` is
+  ``pending-reboot``.
+* "Rebooting a DB instance": a reboot applies pending-reboot parameters (``in-sync`` after it).
+* "Updating applications to connect using new SSL/TLS certificates" and ModifyDBInstance
+  ``CertificateRotationRestart``: a CA change restarts the instance by default and the
+  certificate is not updated until the restart; without the restart, the certificate changes at
+  once only where the engine version says ``SupportsCertificateRotationWithoutRestart``
+  (DescribeDBEngineVersions); otherwise it waits for the next restart.
+
+The lab route ``maintenance-window`` plays the window.
 """
 
 import datetime
 import time
+from dataclasses import dataclass
 
 from moto.rds.exceptions import DBParameterGroupNotFoundError, RDSClientError
 from moto.rds.models import DBInstance, RDSBackend
 from moto.core.responses import ActionResult
 
 from csolab.labapi import lab_route
-from csolab.moto_ext import catalogue
+from csolab.moto_ext import catalogue, engines, restarts
 from csolab.moto_ext.engines import ensure_default_parameter_group
 from csolab.moto_ext._common import around, created_rds_backends, get, rds_action
 
 APPLYING_SECONDS = 1.0
+SETTINGS_PAGE = "RDS User Guide, Settings for DB instances"
 
-# modify_db_instance argument -> (PendingModifiedValues key, DBInstance attribute holding the current value)
-DEFERRED = {
-    "db_instance_class": ("DBInstanceClass", "db_instance_class"),
-    "allocated_storage": ("AllocatedStorage", "allocated_storage"),
-    "multi_az": ("MultiAZ", "multi_az"),
-    "engine_version": ("EngineVersion", "engine_version"),
-    "license_model": ("LicenseModel", "license_model"),
-    "iops": ("Iops", "iops"),
-    "storage_throughput": ("StorageThroughput", "storage_throughput"),
-    "storage_type": ("StorageType", "storage_type"),
-    "ca_certificate_identifier": ("CACertificateIdentifier", "ca_certificate_identifier"),
-    "db_subnet_group_name": ("DBSubnetGroupName", "db_subnet_group_name"),
-    "enable_iam_database_authentication": ("IAMDatabaseAuthenticationEnabled", "enable_iam_database_authentication"),
-    "new_db_instance_identifier": ("DBInstanceIdentifier", "db_instance_identifier"),
-    "backup_retention_period": ("BackupRetentionPeriod", "backup_retention_period"),
+
+def _always(_instance, _value):
+    return True
+
+
+def _never(_instance, _value):
+    return False
+
+
+def _backups_switched(instance, value):
+    """Backup retention: only turning backups on (0 -> n) or off (n -> 0) waits for the window and
+    causes an outage; other retention changes apply at once (also "Backup retention period")."""
+    return (instance.backup_retention_period == 0) != (value == 0)
+
+
+def _magnetic_involved(instance, value):
+    """Storage type: the page lists a brief outage while a change from or to magnetic (``standard``)
+    starts; the lab treats other storage type changes as without downtime."""
+    return "standard" in (instance.storage_type, value)
+
+
+@dataclass(frozen=True)
+class Rule:
+    pending_key: str  # the PendingModifiedValues key
+    attribute: str  # the DBInstance attribute holding the current value
+    waits: object  # (instance, value) -> whether it waits for the window without ApplyImmediately
+    restarts: object  # (instance, value) -> whether applying it restarts the instance
+    source: str
+
+
+# modify_db_instance argument -> Rule
+RULES = {
+    "db_instance_class": Rule("DBInstanceClass", "db_instance_class", _always, _always,
+                              f"{SETTINGS_PAGE}: DB instance class - window unless applied immediately; downtime occurs"),
+    "engine_version": Rule("EngineVersion", "engine_version", _always, _always,
+                           f"{SETTINGS_PAGE}: DB engine version - window unless applied immediately; downtime occurs"),
+    "ca_certificate_identifier": Rule(
+        "CACertificateIdentifier", "ca_certificate_identifier", _always, _always,
+        f"{SETTINGS_PAGE}: Certificate authority - window unless applied immediately; an outage unless the engine "
+        "rotates without restart (see _ca_rotation_restarts)"),
+    "allocated_storage": Rule("AllocatedStorage", "allocated_storage", _always, _never,
+                              f"{SETTINGS_PAGE}: Allocated storage - window unless applied immediately; no downtime"),
+    "iops": Rule("Iops", "iops", _always, _never,
+                 f"{SETTINGS_PAGE}: Provisioned IOPS - window unless applied immediately; no downtime"),
+    "storage_throughput": Rule("StorageThroughput", "storage_throughput", _always, _never,
+                               f"{SETTINGS_PAGE}: Storage throughput - window unless applied immediately; no downtime"),
+    "storage_type": Rule("StorageType", "storage_type", _always, _magnetic_involved,
+                         f"{SETTINGS_PAGE}: Storage type - window unless applied immediately; brief outage from/to magnetic"),
+    "multi_az": Rule("MultiAZ", "multi_az", _always, _never,
+                     f"{SETTINGS_PAGE}: Multi-AZ deployment - window unless applied immediately; no downtime"),
+    "license_model": Rule("LicenseModel", "license_model", _always, _never,
+                          f"{SETTINGS_PAGE}: License model - window unless applied immediately"),
+    "db_subnet_group_name": Rule("DBSubnetGroupName", "db_subnet_group_name", _always, _never,
+                                 f"{SETTINGS_PAGE}: DB subnet group - window unless applied immediately"),
+    "enable_iam_database_authentication": Rule(
+        "IAMDatabaseAuthenticationEnabled", "enable_iam_database_authentication", _always, _never,
+        f"{SETTINGS_PAGE}: IAM DB authentication - window unless applied immediately; no downtime"),
+    "new_db_instance_identifier": Rule(
+        "DBInstanceIdentifier", "db_instance_identifier", _always, _never,
+        f"{SETTINGS_PAGE}: DB instance identifier - window unless applied immediately"),
+    "backup_retention_period": Rule(
+        "BackupRetentionPeriod", "backup_retention_period", _backups_switched, _backups_switched,
+        f"{SETTINGS_PAGE}: Backup retention period; RDS User Guide, Backup retention period - an outage "
+        "occurs when changing from 0 to nonzero or nonzero to 0"),
 }
-ARGUMENT_FOR = {pending_key: argument for argument, (pending_key, _attr) in DEFERRED.items()}
+ARGUMENT_FOR = {rule.pending_key: argument for argument, rule in RULES.items()}
 
 
 def pending_of(instance):
@@ -47,56 +119,101 @@ def pending_of(instance):
     return instance._lab_pending
 
 
-def _defers(argument, instance, value):
-    """Whether AWS waits for the maintenance window with this change (ApplyImmediately=False)."""
-    if argument == "backup_retention_period":
-        # Only turning backups on or off waits; other retention changes apply at once.
-        return (instance.backup_retention_period == 0) != (value == 0)
-    return True
+def _current(instance, argument):
+    return getattr(instance, RULES[argument].attribute, None)
+
+
+def _supports_rotation_without_restart(instance):
+    """DescribeDBEngineVersions ``SupportsCertificateRotationWithoutRestart`` of the instance's version."""
+    entries = engines.engine_versions(engine=instance.engine, version=instance.engine_version)
+    return any(entry.get("SupportsCertificateRotationWithoutRestart") for entry in entries)
+
+
+def _ca_rotation_restarts(instance):
+    """ModifyDBInstance ``CertificateRotationRestart`` (default true): the instance restarts and the
+    certificate changes with the restart; false = no restart, and the new certificate is served at
+    once only if the engine version supports it, else at the next restart."""
+    return instance.__dict__.get("_lab_ca_rotation_restart", True)
 
 
 def _split_deferred(instance, db_kwargs):
-    """Move deferred changes out of ``db_kwargs``; drop no-op changes. Returns the deferred ones."""
+    """Move changes that wait for the window out of ``db_kwargs``; drop no-op changes. Returns them."""
     deferred = {}
-    for argument, (pending_key, attribute) in DEFERRED.items():
+    for argument, rule in RULES.items():
         value = db_kwargs.get(argument)
         if value is None:
             continue
-        if value == getattr(instance, attribute, None):
+        if value == _current(instance, argument):
             del db_kwargs[argument]
-            pending_of(instance).pop(pending_key, None)  # asking for the current value cancels a pending change
-        elif _defers(argument, instance, value):
-            deferred[pending_key] = value
+            pending_of(instance).pop(rule.pending_key, None)  # asking for the current value reverts a pending change
+        elif rule.waits(instance, value):
+            deferred[rule.pending_key] = value
             del db_kwargs[argument]
     return deferred
+
+
+def _with_everything_pending(instance, db_kwargs):
+    """ApplyImmediately: the request plus the queue, without changes to the current value."""
+    for pending_key, value in list(pending_of(instance).items()):
+        db_kwargs.setdefault(ARGUMENT_FOR[pending_key], value)
+    for argument in list(db_kwargs):
+        if argument in RULES and db_kwargs[argument] is not None and db_kwargs[argument] == _current(instance, argument):
+            del db_kwargs[argument]
+
+
+def _restart_reasons(instance, db_kwargs):
+    """The settings in ``db_kwargs`` (about to apply) whose change restarts the instance."""
+    reasons = []
+    for argument, rule in RULES.items():
+        value = db_kwargs.get(argument)
+        if value is None or value == _current(instance, argument) or not rule.restarts(instance, value):
+            continue
+        if argument == "ca_certificate_identifier" and not _ca_rotation_restarts(instance):
+            continue
+        reasons.append(rule.pending_key)
+    return reasons
+
+
+def _rotate_ca_without_restart(instance, ca_before):
+    """The CA changed without a restart: the new certificate now, or at the next restart."""
+    if not _supports_rotation_without_restart(instance):
+        restarts.keep_served_ca_until_restart(instance, instance.__dict__.get("_lab_served_ca") or ca_before)
 
 
 @around(RDSBackend, "modify_db_instance")
 def _modify_db_instance(original, backend, db_instance_identifier, db_kwargs):
     instance = backend.describe_db_instances(db_instance_identifier)[0]
-    pending = pending_of(instance)
     new_group = get(db_kwargs, "db_parameter_group_name")
     if new_group:
         _ensure_default_group(backend, instance, new_group)
+    if db_kwargs.get("certificate_rotation_restart") is not None:
+        instance._lab_ca_rotation_restart = bool(db_kwargs["certificate_rotation_restart"])
     applying_now = bool(db_kwargs.get("apply_immediately"))
     if applying_now:
-        # AWS applies what was already pending together with this request.
-        for pending_key, value in list(pending.items()):
-            db_kwargs.setdefault(ARGUMENT_FOR[pending_key], value)
-        for argument in list(db_kwargs):
-            if argument in DEFERRED and db_kwargs[argument] is not None:
-                _pending_key, attribute = DEFERRED[argument]
-                if db_kwargs[argument] == getattr(instance, attribute, None):
-                    del db_kwargs[argument]
+        _with_everything_pending(instance, db_kwargs)
     else:
-        pending.update(_split_deferred(instance, db_kwargs))
-    old_group = instance.db_parameter_groups()[0].name
+        pending_of(instance).update(_split_deferred(instance, db_kwargs))
+    reasons = _restart_reasons(instance, db_kwargs)
+    ca_before, old_group = instance.ca_certificate_identifier, instance.db_parameter_groups()[0].name
     result = original(backend, db_instance_identifier, db_kwargs)
     if applying_now:
-        pending.clear()
+        pending_of(instance).clear()
     if new_group and new_group.lower() != old_group.lower():
-        set_parameter_apply_status(instance, "pending-reboot")
+        set_parameter_apply_status(result, "pending-reboot")
+    if result.ca_certificate_identifier != ca_before:
+        if "CACertificateIdentifier" not in reasons:
+            _rotate_ca_without_restart(result, ca_before)
+        result._lab_ca_rotation_restart = True  # the flag belongs to the request that changed the CA
+    if reasons:
+        _restart_for(result, reasons)
     return result
+
+
+def _restart_for(instance, reasons):
+    """A restart applied by a modification also applies pending-reboot parameters ("Rebooting a DB
+    instance": the restart is a reboot without failover)."""
+    restarts.restart(instance, "modification: " + ", ".join(reasons))
+    set_parameter_apply_status(instance, "in-sync")
 
 
 def _ensure_default_group(backend, instance, name):
@@ -113,8 +230,6 @@ def apply_pending(backend, instance):
     arguments = {ARGUMENT_FOR[key]: value for key, value in pending.items()}
     arguments["apply_immediately"] = True
     RDSBackend.modify_db_instance(backend, instance.db_instance_identifier, arguments)
-    # These changes restart the instance, which also applies pending-reboot parameters.
-    set_parameter_apply_status(instance, "in-sync")
     return pending
 
 
@@ -170,9 +285,11 @@ def _modify_db_parameter_group(original, backend, db_parameter_group_name, db_pa
 
 
 @around(RDSBackend, "reboot_db_instance")
-def _reboot_db_instance(original, backend, db_instance_identifier, *args, **kwargs):
-    instance = original(backend, db_instance_identifier, *args, **kwargs)
-    set_parameter_apply_status(instance, "in-sync")
+def _reboot_db_instance(original, backend, db_instance_identifier, force_failover=False):
+    """"Working with parameter groups": pending-reboot parameters apply with a reboot *without* failover."""
+    instance = original(backend, db_instance_identifier)
+    if not force_failover:
+        set_parameter_apply_status(instance, "in-sync")
     return instance
 
 

@@ -13,7 +13,10 @@ tests run in file order and build on each other's end state:
    the load balancer) and zero CSO health failures; the database refuses plaintext; a second run
    changes nothing;
 5. rollback_tls.yml restores the previous state within 60 s and authentication works;
-6. an interrupted phase 1 (``phase1_stop_after``) re-run reaches the same end state as in 4.
+6. an interrupted phase 1 (``phase1_stop_after``) re-run reaches the same end state as in 4;
+7. CA rotation: a host whose bundle lacks the new CA stops step ca_rotation before the instance is
+   touched; then the rotation end to end (one restart, every host verifies the new CA, the probe
+   sees failures only during the restart), and a second run changes nothing.
 
 Runs 5 and 6's resumed run are made at ``-vvv --diff`` with the default output, and that output
 must hold no secret the lab knows (``csolab.leaks``).
@@ -292,6 +295,98 @@ def test_interrupted_phase1_reaches_the_same_end_state(phase1_lab, aws_env_modul
         assert host_checksums() == end_state["checksums"]
     again = run_ansible(aws_env_module, "phase1.yml")
     assert total(again, "changed") == 0, changed_tasks(again)
+
+
+# Step ca_rotation, on the converged lab (TLS enforced): from the seeded CA to another lab CA.
+SEEDED_CA, NEW_CA = "rds-ca-rsa2048-g1", "rds-ca-rsa4096-g1"
+TO_THE_NEW_CA = ("-e", f"phase1_ca_certificate_identifier={NEW_CA}", "-e", "phase1_stop_after=ca_rotation")
+
+
+def served_ca():
+    from csolab import dataplane
+
+    return dataplane.status()["instances"][DB]["ca_certificate_identifier"]
+
+
+def instance_ca(lab):
+    return rds(lab).describe_db_instances(DBInstanceIdentifier=DB)["DBInstances"][0]["CACertificateIdentifier"]
+
+
+def converge_phase1_unless_done(env):
+    """The state the tests before these leave (phase 1 converged), also when they run alone (-k)."""
+    if not requires_tls():
+        completed = run_ansible(env, "phase1.yml", "-e", "phase1_stop_after=tls_enforcement")
+        assert completed.returncode == 0, failure_messages(completed)
+        assert wait_requires_tls(True)
+
+
+@pytest.mark.hosts
+@pytest.mark.lab
+def test_a_host_without_the_new_ca_stops_the_rotation_before_the_instance_is_touched(phase1_lab, aws_env_module, tmp_path):
+    """keystone-2's bundle holds the seeded CA only: it verifies the database today (step hosts_tls
+    installs it), but would lose it after the rotation."""
+    from csolab import dataplane
+
+    converge_phase1_unless_done(aws_env_module)
+    assert served_ca() == SEEDED_CA == instance_ca(phase1_lab)
+    overlay = tmp_path / "keystone-2-old-ca-only.yml"
+    overlay.write_text(json.dumps({"all": {"children": {"keystone": {"hosts": {"keystone-2": {
+        "rds_ca_bundle_sources": [{"src": str(dataplane.ca_path(SEEDED_CA))}]}}}}}}))
+    phase1_lab.clear_calls()
+
+    completed = run_ansible(aws_env_module, "phase1.yml", *TO_THE_NEW_CA, inventories=("inventories/lab", str(overlay)))
+
+    assert completed.returncode != 0, "the rotation must stop"
+    refusal = [message for message in failure_messages(completed) if "NOT rotating the CA" in message]
+    assert refusal, failure_messages(completed)
+    assert f"keystone-2: the CA bundle /etc/ssl/rds/rds-ca-bundle.pem (1 certificates) lacks {NEW_CA}" in refusal[0], refusal
+    assert "keystone-1:" not in refusal[0] and "cso-1:" not in refusal[0], refusal
+    actions = [call["action"] for call in phase1_lab.calls()]
+    assert "ModifyDBInstance" not in actions and "RebootDBInstance" not in actions, actions
+    assert instance_ca(phase1_lab) == SEEDED_CA and served_ca() == SEEDED_CA
+
+
+@pytest.mark.hosts
+@pytest.mark.lab
+def test_ca_rotation_end_to_end(phase1_lab, aws_env_module, tmp_path):
+    from csolab import dataplane
+    from csolab.probe import BackgroundProbe
+
+    converge_phase1_unless_done(aws_env_module)
+    assert served_ca() == SEEDED_CA
+    summary_path = tmp_path / "phase1-summary.json"
+    probe = BackgroundProbe(tmp_path / "probe.json").start()
+    started = time.time()
+    phase1_lab.clear_calls()
+    try:
+        try:
+            first = run_ansible(aws_env_module, "phase1.yml", *TO_THE_NEW_CA, "-e", f"phase1_summary_path={summary_path}")
+        finally:
+            summary = probe.stop()
+        assert first.returncode == 0, failure_messages(first) or first.stderr[-2000:]
+        restarts = dataplane.restarts_since(started)
+        actions = [call["action"] for call in phase1_lab.mutating_calls()]
+        assert served_ca() == NEW_CA == instance_ca(phase1_lab)
+        assert [(r["instance"], r["up"] is not None) for r in restarts] == [(DB, True)], restarts
+        assert actions.count("ModifyDBInstance") == 1 and "RebootDBInstance" not in actions, actions
+        assert failures_outside_restarts(summary, restarts) == [], summary["failure_log"][:5]
+        step = json.loads(summary_path.read_text())["steps"]["ca_rotation"]
+        assert step["changed"] is True and step["detail"].startswith(f"{SEEDED_CA} -> {NEW_CA} (one restart)"), step
+        for host in HOST_FILES:
+            assert f"{host}: verified TLS session against {NEW_CA} alone" in step["detail"], step
+
+        phase1_lab.clear_calls()
+        again = run_ansible(aws_env_module, "phase1.yml", *TO_THE_NEW_CA)
+        assert again.returncode == 0, failure_messages(again)
+        assert total(again, "changed") == 0, changed_tasks(again)
+        assert [call["action"] for call in phase1_lab.mutating_calls()] == []
+        assert dataplane.restarts_since(started) == restarts
+    finally:
+        # back to the seeded CA for the tests after this one (one more restart, outside the measurement)
+        rds(phase1_lab).modify_db_instance(DBInstanceIdentifier=DB, CACertificateIdentifier=SEEDED_CA,
+                                           ApplyImmediately=True)
+        dataplane.wait_ready(DB, timeout=60, predicate=lambda entry: entry["ca_certificate_identifier"] == SEEDED_CA and entry["ready"])
+        dataplane.wait_restarts_over()
 
 
 @pytest.mark.lab

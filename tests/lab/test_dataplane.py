@@ -512,6 +512,41 @@ def test_ca_rotation_with_restart_serves_the_new_ca_after_the_outage(served, aws
     connect(endpoint, ca=new_ca).close()
 
 
+def _ca_with_fingerprint(bundle, sha1_hex, directory):
+    """The certificate of ``bundle`` whose SHA-1 fingerprint is ``sha1_hex``, alone in a file (None if none)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    for cert in x509.load_pem_x509_certificates(bundle.read_bytes()):
+        if cert.fingerprint(hashes.SHA1()).hex() == sha1_hex:
+            path = directory / f"{sha1_hex}.pem"
+            path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+            return path
+    return None
+
+
+def test_the_thumbprint_names_the_ca_the_rotated_instance_serves(served, aws_lab, outage, tmp_path):
+    """DescribeCertificates' Thumbprint of the instance's new CA picks, out of the global bundle,
+    the one CA that verifies the certificate the data plane serves after the rotation."""
+    rds = aws_lab.boto3("rds")
+    endpoint = dataplane.endpoint_for("cso-lab-db")
+    thumbprints = {c["CertificateIdentifier"]: c["Thumbprint"] for c in rds.describe_certificates()["Certificates"]}
+    new_ca = _ca_with_fingerprint(dataplane.ca_bundle_path(), thumbprints["rds-ca-rsa4096-g1"], tmp_path)
+    old_ca = _ca_with_fingerprint(dataplane.ca_bundle_path(), thumbprints["rds-ca-rsa2048-g1"], tmp_path)
+    assert new_ca and old_ca
+    with pytest.raises(pymysql.err.OperationalError, match="CERTIFICATE_VERIFY_FAILED"):
+        connect(endpoint, ca=new_ca)  # not yet: the instance is on the seeded CA
+
+    rds.modify_db_instance(DBInstanceIdentifier="cso-lab-db", CACertificateIdentifier="rds-ca-rsa4096-g1",
+                           ApplyImmediately=True)
+    wait_available(rds)
+    wait_served(aws_lab, "cso-lab-db", timeout=15, ready=True, ca_certificate_identifier="rds-ca-rsa4096-g1")
+
+    connect(endpoint, ca=new_ca).close()
+    with pytest.raises(pymysql.err.OperationalError, match="CERTIFICATE_VERIFY_FAILED"):
+        connect(endpoint, ca=old_ca)
+
+
 def test_ca_rotation_without_restart_where_the_engine_supports_it(served, aws_lab, outage):
     rds = aws_lab.boto3("rds")
     version = rds.describe_db_instances(DBInstanceIdentifier="cso-lab-db")["DBInstances"][0]["EngineVersion"]

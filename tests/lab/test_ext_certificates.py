@@ -1,6 +1,7 @@
 """Contract: describe_certificates, instance CA and CertificateDetails, CA changes."""
 
 import datetime
+import subprocess
 
 import pytest
 from botocore.exceptions import ClientError
@@ -35,6 +36,28 @@ def test_certificate_catalogue(lab):
         assert certificate["CertificateArn"].endswith(f":cert:{certificate['CertificateIdentifier']}")
     for current in ("rds-ca-rsa2048-g1", "rds-ca-rsa4096-g1", "rds-ca-ecc384-g1"):
         assert certificates[current]["ValidTill"] > now + datetime.timedelta(days=365 * 30)
+
+
+def openssl_sha1(pem_path):
+    """``openssl x509 -noout -fingerprint -sha1`` as lower-case hex without colons."""
+    out = subprocess.run(["openssl", "x509", "-noout", "-fingerprint", "-sha1", "-in", str(pem_path)],
+                         capture_output=True, text=True, check=True).stdout
+    return out.strip().split("=", 1)[1].replace(":", "").lower()
+
+
+def test_thumbprint_is_the_sha1_fingerprint_of_the_lab_ca(lab):
+    from csolab import dataplane
+
+    rds = lab.boto3("rds")
+    certificates = {c["CertificateIdentifier"]: c["Thumbprint"] for c in rds.describe_certificates()["Certificates"]}
+    other_region = {c["CertificateIdentifier"]: c["Thumbprint"]
+                    for c in lab.boto3("rds", region="eu-west-1").describe_certificates()["Certificates"]}
+
+    fingerprints = {identifier: openssl_sha1(dataplane.ca_path(identifier)) for identifier in certificates}
+    assert certificates == fingerprints
+    assert len(set(certificates.values())) == len(certificates)
+    assert openssl_sha1(dataplane.rogue_ca_path()) not in certificates.values()
+    assert other_region == certificates  # one lab CA per identifier, whatever the region
 
 
 def test_describe_one_certificate_and_an_unknown_one(lab):

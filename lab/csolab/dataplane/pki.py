@@ -8,6 +8,7 @@ with SAN = the endpoint DNS name plus the instance's addresses.
 """
 
 import datetime
+import fcntl
 import ipaddress
 import os
 from pathlib import Path
@@ -89,21 +90,33 @@ def _ensure_ca(directory, identifier, common_name, kind, size):
 
 
 def ensure(state_dir=None):
-    """Create the CAs, the bundle and the rogue CA once; return the pki directory."""
+    """Create the CAs, the bundle and the rogue CA once; return the pki directory.
+
+    Two processes may ask at once (the bridge, and the AWS lab server that reports each CA's
+    thumbprint): a lock file serializes them, so a CA's key and certificate always match."""
     directory = layout.pki_dir(layout.state_dir(state_dir))
     directory.mkdir(parents=True, exist_ok=True)
-    pems = []
-    for identifier, (kind, size) in CERTIFICATE_AUTHORITIES.items():
-        region_name = f"Amazon RDS {identifier} Root CA (lab)"
-        pems.append(_ensure_ca(directory, identifier, region_name, kind, size).read_bytes())
-    _ensure_ca(directory, ROGUE, "Rogue CA that no RDS instance uses (lab)", "rsa", 2048)
-    bundle = directory / BUNDLE_NAME
-    content = b"".join(pems)
-    if not bundle.exists() or bundle.read_bytes() != content:
-        partial = bundle.with_suffix(".partial")
-        partial.write_bytes(content)
-        partial.replace(bundle)
+    with open(directory / ".lock", "a", encoding="ascii") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        pems = []
+        for identifier, (kind, size) in CERTIFICATE_AUTHORITIES.items():
+            region_name = f"Amazon RDS {identifier} Root CA (lab)"
+            pems.append(_ensure_ca(directory, identifier, region_name, kind, size).read_bytes())
+        _ensure_ca(directory, ROGUE, "Rogue CA that no RDS instance uses (lab)", "rsa", 2048)
+        bundle = directory / BUNDLE_NAME
+        content = b"".join(pems)
+        if not bundle.exists() or bundle.read_bytes() != content:
+            partial = bundle.with_suffix(".partial")
+            partial.write_bytes(content)
+            partial.replace(bundle)
     return directory
+
+
+def sha1_fingerprint(identifier, state_dir=None):
+    """The CA certificate's SHA-1 fingerprint (lower-case hex), as ``openssl x509 -fingerprint -sha1``
+    prints it without the colons."""
+    cert = x509.load_pem_x509_certificate(ca_path(identifier, state_dir).read_bytes())
+    return cert.fingerprint(hashes.SHA1()).hex()  # noqa: S303 (a fingerprint, as RDS reports it)
 
 
 def ca_path(identifier, state_dir=None):

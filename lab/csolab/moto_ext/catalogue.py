@@ -5,7 +5,6 @@ describe-engine-default-parameters, describe-certificates); trimmed to what the 
 """
 
 import datetime
-import hashlib
 
 UTC = datetime.timezone.utc
 
@@ -26,9 +25,6 @@ CERTIFICATE_AUTHORITIES = {
 # What engine versions list as SupportedCACertificateIdentifiers (the expired CA is gone).
 SUPPORTED_CAS = ["rds-ca-ecc384-g1", "rds-ca-rsa2048-g1", "rds-ca-rsa4096-g1"]
 
-
-def certificate_thumbprint(identifier, region):
-    return hashlib.sha1(f"{region}/{identifier}".encode()).hexdigest()  # noqa: S324 (an id, not security)
 
 
 # --- Engine versions ----------------------------------------------------------------------------

@@ -1,6 +1,13 @@
 """RDS certificate authorities: ``describe_certificates``, an instance's ``CACertificateIdentifier``
 (the regional default for new instances) and ``CertificateDetails``, and CA validation on
 create/modify. Whether a CA change waits for the maintenance window is decided in ``pending``.
+
+``Thumbprint`` (AWS: RDS API Reference, "Certificate": "The thumbprint of the certificate"; RDS
+returns 40 hex digits, the SHA-1 fingerprint of the CA certificate, as for every X.509 thumbprint
+AWS reports) is the SHA-1 fingerprint of the lab CA certificate the data plane signs servers with
+for that identifier (``csolab.dataplane.pki``, in the data plane's state dir: the one the bridge
+reports, else the lab dir). AWS has one root CA per identifier and region; the lab has one per
+identifier, so every region reports the same thumbprint.
 """
 
 import datetime
@@ -10,7 +17,8 @@ from moto.core.utils import utcnow
 from moto.rds.exceptions import RDSClientError
 from moto.rds.models import DBInstance, RDSBackend
 
-from csolab.moto_ext import catalogue
+from csolab.dataplane import pki
+from csolab.moto_ext import catalogue, dataplane_state
 from csolab.moto_ext._common import around, get, rds_action
 
 SERVER_CERTIFICATE_LIFETIME = datetime.timedelta(days=365)
@@ -26,12 +34,17 @@ def certificate(identifier, region, account_id):
     return {
         "CertificateIdentifier": identifier,
         "CertificateType": "CA",
-        "Thumbprint": catalogue.certificate_thumbprint(identifier, region),
+        "Thumbprint": thumbprint(identifier),
         "ValidFrom": valid_from,
         "ValidTill": valid_till,
         "CertificateArn": f"arn:aws:rds:{region}:{account_id}:cert:{identifier}",
         "CustomerOverride": False,
     }
+
+
+def thumbprint(identifier):
+    """The SHA-1 fingerprint of the CA certificate the data plane uses for ``identifier``."""
+    return pki.sha1_fingerprint(identifier, dataplane_state.state_dir())
 
 
 def validate_ca(identifier):

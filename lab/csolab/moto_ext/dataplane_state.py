@@ -62,6 +62,11 @@ def _state_dir():
     return Path(_STATE["state_dir"]) if _STATE["state_dir"] else None
 
 
+def state_dir():
+    """The data plane's state dir as the bridge last reported it (None before it polled)."""
+    return _state_dir()
+
+
 def _all_backends():
     for account_id, regions in list(rds_backends.items()):
         for region, backend in list(regions.items()):

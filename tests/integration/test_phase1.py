@@ -12,7 +12,10 @@ tests run in file order and build on each other's end state:
 4. phase 1 converges with the probe running: zero failed token validations (per host and through
    the load balancer) and zero CSO health failures; the database refuses plaintext; a second run
    changes nothing;
-5. rollback_tls.yml restores the previous state within 60 s and authentication works;
+5. rollback_tls.yml by default only lifts the database's TLS requirement: the hosts' files are
+   unchanged and the services work; with ``rollback_tls_restore_hosts=true`` a host whose restored
+   file breaks its service gets the file from before the rollback back (and serves); with it on,
+   rollback_tls.yml restores the previous state within 60 s and authentication works;
 6. an interrupted phase 1 (``phase1_stop_after``) re-run reaches the same end state as in 4;
 7. CA rotation: a host whose bundle lacks the new CA stops step ca_rotation before the instance is
    touched; then the rotation end to end (one restart, every host verifies the new CA, the probe
@@ -39,6 +42,8 @@ KEYSTONE_HOSTS = ("keystone-1", "keystone-2")
 HOST_FILES = {"keystone-1": "/etc/keystone/keystone.conf", "keystone-2": "/etc/keystone/keystone.conf",
               "cso-1": "/opt/cso/setup.properties"}
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
+# rollback_tls.yml leaves the hosts' files alone unless asked to restore them
+RESTORE_HOSTS = ("-e", "rollback_tls_restore_hosts=true")
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +51,10 @@ def phase1_lab(host_lab, aws_env_module):
     """Start from the database accepting plaintext and the hosts on their previous settings:
     rolled back unless the lab is already there (no TLS requirement, no role backup on a host)."""
     if requires_tls() or any(role_backups().values()):
-        completed = run_ansible(aws_env_module, "rollback_tls.yml")
+        completed = run_ansible(aws_env_module, "rollback_tls.yml", *RESTORE_HOSTS)
         assert completed.returncode == 0, completed.stdout[-3000:]
     yield host_lab
-    completed = run_ansible(aws_env_module, "rollback_tls.yml")
+    completed = run_ansible(aws_env_module, "rollback_tls.yml", *RESTORE_HOSTS)
     assert completed.returncode == 0, completed.stdout[-3000:]
 
 
@@ -259,12 +264,102 @@ def test_phase1_converges_without_failed_validations(phase1_lab, aws_env_module,
     end_state["checksums"] = host_checksums()
 
 
+def hosts_on_tls():
+    from csolab.hosts import fixtures
+
+    keystone = all("ssl_ca=" in fixtures.sh(host, "grep '^connection' /etc/keystone/keystone.conf").stdout
+                   for host in KEYSTONE_HOSTS)
+    return keystone and "useSSL=true" in fixtures.sh("cso-1", "grep '^db.url=' /opt/cso/setup.properties").stdout
+
+
+def ensure_phase1_converged(env):
+    """The state these rollback tests start from (test 4's end state); converged here when a test
+    runs alone (-k)."""
+    if requires_tls() and hosts_on_tls():
+        return
+    completed = run_ansible(env, "phase1.yml")
+    assert completed.returncode == 0, failure_messages(completed) or completed.stderr[-2000:]
+    assert wait_requires_tls(True) and hosts_on_tls()
+
+
+def instance_require_secure_transport(lab):
+    """The value in the instance's parameter group, through the AWS API."""
+    client = rds(lab)
+    group = client.describe_db_instances(DBInstanceIdentifier=DB)["DBInstances"][0]["DBParameterGroups"][0]
+    pages = client.get_paginator("describe_db_parameters").paginate(DBParameterGroupName=group["DBParameterGroupName"])
+    values = [p.get("ParameterValue") for page in pages for p in page["Parameters"]
+              if p["ParameterName"] == "require_secure_transport"]
+    return group["DBParameterGroupName"], (values or [None])[0]
+
+
+def require_tls_again(lab):
+    """Back to phase 1's end state on the database (the rollback tests lift the requirement)."""
+    group, _value = instance_require_secure_transport(lab)
+    rds(lab).modify_db_parameter_group(DBParameterGroupName=group, Parameters=[{
+        "ParameterName": "require_secure_transport", "ParameterValue": "1", "ApplyMethod": "immediate"}])
+    assert wait_requires_tls(True)
+
+
+def cso_health():
+    from csolab.hosts import fixtures
+
+    return fixtures.sh("cso-1", "python3 -c 'import urllib.request as u; print(u.urlopen(\"http://127.0.0.1:8080/health\", "
+                                "timeout=10).status)' 2>/dev/null || echo down", check=False).stdout.strip()
+
+
+@pytest.mark.hosts
+@pytest.mark.lab
+def test_rollback_by_default_only_lifts_the_database_requirement(phase1_lab, aws_env_module):
+    ensure_phase1_converged(aws_env_module)
+    before = host_checksums()
+    try:
+        completed = run_ansible(aws_env_module, "rollback_tls.yml")
+        assert completed.returncode == 0, failure_messages(completed) or completed.stderr[-2000:]
+        assert host_checksums() == before, "the default rollback must leave the hosts' files alone"
+        assert hosts_on_tls()
+        assert instance_require_secure_transport(phase1_lab)[1] == "0"
+        assert wait_requires_tls(False)
+        assert keystone_through_lb()
+        assert cso_health() == "200"
+        assert [t for t in changed_tasks(completed) if not t.startswith(DB)] == []
+    finally:
+        require_tls_again(phase1_lab)
+
+
+@pytest.mark.hosts
+@pytest.mark.lab
+def test_rollback_restore_puts_the_current_file_back_when_the_service_fails(phase1_lab, aws_env_module):
+    """A backup that no longer works (here: a password changed since) must not leave CSO down."""
+    from csolab.hosts import fixtures
+
+    ensure_phase1_converged(aws_env_module)
+    backup = HOST_FILES["cso-1"] + ".cso_db.bak"
+    original = fixtures.sh("cso-1", f"cat {backup}").stdout
+    assert "db.password=" in original
+    before = host_checksums()["cso-1"]
+    fixtures.sh("cso-1", f"sed -i 's/^db.password=.*/db.password=changed-since-the-backup/' {backup}")
+    try:
+        completed = run_ansible(aws_env_module, "rollback_tls.yml", *RESTORE_HOSTS, "-e", "cso_db_health_timeout=10",
+                                "--limit", f"{DB},cso-1")
+        assert completed.returncode != 0, "CSO fails with the restored backup: the run must say so"
+        messages = failure_messages(completed)
+        assert any("cso-1" in m and "put back" in m and "serves again" in m for m in messages), messages
+        assert host_checksums()["cso-1"] == before, "the file from before the rollback is back"
+        assert cso_health() == "200"
+        saved = fixtures.sh("cso-1", f"stat -c '%U:%G %a' {HOST_FILES['cso-1']}.rollback_tls.bak").stdout.strip()
+        assert saved == "root:root 600"
+    finally:
+        fixtures.put("cso-1", backup, original, "0600")
+        require_tls_again(phase1_lab)
+
+
 @pytest.mark.hosts
 @pytest.mark.lab
 def test_rollback_restores_authentication_within_60s(phase1_lab, aws_env_module):
+    ensure_phase1_converged(aws_env_module)
     assert requires_tls(), "runs after phase 1"
     began = time.monotonic()
-    completed = run_ansible_as_a_user_sees_it(aws_env_module, "rollback_tls.yml")
+    completed = run_ansible_as_a_user_sees_it(aws_env_module, "rollback_tls.yml", *RESTORE_HOSTS)
     elapsed = time.monotonic() - began
     print(f"rollback_tls.yml -vvv --diff: {elapsed:.1f} s")
     assert completed.returncode == 0, completed.stdout[-3000:]

@@ -117,6 +117,9 @@ def _fernet_keys(seed):
 
 
 def configure_keystone(host, endpoint_name, lab_secrets):
+    # the group Keystone's packages create (the service runs as root here): keystone_db gives
+    # keystone.conf root:keystone 0640 and refuses a group that does not exist
+    sh(host, "getent group keystone >/dev/null || groupadd --system keystone")
     put(host, "/etc/keystone/keystone.conf", keystone_conf(endpoint_name, lab_secrets["keystone_db_password"]), "0640")
     put(host, "/etc/keystone/uwsgi.ini", UWSGI_INI)
     for repository in ("fernet-keys", "credential-keys"):
@@ -205,7 +208,8 @@ def cso_jar():
 
 
 def configure_cso(host, endpoint_name, lab_secrets):
-    sh(host, "mkdir -p /opt/cso")
+    # the service's group (the stand-in runs as root): cso_db gives setup.properties root:cso 0640
+    sh(host, "mkdir -p /opt/cso && (getent group cso >/dev/null || groupadd --system cso)")
     put_bytes_file(host, "/opt/cso/cso-service.jar", cso_jar())
     put(host, "/opt/cso/setup.properties", setup_properties(endpoint_name, lab_secrets["ssp_db_password"]), "0640")
     put(host, "/etc/systemd/system/cso.socket", CSO_SOCKET)

@@ -4,15 +4,36 @@
 // Preflight of the cso_db role: prove that a JDBC URL gives an encrypted session whose server
 // certificate and host name were verified, with the driver the application uses.
 //
-//   java -cp <driver jar> CsoDbCheck.java <url|-> <user>
+//   java -cp <driver jar> CsoDbCheck.java <url|-> <user> [--negatives]
 //
 // The password is read from the environment variable CSO_DB_CHECK_PASSWORD, or from the first
 // line of standard input when that variable is not set; with "-" as URL the URL is read from
 // CSO_DB_CHECK_URL or the next line of standard input. Secrets never go on the command line.
 // Prints one JSON object (no secrets). Exit codes: 0 verified TLS; 2 connected without TLS;
-// 3 could not connect (reason in "reason"); 64 usage.
+// 3 could not connect (reason in "reason"); 4 verification is not effective (a negative check
+// connected); 5 a negative check could not be run or failed for a reason other than TLS; 64 usage.
+//
+// A cipher alone proves encryption, not verification. With --negatives, once the URL gave an
+// encrypted session, the same URL must FAIL twice, with the same driver:
+// - untrusted CA: the URL's truststore replaced by one holding only a CA this check generates
+//   (keytool, in a temporary directory);
+// - wrong host name: the URL's host:port replaced by localhost:<port of a relay this check runs
+//   on the loopback interface to the real host:port> (the same server, through a name its
+//   certificate does not carry; no DNS change on the host).
+// A negative that connects means the driver did not verify the CA or the host name: exit 4.
 import java.io.BufferedReader;
+import java.io.File;
+import java.io.InputStream;
 import java.io.InputStreamReader;
+import java.io.OutputStream;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Comparator;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
 import java.sql.DatabaseMetaData;
@@ -87,9 +108,119 @@ public class CsoDbCheck {
         return url.replaceAll("(?i)(password=)[^&]*", "$1***");
     }
 
+    // Truststore parameters of both drivers (MariaDB Connector/J 2.x also accepts the MySQL names as aliases)
+    static final String[] TRUSTSTORE_PARAMS = {"trustStore", "trustStorePassword", "trustStoreType",
+        "trustCertificateKeyStoreUrl", "trustCertificateKeyStorePassword", "trustCertificateKeyStoreType"};
+    static final Pattern HOST_PORT = Pattern.compile("^(jdbc:[a-z]+://)([^/:?,\\[\\]]+)(?::(\\d+))?(/.*|\\?.*)?$");
+    // What a failed TLS verification looks like in the error chain (handshake, PKIX, host name)
+    static final Pattern TLS_FAILURE = Pattern.compile(
+        "(?i)(ssl|tls|certificat|pkix|handshake|hostname|host name|identity|subject alternative|No name matching)");
+
+    static String withoutTruststore(String url) {
+        String out = url;
+        for (String name : TRUSTSTORE_PARAMS) {
+            out = out.replaceAll("([?&])" + name + "=[^&]*(&|$)", "$1").replaceAll("[?&]$", "");
+        }
+        return out;
+    }
+
+    static String withParams(String url, String params) {
+        return url + (url.contains("?") ? "&" : "?") + params;
+    }
+
+    static String untrustedCaUrl(String url, String driverClass, Path store) {
+        String base = withoutTruststore(url);
+        if (driverClass != null && driverClass.startsWith("com.mysql")) {
+            return withParams(base, "trustCertificateKeyStoreUrl=file:" + store + "&trustCertificateKeyStoreType=JKS"
+                + "&trustCertificateKeyStorePassword=changeit");
+        }
+        return withParams(base, "trustStore=" + store + "&trustStoreType=JKS&trustStorePassword=changeit");
+    }
+
+    /** A JKS truststore holding only a CA generated here (never the database's CA). */
+    static Path untrustedTruststore(Path dir) throws Exception {
+        String keytool = System.getProperty("java.home") + File.separator + "bin" + File.separator + "keytool";
+        Path keys = dir.resolve("untrusted-ca-key.jks");
+        Path cert = dir.resolve("untrusted-ca.pem");
+        Path store = dir.resolve("untrusted-truststore.jks");
+        run(keytool, "-genkeypair", "-alias", "ca", "-keyalg", "EC", "-groupname", "secp256r1", "-validity", "2",
+            "-dname", "CN=cso_db preflight untrusted CA", "-ext", "bc:c", "-keystore", keys.toString(),
+            "-storepass", "changeit", "-keypass", "changeit", "-storetype", "JKS");
+        run(keytool, "-exportcert", "-rfc", "-alias", "ca", "-file", cert.toString(), "-keystore", keys.toString(),
+            "-storepass", "changeit", "-storetype", "JKS");
+        run(keytool, "-importcert", "-noprompt", "-alias", "untrusted-ca", "-file", cert.toString(),
+            "-keystore", store.toString(), "-storepass", "changeit", "-storetype", "JKS");
+        return store;
+    }
+
+    static void run(String... command) throws Exception {
+        Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
+        process.getOutputStream().close();  // keytool must never wait for an answer on stdin
+        String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        if (process.waitFor() != 0) {
+            throw new IllegalStateException("keytool failed: " + output.trim());
+        }
+    }
+
+    /** Relays 127.0.0.1:<ephemeral> to host:port, so the driver reaches the server as "localhost". */
+    static ServerSocket relay(String host, int port) throws Exception {
+        ServerSocket listener = new ServerSocket(0, 8, InetAddress.getLoopbackAddress());
+        Thread acceptor = new Thread(() -> {
+            while (!listener.isClosed()) {
+                try {
+                    Socket client = listener.accept();
+                    Socket server = new Socket(host, port);
+                    pipe(client, server);
+                    pipe(server, client);
+                } catch (Exception closed) {
+                    return;
+                }
+            }
+        });
+        acceptor.setDaemon(true);
+        acceptor.start();
+        return listener;
+    }
+
+    static void pipe(Socket from, Socket to) {
+        Thread copier = new Thread(() -> {
+            try (InputStream in = from.getInputStream(); OutputStream out = to.getOutputStream()) {
+                in.transferTo(out);
+            } catch (Exception closed) {
+                // the other side closed
+            } finally {
+                try {
+                    from.close();
+                    to.close();
+                } catch (Exception ignored) {
+                    // already closed
+                }
+            }
+        });
+        copier.setDaemon(true);
+        copier.start();
+    }
+
+    /** One negative: the connection must fail, and fail in TLS verification. */
+    static String negative(String name, String url, Properties properties, String driverClass) {
+        String head = json(name) + ": {\"url\": " + json(redact(url));
+        try (Connection connection = DriverManager.getConnection(url, properties);
+             Statement statement = connection.createStatement()) {
+            String cipher = status(statement, "Ssl_cipher");
+            return head + ", \"refused\": false, \"cipher\": " + json(cipher) + "}";
+        } catch (SQLException error) {
+            String chain = causes(error);
+            boolean tls = TLS_FAILURE.matcher(chain).find();
+            return head + ", \"refused\": true, \"tls_failure\": " + tls + ", \"error\": "
+                + json(chain.length() > 400 ? chain.substring(0, 400) : chain) + "}";
+        }
+    }
+
     public static void main(String[] args) throws Exception {
-        if (args.length != 2) {
-            System.err.println("usage: java -cp <driver jar> CsoDbCheck.java <url|-> <user>  (password: CSO_DB_CHECK_PASSWORD or stdin)");
+        boolean negatives = args.length == 3 && "--negatives".equals(args[2]);
+        if (args.length != 2 && !negatives) {
+            System.err.println("usage: java -cp <driver jar> CsoDbCheck.java <url|-> <user> [--negatives]"
+                + "  (password: CSO_DB_CHECK_PASSWORD or stdin)");
             System.exit(64);
         }
         BufferedReader stdin = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
@@ -110,6 +241,7 @@ public class CsoDbCheck {
         properties.setProperty("connectTimeout", "10000");
         String head = "{\"url\": " + json(redact(url)) + ", \"user\": " + json(args[1]);
         String driverClass = null;
+        String session;
         try {
             Driver driver = DriverManager.getDriver(url);
             driverClass = driver.getClass().getName();
@@ -119,18 +251,69 @@ public class CsoDbCheck {
                 String cipher = status(statement, "Ssl_cipher");
                 String version = status(statement, "Ssl_version");
                 boolean ok = cipher != null && !cipher.isEmpty();
-                System.out.println(head + ", \"driver_class\": " + json(driverClass)
+                session = head + ", \"driver_class\": " + json(driverClass)
                     + ", \"driver\": " + json(meta.getDriverName() + " " + meta.getDriverVersion())
                     + ", \"server\": " + json(meta.getDatabaseProductVersion())
-                    + ", \"cipher\": " + json(cipher) + ", \"tls_version\": " + json(version)
-                    + ", \"ok\": " + ok + (ok ? "" : ", \"reason\": \"connected WITHOUT TLS: the driver ignored the URL's TLS parameters\"") + "}");
-                System.exit(ok ? 0 : 2);
+                    + ", \"cipher\": " + json(cipher) + ", \"tls_version\": " + json(version);
+                if (!ok) {
+                    System.out.println(session + ", \"ok\": false, \"reason\": "
+                        + "\"connected WITHOUT TLS: the driver ignored the URL's TLS parameters\"}");
+                    System.exit(2);
+                }
             }
         } catch (SQLException error) {
             String chain = causes(error);
             System.out.println(head + ", \"driver_class\": " + json(driverClass) + ", \"ok\": false, \"error\": "
                 + json(chain.length() > 600 ? chain.substring(0, 600) : chain) + ", \"reason\": " + json(reasonFor(chain)) + "}");
             System.exit(3);
+            return;
         }
+        if (!negatives) {
+            System.out.println(session + ", \"ok\": true}");
+            System.exit(0);
+        }
+        // The negatives: a cipher proves encryption; only these prove that CA and host name are verified
+        Matcher target = HOST_PORT.matcher(url);
+        if (!target.matches()) {
+            System.out.println(session + ", \"ok\": false, \"reason\": \"cannot run the wrong-host-name check: "
+                + "the URL is not of the form jdbc:<driver>://HOST[:PORT]/...\"}");
+            System.exit(5);
+        }
+        Path dir = Files.createTempDirectory("cso_db-negatives.");
+        String untrusted;
+        String wrongName;
+        try {
+            untrusted = negative("untrusted_ca", untrustedCaUrl(url, driverClass, untrustedTruststore(dir)), properties, driverClass);
+            try (ServerSocket listener = relay(target.group(2), target.group(3) == null ? 3306 : Integer.parseInt(target.group(3)))) {
+                String renamed = target.group(1) + "localhost:" + listener.getLocalPort() + (target.group(4) == null ? "" : target.group(4));
+                wrongName = negative("wrong_host_name", renamed, properties, driverClass);
+            }
+        } catch (Exception error) {
+            System.out.println(session + ", \"ok\": false, \"reason\": "
+                + json("cannot run the negative checks: " + causes(error)) + "}");
+            System.exit(5);
+            return;
+        } finally {
+            try (var files = Files.walk(dir)) {
+                files.sorted(Comparator.reverseOrder()).forEach(path -> path.toFile().delete());
+            }
+        }
+        String reason = null;
+        int code = 0;
+        if (untrusted.contains("\"refused\": false")) {
+            reason = "verification is not effective: the driver accepted a server certificate from a CA that is not "
+                + "in the truststore (a CA this check generated)";
+            code = 4;
+        } else if (wrongName.contains("\"refused\": false")) {
+            reason = "verification is not effective: the driver accepted the server's certificate for a host name it "
+                + "does not carry (localhost, relayed to the same server)";
+            code = 4;
+        } else if (untrusted.contains("\"tls_failure\": false") || wrongName.contains("\"tls_failure\": false")) {
+            reason = "a negative check failed for a reason other than TLS verification, so it proves nothing (see negatives)";
+            code = 5;
+        }
+        System.out.println(session + ", \"negatives\": {" + untrusted + ", " + wrongName + "}, \"ok\": " + (code == 0)
+            + (reason == null ? "" : ", \"reason\": " + json(reason)) + "}");
+        System.exit(code);
     }
 }

@@ -11,15 +11,30 @@ the password.
 The URL is turned into PyMySQL's connect() arguments by SQLAlchemy's own dialect, exactly as
 oslo.db does, so the check exercises the parameters Keystone will use. It passes only if the
 session is encrypted (the server reports a cipher), the server certificate was verified against
-a CA file (CERT_REQUIRED) and the host name was checked. Prints one JSON object without secrets.
-Exit codes: 0 verified TLS; 2 connected but not verified TLS (a URL that must not be used);
-3 could not connect (wrong CA, host name mismatch, network, credentials: see "reason").
+a CA file (CERT_REQUIRED) and the host name was checked, AND the same URL then fails twice in TLS
+verification (the negatives: inspecting the SSL context shows what was asked, only a refused
+connection shows that it is enforced):
+
+- untrusted CA: ``ssl_ca`` replaced by a CA this check generates (in a temporary directory);
+- wrong host name: host and port replaced by ``localhost`` and the port of a relay this check runs
+  on the loopback interface to the real endpoint (the same server, through a name its
+  certificate does not carry; no DNS change on the host).
+
+Prints one JSON object without secrets. Exit codes: 0 verified TLS; 2 connected but not verified
+TLS (a URL that must not be used); 3 could not connect (wrong CA, host name mismatch, network,
+credentials: see "reason"); 4 verification is not effective (a negative connected); 5 a negative
+could not be run or failed for a reason other than TLS (it proves nothing).
 """
 
 import json
 import os
+import shutil
+import socket
 import ssl
+import subprocess
 import sys
+import tempfile
+import threading
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
@@ -40,6 +55,11 @@ REASONS = (
 )
 
 
+# What a failed TLS verification looks like (ssl.SSLCertVerificationError, wrapped by PyMySQL/SQLAlchemy)
+TLS_FAILURE_NEEDLES = ("certificate verify failed", "CERTIFICATE_VERIFY_FAILED", "Hostname mismatch",
+                       "IP address mismatch", "SSLError", "SSLCertVerificationError", "[SSL")
+
+
 def reason_for(message):
     return next((reason for needle, reason in REASONS if needle in message), "see error")
 
@@ -50,6 +70,99 @@ def safe_connect_args(engine):
     kwargs.pop("password", None)
     kwargs.pop("passwd", None)
     return kwargs
+
+
+def untrusted_ca(directory):
+    """A self-signed CA certificate (PEM) that never signed the database's certificate."""
+    path = os.path.join(directory, "untrusted-ca.pem")
+    try:
+        import datetime
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+    except ImportError:  # Keystone's venv has cryptography; openssl otherwise
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-days", "2", "-subj", "/CN=keystone_db preflight untrusted CA",
+                        "-keyout", os.path.join(directory, "untrusted-ca.key"), "-out", path],
+                       check=True, capture_output=True, stdin=subprocess.DEVNULL)
+        return path
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "keystone_db preflight untrusted CA")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(days=2))
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                   .sign(key, hashes.SHA256()))
+    with open(path, "wb") as handle:
+        handle.write(certificate.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+class Relay:
+    """127.0.0.1:<free port> -> host:port, so the client reaches the same server as "localhost"."""
+
+    def __init__(self, host, port):
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+                server = socket.create_connection(self.target, timeout=10)
+            except OSError:
+                return
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source, sink):
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                try:
+                    end.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.listener.close()
+
+
+def negative(url):
+    """Connect with a URL that must fail in TLS verification: {"refused", "tls_failure", "error"}."""
+    redacted = url.render_as_string(hide_password=True) if hasattr(url, "render_as_string") else repr(url)
+    try:
+        with create_engine(url, poolclass=NullPool).connect() as connection:
+            cipher = connection.execute(text("SHOW SESSION STATUS LIKE 'Ssl_cipher'")).fetchone()[1]
+    except Exception as error:  # noqa: BLE001 (refused: what the negative wants)
+        message = str(error)
+        return {"url": redacted, "refused": True, "tls_failure": any(n in message for n in TLS_FAILURE_NEEDLES),
+                "error": message[:300]}
+    return {"url": redacted, "refused": False, "cipher": cipher}
+
+
+def negatives(engine):
+    directory = tempfile.mkdtemp(prefix="keystone_db-negatives.")
+    try:
+        results = {"untrusted_ca": negative(engine.url.update_query_dict({"ssl_ca": untrusted_ca(directory)}))}
+        relay = Relay(engine.url.host, engine.url.port or 3306)
+        try:
+            results["wrong_host_name"] = negative(engine.url.set(host="localhost", port=relay.port))
+        finally:
+            relay.close()
+        return results
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def main():
@@ -89,11 +202,31 @@ def main():
                         "PyMySQL drop the ssl_ca that SQLAlchemy passes: use ssl_ca plus ssl_check_hostname=true)")
     if not report["check_hostname"]:
         problems.append("the host name is not checked")
-    report["ok"] = not problems
     if problems:
-        report["reason"] = "; ".join(problems)
+        report.update(ok=False, reason="; ".join(problems))
+        print(json.dumps(report))
+        return 2
+    try:
+        report["negatives"] = negatives(engine)
+    except Exception as error:  # noqa: BLE001 (a negative that cannot run proves nothing)
+        report.update(ok=False, reason=f"cannot run the negative checks: {error}"[:400])
+        print(json.dumps(report))
+        return 5
+    untrusted, wrong_name = report["negatives"]["untrusted_ca"], report["negatives"]["wrong_host_name"]
+    code = 0
+    if not untrusted["refused"]:
+        code, reason = 4, ("verification is not effective: the client accepted a server certificate from a CA that is "
+                           "not in ssl_ca (a CA this check generated)")
+    elif not wrong_name["refused"]:
+        code, reason = 4, ("verification is not effective: the client accepted the server's certificate for a host "
+                           "name it does not carry (localhost, relayed to the same server)")
+    elif not (untrusted["tls_failure"] and wrong_name["tls_failure"]):
+        code, reason = 5, "a negative check failed for a reason other than TLS verification, so it proves nothing"
+    report["ok"] = code == 0
+    if code:
+        report["reason"] = reason
     print(json.dumps(report))
-    return 0 if report["ok"] else 2
+    return code
 
 
 if __name__ == "__main__":

@@ -178,12 +178,6 @@ def probe_failures(summary):
 WITHOUT_TOKEN_CACHE = ("keystone-validate:keystone-2", "keystone-validate:lb")
 
 
-def restart_window(restart, ended):
-    from csolab.probe import restart_window as window
-
-    return window(restart, ended)
-
-
 def failures_outside_restarts(summary, restarts):
     """Probe failures a database restart does not explain (csolab.probe.explain_failures)."""
     from csolab.probe import explain_failures
@@ -243,6 +237,8 @@ def test_wrong_order_is_refused(phase1_lab, aws_env_module, tmp_path):
     # keystone-2's hosts_tls step was refused before keystone_db ran, so it has no token cache yet:
     # its validations (and the load balancer's share that reaches it) fail during the restart like
     # any other request; keystone-1, cache on, answers every validation
+    from csolab.probe import restart_window
+
     start, end = restart_window(restarts[0], summary["ended"])
     not_ridden = [failure for failure in failures_outside_restarts(summary, restarts)
                   if not (failure["target"] in WITHOUT_TOKEN_CACHE and start <= failure["ts"] <= end)]

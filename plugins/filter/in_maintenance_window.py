@@ -39,37 +39,27 @@ _value:
 """
 
 import datetime
-import re
 
 from ansible.errors import AnsibleFilterError
 
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_WINDOW = re.compile(r"^(?P<d1>[a-z]{3}):(?P<h1>\d{2}):(?P<m1>\d{2})-(?P<d2>[a-z]{3}):(?P<h2>\d{2}):(?P<m2>\d{2})$")
-_MINUTES_PER_WEEK = 7 * 24 * 60
-
-
-def _minute_of_week(day, hour, minute):
-    if day not in _DAYS or int(hour) > 23 or int(minute) > 59:
-        raise ValueError
-    return _DAYS.index(day) * 24 * 60 + int(hour) * 60 + int(minute)
+from ansible_collections.cso.rds_hardening.plugins.module_utils.windows import (
+    contains,
+    minute_of_week,
+    parse_maintenance_window,
+)
 
 
 def parse_window(window):
     """Return (start, end) as minutes since Monday 00:00 UTC."""
-    match = _WINDOW.match(str(window).strip().lower())
-    try:
-        if not match:
-            raise ValueError
-        start = _minute_of_week(match["d1"], match["h1"], match["m1"])
-        end = _minute_of_week(match["d2"], match["h2"], match["m2"])
-    except ValueError:
+    parsed = parse_maintenance_window(window)
+    if parsed is None:
         raise AnsibleFilterError(
             f"in_maintenance_window: {window!r} is not a weekly window like 'sun:04:00-sun:05:00' "
             "(ddd:hh24:mi-ddd:hh24:mi, UTC); fix phase1_maintenance_window or the instance's window"
-        ) from None
-    if start == end:
+        )
+    if parsed[0] == parsed[1]:
         raise AnsibleFilterError(f"in_maintenance_window: {window!r} is empty (start equals end)")
-    return start, end
+    return parsed
 
 
 def _moment(now):
@@ -87,10 +77,7 @@ def _moment(now):
 def in_maintenance_window(window, now=""):
     start, end = parse_window(window)
     moment = _moment(now)
-    current = moment.weekday() * 24 * 60 + moment.hour * 60 + moment.minute
-    if start < end:
-        return start <= current < end
-    return current >= start or current < end  # wraps around the end of the week
+    return contains(start, end, minute_of_week(moment.weekday(), moment.hour, moment.minute))
 
 
 class FilterModule:

@@ -10,7 +10,14 @@ control it satisfies, so the documentation and the plan can say why a value is w
 
 from __future__ import annotations
 
-import re
+from ansible_collections.cso.rds_hardening.plugins.module_utils.windows import (
+    MINUTES_PER_DAY,
+    MINUTES_PER_WEEK,
+    length,
+    parse_backup_window,
+    parse_maintenance_window,
+    windows_overlap,
+)
 
 ENGINES = ("mysql", "mariadb", "postgres")
 
@@ -24,15 +31,7 @@ ENGINE_LOG_EXPORTS = {
 MIN_BACKUP_RETENTION = 7
 MAX_BACKUP_RETENTION = 35
 MONITORING_INTERVALS = (0, 1, 5, 10, 15, 30, 60)
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-MINUTES_PER_DAY = 24 * 60
-MINUTES_PER_WEEK = 7 * MINUTES_PER_DAY
 MIN_WINDOW_MINUTES = 30
-
-_BACKUP_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
-_MAINTENANCE_WINDOW = re.compile(
-    r"^(mon|tue|wed|thu|fri|sat|sun):([01]\d|2[0-3]):([0-5]\d)-(mon|tue|wed|thu|fri|sat|sun):([01]\d|2[0-3]):([0-5]\d)$"
-)
 
 
 def desired_state(params, key_arns):
@@ -81,43 +80,6 @@ def desired_state(params, key_arns):
     return desired
 
 
-def parse_backup_window(window):
-    """(start, end) minute of the day, or None when the format is wrong."""
-    match = _BACKUP_WINDOW.match(window)
-    if not match:
-        return None
-    h1, m1, h2, m2 = (int(group) for group in match.groups())
-    return h1 * 60 + m1, h2 * 60 + m2
-
-
-def parse_maintenance_window(window):
-    """(start, end) minute of the week (Monday 00:00 = 0), or None when the format is wrong."""
-    match = _MAINTENANCE_WINDOW.match(window.lower())
-    if not match:
-        return None
-    d1, h1, m1, d2, h2, m2 = match.groups()
-    start = DAYS.index(d1) * MINUTES_PER_DAY + int(h1) * 60 + int(m1)
-    end = DAYS.index(d2) * MINUTES_PER_DAY + int(h2) * 60 + int(m2)
-    return start, end
-
-
-def _length(start, end, period):
-    return (end - start) % period
-
-
-def _minutes(start, end, period):
-    """Every minute in [start, end) of a window that may wrap around ``period``."""
-    return {(start + offset) % period for offset in range(_length(start, end, period))}
-
-
-def windows_overlap(backup_window, maintenance_window):
-    """True when the weekly maintenance window shares a minute with the daily backup window."""
-    b_start, b_end = parse_backup_window(backup_window)
-    m_start, m_end = parse_maintenance_window(maintenance_window)
-    backup_minutes = {minute % MINUTES_PER_DAY for minute in _minutes(b_start, b_end, MINUTES_PER_DAY)}
-    return any(minute % MINUTES_PER_DAY in backup_minutes for minute in _minutes(m_start, m_end, MINUTES_PER_WEEK))
-
-
 def window_errors(backup_window, maintenance_window):
     """Messages for badly formed, too short or overlapping windows (empty when all is well)."""
     errors = []
@@ -127,7 +89,7 @@ def window_errors(backup_window, maintenance_window):
             errors.append(
                 f"preferred_backup_window {backup_window!r} must be hh24:mi-hh24:mi in UTC, for example 02:00-03:00."
             )
-        elif _length(*parsed, MINUTES_PER_DAY) < MIN_WINDOW_MINUTES:
+        elif length(*parsed, MINUTES_PER_DAY) < MIN_WINDOW_MINUTES:
             errors.append(f"preferred_backup_window {backup_window!r} must last at least {MIN_WINDOW_MINUTES} minutes.")
     if maintenance_window is not None:
         parsed = parse_maintenance_window(maintenance_window)
@@ -136,7 +98,7 @@ def window_errors(backup_window, maintenance_window):
                 f"preferred_maintenance_window {maintenance_window!r} must be ddd:hh24:mi-ddd:hh24:mi in UTC, "
                 "for example sun:04:00-sun:05:00."
             )
-        elif _length(*parsed, MINUTES_PER_WEEK) < MIN_WINDOW_MINUTES:
+        elif length(*parsed, MINUTES_PER_WEEK) < MIN_WINDOW_MINUTES:
             errors.append(
                 f"preferred_maintenance_window {maintenance_window!r} must last at least {MIN_WINDOW_MINUTES} minutes."
             )

@@ -178,6 +178,7 @@ options:
     choices: [changed, all]
     default: changed
 extends_documentation_fragment:
+  - cso.rds_hardening.modules
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.tags

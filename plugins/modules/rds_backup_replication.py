@@ -73,6 +73,7 @@ notes:
   - Supports C(check_mode) (the result's RV(plan) lists the calls a real run would make) and C(diff_mode).
   - Set O(region) to the B(source) instance's region.
 extends_documentation_fragment:
+  - cso.rds_hardening.modules
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3

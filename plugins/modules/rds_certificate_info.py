@@ -27,6 +27,7 @@ options:
       - Omitted, every CA of the region is returned.
     type: str
 extends_documentation_fragment:
+  - cso.rds_hardening.modules
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3

@@ -205,13 +205,12 @@ options:
     type: bool
     default: false
 extends_documentation_fragment:
+  - cso.rds_hardening.modules
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.tags
   - amazon.aws.boto3
 notes:
-  - The module belongs to the action group C(group/cso.rds_hardening.rds), which extends C(amazon.aws.aws), so
-    C(module_defaults) for either group apply.
   - Plan values describe the instance once its pending modifications apply; a change already pending is not
     planned again.
   - Check mode reads AWS only; the plan it returns is what a real run would do.

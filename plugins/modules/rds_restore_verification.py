@@ -87,6 +87,7 @@ options:
 notes:
   - Supports C(check_mode).
 extends_documentation_fragment:
+  - cso.rds_hardening.modules
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3

@@ -293,7 +293,7 @@ def plan_topic(module, clients):
     if topic.get("kms_master_key_id"):  # validate_kms_key refuses an AWS-managed key (alias/aws/sns)
         wanted = validate_kms_key(module, clients.kms, topic["kms_master_key_id"], region, "the SNS topic")
     wanted_key = wanted["Arn"] if wanted else None
-    current_key, current_manager = _current_topic_key(clients.kms, attributes, topic.get("kms_master_key_id"), wanted)
+    current_key, current_manager = _current_topic_key(clients, attributes, topic.get("kms_master_key_id"), wanted)
     if not wanted and current_manager == "AWS":
         module.fail_json(msg=f"The SNS topic {arn} is encrypted with the AWS-managed key {current_key} (alias/aws/sns): "
                              "CloudWatch alarms and RDS events cannot publish to it, because that key's policy cannot "
@@ -313,14 +313,17 @@ def plan_topic(module, clients):
                                 new_subscriptions, name=topic.get("name"), current_key=current_key)
 
 
-def _current_topic_key(kms, attributes, requested_key, wanted):
-    """(ARN, KeyManager) of the key that encrypts the topic now, or (None, None)."""
+def _current_topic_key(clients, attributes, requested_key, wanted):
+    """(ARN, KeyManager) of the key that encrypts the topic now, or (None, None).
+
+    Takes the lazy ``clients`` so that an unencrypted topic costs no KMS client (its creation is most
+    of a small run's time)."""
     key_id = (attributes or {}).get("KmsMasterKeyId")
     if not key_id:
         return None, None
     if wanted and key_id in (requested_key, wanted["Arn"]):
         return wanted["Arn"], wanted.get("KeyManager")
-    key = describe_kms_key(kms, key_id)
+    key = describe_kms_key(clients.kms, key_id)
     return (key["Arn"], key.get("KeyManager")) if key else (key_id, None)
 
 

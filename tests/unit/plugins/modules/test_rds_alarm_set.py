@@ -196,3 +196,19 @@ def test_existing_topic_under_the_aws_managed_sns_key_is_refused():
     outcome = run(module)
     assert isinstance(outcome, Failed) and "AWS-managed key" in outcome.result["msg"]
     assert "alias/aws/sns" in outcome.result["msg"] and "customer-managed" in outcome.result["msg"]
+
+
+def test_an_unencrypted_topic_given_by_arn_costs_no_kms_client():
+    # Each client is a boto3 session's worth of start-up time; a run only creates those it calls.
+    module = make_module(base_params(topic={"name": None, "arn": TOPIC_ARN, "kms_master_key_id": None,
+                                            "subscriptions": []}, event_subscriptions=False), check_mode=True)
+    module.stub("rds").add_response("describe_db_instances", {"DBInstances": [DB]},
+                                    {"Filters": [{"Name": "db-instance-id", "Values": ["db"]}]})
+    module.stub("sns").add_response("get_topic_attributes", {"Attributes": {"TopicArn": TOPIC_ARN}},
+                                    {"TopicArn": TOPIC_ARN})
+    module.stub("cloudwatch").add_response("describe_alarms", {"MetricAlarms": []},
+                                           {"AlarmNamePrefix": "prod/", "AlarmTypes": ["MetricAlarm"]})
+    outcome = run(module)
+    assert not isinstance(outcome, Failed), outcome.result
+    assert sorted(module.clients) == ["cloudwatch", "rds", "sns"]
+    assert any("is not encrypted" in warning for warning in module.warnings)

@@ -4,13 +4,16 @@
 
 """From the difference between an instance and its desired state to a plan, and from a plan to API calls.
 
-A plan entry is ``{attribute, current, desired, apply, impact}`` where ``apply`` says when AWS
+A plan entry is ``{attribute, current, desired, apply, impact, what}`` where ``apply`` says when AWS
 applies the change (``immediately``, ``maintenance-window``, ``reboot`` = only when the instance
-restarts, ``replacement`` = cannot be modified in place) and ``impact`` what clients notice
-(``none``, ``brief-interruption``, ``restart``, ``replacement``). No function here calls AWS.
+restarts, ``replacement`` = cannot be modified in place), ``impact`` what clients notice (one of
+``IMPACTS``) and ``what`` says it in words (who is affected and how; null when nothing is noticed).
+No function here calls AWS.
 """
 
 from __future__ import annotations
+
+import re
 
 IMMEDIATELY = "immediately"
 MAINTENANCE_WINDOW = "maintenance-window"
@@ -21,6 +24,19 @@ REPLACEMENT = "replacement"
 _ALWAYS = "always-immediate"
 # These wait for the maintenance window unless ApplyImmediately=True.
 _FOLLOWS = "follows-apply"
+
+# impact -> what it means for the clients of the instance (the plan's ``what``)
+IMPACTS = {
+    "none": None,
+    "brief-interruption": "Turning automated backups on or off restarts the instance: every client connection drops briefly.",
+    "interruption": "Clients are cut off until someone acts.",
+    "restart": "The database restarts: every client connection drops until it is back.",
+    "data-loss": "Data is deleted at once and cannot be brought back.",
+    "replacement": (
+        "The instance is replaced (snapshot, copy, restore, identifier swap): clients lose the database for the "
+        "whole copy, and anything written after the snapshot is lost."
+    ),
+}
 
 # attribute -> (when AWS applies it, impact on clients)
 RULES = {
@@ -50,7 +66,9 @@ RULES = {
     "max_allocated_storage": (_ALWAYS, "none"),
     "iops": (_FOLLOWS, "none"),
     "storage_throughput": (_FOLLOWS, "none"),
-    "manage_master_user_password": (_ALWAYS, "none"),
+    # AWS: RDS User Guide, "Password management with Amazon RDS and AWS Secrets Manager": turning it on
+    # (or off) replaces the master password at once.
+    "manage_master_user_password": (_ALWAYS, "interruption"),
     "master_user_secret_kms_key_id": (_ALWAYS, "none"),
 }
 KEY_ATTRIBUTES = ("kms_key_id", "performance_insights_kms_key_id", "master_user_secret_kms_key_id")
@@ -148,6 +166,7 @@ def current_state(instance):
         "storage_throughput": after_pending("StorageThroughput"),
         "manage_master_user_password": secret is not None,
         "master_user_secret_kms_key_id": secret.get("KmsKeyId") if secret else None,
+        "master_username": instance.get("MasterUsername"),  # not managed: named in the plan's ``what``
     }
 
 
@@ -158,6 +177,22 @@ def same_key(current, desired):
     return current.rsplit("/", 1)[-1] == desired.rsplit("/", 1)[-1]
 
 
+def version_key(version):
+    """A sortable key of an engine version: numeric parts compare as numbers (8.0.100 > 8.0.40)."""
+    key = []
+    for part in str(version).split("."):
+        match = re.match(r"(\d*)(.*)", part)
+        key.append((int(match.group(1)) if match.group(1) else -1, match.group(2)))
+    return tuple(key)
+
+
+def engine_upgrade_needed(current, desired):
+    """``engine_version`` is a minimum: an instance AWS upgraded past it (automatic minor upgrades) stays."""
+    if desired is None:
+        return False
+    return current is None or version_key(desired) > version_key(current)
+
+
 def differs(attribute, current, desired):
     if desired is None:
         return False  # not managed by this task
@@ -165,13 +200,45 @@ def differs(attribute, current, desired):
         return not same_key(current, desired)
     if attribute == "allocated_storage":
         return current is None or desired > current  # storage only grows; shrinking is rejected by validation
+    if attribute == "engine_version":
+        return engine_upgrade_needed(current, desired)  # never a downgrade
     return current != desired
+
+
+def retention_decrease(current_days, desired_days):
+    """True when ``desired_days`` of automated backups is fewer than the instance keeps now (backups stay on)."""
+    return bool(current_days) and desired_days is not None and 0 < desired_days < current_days
+
+
+def _what(attribute, current, desired, impact, master_username=None):
+    if attribute == "backup_retention_period" and impact == "data-loss":
+        return (
+            f"Automated backups older than {desired} days (the instance keeps {current} now) are deleted at once: "
+            f"point-in-time restore to more than {desired} days ago is no longer possible."
+        )
+    if attribute == "manage_master_user_password":
+        user = f"the master user {master_username}" if master_username else "the master user"
+        if desired:
+            return (
+                f"RDS replaces the password of {user} at once with a generated one kept in Secrets Manager: every "
+                "application, script or tool that logs in as that user with the old password is refused until it "
+                "reads the new secret."
+            )
+        return (
+            f"RDS sets the password of {user} to master_user_password at once and deletes the Secrets Manager secret: "
+            "everything that reads that secret to log in is refused until it uses the new password."
+        )
+    return IMPACTS[impact]
 
 
 def _when_and_impact(attribute, current, desired, apply_mode):
     when, impact = RULES[attribute]
     if attribute == "backup_retention_period" and (current["backup_retention_period"] == 0) != (desired == 0):
         when, impact = _FOLLOWS, "brief-interruption"  # turning backups on or off restarts the instance
+    elif attribute == "backup_retention_period" and retention_decrease(current["backup_retention_period"], desired):
+        # AWS: RDS User Guide, "Backup retention period": lowering it deletes the automated backups
+        # older than the new period at once.
+        impact = "data-loss"
     if attribute == "performance_insights_kms_key_id" and current["enable_performance_insights"]:
         when, impact = REPLACEMENT, "replacement"  # AWS cannot change the key of enabled Performance Insights
     if when == _ALWAYS:
@@ -196,6 +263,7 @@ def compute_plan(current, desired, apply_mode):
                 "desired": value,
                 "apply": when,
                 "impact": impact,
+                "what": _what(attribute, current.get(attribute), value, impact, current.get("master_username")),
             }
         )
     return plan
@@ -204,7 +272,14 @@ def compute_plan(current, desired, apply_mode):
 def creation_plan(desired):
     """The plan of a new instance: every managed attribute, applied at creation, with no client impact."""
     return [
-        {"attribute": attribute, "current": None, "desired": desired[attribute], "apply": IMMEDIATELY, "impact": "none"}
+        {
+            "attribute": attribute,
+            "current": None,
+            "desired": desired[attribute],
+            "apply": IMMEDIATELY,
+            "impact": "none",
+            "what": None,
+        }
         for attribute in RULES
         if desired.get(attribute) is not None
     ]
@@ -218,9 +293,18 @@ def needs_reboot(plan):
     return [entry for entry in plan if entry["apply"] == REBOOT or entry["impact"] == "restart"]
 
 
-def refusals(plan, allow_reboot, allow_replacement):
+def refusals(plan, allow_reboot, allow_replacement, allow_backup_retention_decrease=False):
     """Messages for planned changes the task did not allow (empty when everything may go ahead)."""
     messages = []
+    for entry in plan:
+        if entry["attribute"] == "backup_retention_period" and entry["impact"] == "data-loss":
+            if not allow_backup_retention_decrease:
+                messages.append(
+                    f"Lowering backup_retention_period from {entry['current']} to {entry['desired']} days deletes the "
+                    f"automated backups older than {entry['desired']} days at once. Keep backup_retention_period at "
+                    f"{entry['current']} or more, or (after taking a manual snapshot if you may need an older restore "
+                    "point) run again with allow_backup_retention_decrease=true."
+                )
     replacements = needs_replacement(plan)
     if replacements and not allow_replacement:
         names = ", ".join(entry["attribute"] for entry in replacements)

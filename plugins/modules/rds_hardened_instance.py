@@ -18,11 +18,14 @@ description:
     and desired values, how AWS applies it (C(apply)) and what clients notice (C(impact)).
     C(apply) is one of C(immediately), C(maintenance-window), C(reboot) (takes effect only when the instance
     restarts) or C(replacement) (cannot be modified in place). C(impact) is one of C(none),
-    C(brief-interruption), C(restart) or C(replacement).
+    C(brief-interruption), C(interruption) (clients are cut off until someone acts, for example a new master
+    password), C(restart), C(data-loss) (something is deleted at once, for example older automated backups) or
+    C(replacement); C(what) says who is affected and how.
   - In check mode the module returns the plan and makes no mutating call, even for changes a real run would
     refuse (it warns about those). With C(--diff) it shows the planned attributes before and after.
   - Changes that restart the database are refused unless O(allow_reboot=true); changes that need a replacement
-    (a new storage KMS key) are refused unless O(allow_replacement=true).
+    (a new storage KMS key) are refused unless O(allow_replacement=true); a lower O(backup_retention_period) is
+    refused unless O(allow_backup_retention_decrease=true).
   - A new storage KMS key is applied by re-encryption, which amazon.aws.rds_instance cannot do. The module takes a
     snapshot, copies it under the new key, restores it with the same configuration, renames the old instance to
     C(<identifier>-rollback-<stamp>) (deletion protection on) and gives the restored instance the original
@@ -47,8 +50,11 @@ options:
   engine_version:
     description:
       - The engine version. Required to create an instance.
-      - On an existing instance a different version is a C(restart) change (needs O(allow_reboot)).
-      - Validated against the versions RDS offers in the region.
+      - On an existing instance it is a B(minimum). An instance on an older version is upgraded (a C(restart) change,
+        needs O(allow_reboot)); an instance on this version or a newer one (for example after AWS applied an automatic
+        minor version upgrade) is left as it is. The module never plans a downgrade.
+      - Versions compare part by part as numbers (V(8.0.100) is newer than V(8.0.40)).
+      - Validated against the versions RDS offers in the region (the version the instance will run).
     type: str
   db_instance_class:
     description:
@@ -72,8 +78,11 @@ options:
   manage_master_user_password:
     description:
       - Keep the master password in AWS Secrets Manager, encrypted with O(master_user_secret_kms_key_id).
+      - When not set, a new instance gets V(true) and an existing instance keeps what it has.
+      - B(Switching an existing instance) (either way) B(replaces the master password at once): every application,
+        script or tool that logs in as the master user with the old password is refused until it uses the new one
+        (impact C(interruption)). Set it on an existing instance only after moving those clients to the secret.
     type: bool
-    default: true
   master_user_secret_kms_key_id:
     description: KMS key of the master user secret. Defaults to O(kms_key_id).
     type: str
@@ -105,7 +114,10 @@ options:
     type: bool
     default: true
   backup_retention_period:
-    description: Days automated backups are kept, 7 to 35 (FSBP RDS.11 requires at least 7).
+    description:
+      - Days automated backups are kept, 7 to 35 (FSBP RDS.11 requires at least 7).
+      - Lowering it on an existing instance deletes the automated backups older than the new period at once
+        (impact C(data-loss)); it is refused unless O(allow_backup_retention_decrease=true).
     type: int
     default: 7
   preferred_backup_window:
@@ -204,6 +216,13 @@ options:
       - Stop writes to the database first.
     type: bool
     default: false
+  allow_backup_retention_decrease:
+    description:
+      - Allow a O(backup_retention_period) lower than the instance's. AWS deletes the automated backups older than
+        the new period at once, so point-in-time restore to before then is no longer possible.
+      - Take a manual snapshot first if you may need an older restore point.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -289,15 +308,22 @@ plan:
       type: str
       sample: replacement
     impact:
-      description: What clients notice.
+      description:
+        - What clients notice, one of C(none), C(brief-interruption), C(interruption), C(restart), C(data-loss),
+          C(replacement).
       type: str
       sample: none
+    what:
+      description: The impact in words (who is affected and how); null when the impact is C(none).
+      type: str
+      sample: Automated backups older than 7 days (the instance keeps 30 now) are deleted at once.
   sample:
     - attribute: enable_iam_database_authentication
       current: false
       desired: true
       apply: maintenance-window
       impact: none
+      what: null
 reencryption:
   description: Names used by the re-encryption (snapshot, encrypted copy, staging and rollback instances).
   returned: when the instance was re-encrypted
@@ -367,7 +393,7 @@ ARGUMENT_SPEC = dict(
     port=dict(type="int"),
     master_username=dict(type="str"),
     master_user_password=dict(type="str", no_log=True),
-    manage_master_user_password=dict(type="bool", default=True, no_log=False),
+    manage_master_user_password=dict(type="bool", no_log=False),
     master_user_secret_kms_key_id=dict(type="str", no_log=False),
     kms_key_id=dict(type="str", required=True, no_log=False),
     publicly_accessible=dict(type="bool", default=False),
@@ -396,6 +422,7 @@ ARGUMENT_SPEC = dict(
     apply=dict(type="str", choices=["immediately", "maintenance-window"], default="maintenance-window"),
     allow_reboot=dict(type="bool", default=False),
     allow_replacement=dict(type="bool", default=False),
+    allow_backup_retention_decrease=dict(type="bool", default=False),
     tags=dict(type="dict", aliases=["resource_tags"]),
     purge_tags=dict(type="bool", default=True),
 )
@@ -420,7 +447,9 @@ def validate_against_aws(module, clients, instance, desired):
         module.fail_json(
             msg=f"Instance {params['db_instance_identifier']} runs {instance['Engine']}, not {params['engine']}; set engine accordingly."
         )
-    version = desired["engine_version"] or instance["EngineVersion"]
+    # the version the instance will run: the configured one is a minimum, a newer running one stays
+    running = planning.current_state(instance)["engine_version"] if instance else None
+    version = desired["engine_version"] if planning.engine_upgrade_needed(running, desired["engine_version"]) else running
     family = checks.validate_engine_version(module, rds, params["engine"], version)
     if desired["db_parameter_group_name"]:
         checks.validate_parameter_group(module, rds, desired["db_parameter_group_name"], family)
@@ -456,7 +485,7 @@ def validate_existing(module, instance, current, desired):
     if desired["preferred_backup_window"] or desired["preferred_maintenance_window"]:
         errors += window_errors(backup, maintenance)
     if (
-        not desired["manage_master_user_password"]
+        desired["manage_master_user_password"] is False
         and current["manage_master_user_password"]
         and not module.params["master_user_password"]
     ):
@@ -480,6 +509,7 @@ def tags_entry(instance, tags):
         "desired": tags,
         "apply": planning.IMMEDIATELY,
         "impact": "none",
+        "what": None,
     }
 
 
@@ -599,7 +629,9 @@ def converge_and_exit(module, rds, instance, desired):
     plan = planning.compute_plan(current, desired, params["apply"])
     if tag_changes(instance, params["tags"], params["purge_tags"]):
         plan.append(tags_entry(instance, params["tags"]))
-    refusals = planning.refusals(plan, params["allow_reboot"], params["allow_replacement"])
+    refusals = planning.refusals(
+        plan, params["allow_reboot"], params["allow_replacement"], params["allow_backup_retention_decrease"]
+    )
     if module.check_mode:
         # The plan is what the operator wants to see, even the parts a real run would refuse.
         for message in refusals:
@@ -626,6 +658,8 @@ def run(module):
         for name in ("rds", "kms", "ec2", "iam")
     }
     instance = describe(module, clients["rds"], params["db_instance_identifier"])
+    if instance is None and params["manage_master_user_password"] is None:
+        params["manage_master_user_password"] = True  # the hardened default of a new instance
     if instance is None:
         fail_on(module, creation_errors(params))
         fail_if_reencryption_interrupted(module, clients["rds"])

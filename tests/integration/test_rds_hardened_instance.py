@@ -91,7 +91,7 @@ def test_check_mode_returns_full_plan_and_mutates_nothing(aws_lab, prereq, run_p
     assert plan["vpc_security_group_ids"]["desired"] == [prereq["sg"]]
     assert plan["enable_iam_database_authentication"] == {
         "attribute": "enable_iam_database_authentication", "current": False, "desired": True,
-        "apply": "immediately", "impact": "none"}
+        "apply": "immediately", "impact": "none", "what": None}
     for attribute in ("multi_az", "deletion_protection", "copy_tags_to_snapshot", "enable_performance_insights",
                       "monitoring_interval", "enable_cloudwatch_logs_exports"):
         assert attribute in plan, attribute
@@ -122,6 +122,17 @@ def test_converge_weak_instance_then_second_run_makes_no_call(aws_lab, prereq, r
     assert again.result("Harden")["changed"] is False
     assert again.result("Harden")["plan"] == []
     assert aws_lab.mutating_calls() == []
+
+
+def test_lowering_backup_retention_is_refused_with_zero_writes(aws_lab, prereq, run_playbook):
+    aws_lab.boto3("rds").modify_db_instance(DBInstanceIdentifier=DB, BackupRetentionPeriod=14, ApplyImmediately=True)
+    aws_lab.clear_calls()
+    run = run_playbook(_playbook(_task(prereq, backup_retention_period=7, allow_replacement=False, allow_reboot=True)))
+    assert run.returncode != 0
+    message = run.result("Harden")["msg"]
+    assert "from 14 to 7 days" in message and "allow_backup_retention_decrease=true" in message
+    assert aws_lab.mutating_calls() == []
+    assert _instance(aws_lab)["BackupRetentionPeriod"] == 14
 
 
 def test_create_hardened_instance(aws_lab, prereq, run_playbook):

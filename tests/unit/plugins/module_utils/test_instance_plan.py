@@ -46,11 +46,13 @@ def by_attribute(plan):
 def test_weak_instance_plan():
     plan = by_attribute(planning.compute_plan(planning.current_state(weak_instance()), hardened(), "maintenance-window"))
     assert plan["kms_key_id"] == {"attribute": "kms_key_id", "current": DEFAULT_KEY, "desired": KEY,
-                                  "apply": "replacement", "impact": "replacement"}
+                                  "apply": "replacement", "impact": "replacement",
+                                  "what": planning.IMPACTS["replacement"]}
     assert plan["multi_az"]["apply"] == "maintenance-window" and plan["multi_az"]["impact"] == "none"
     assert plan["enable_iam_database_authentication"]["apply"] == "maintenance-window"
     assert plan["vpc_security_group_ids"] == {"attribute": "vpc_security_group_ids", "current": ["sg-shared"],
-                                              "desired": ["sg-db"], "apply": "immediately", "impact": "none"}
+                                              "desired": ["sg-db"], "apply": "immediately", "impact": "none",
+                                              "what": None}
     assert plan["deletion_protection"]["apply"] == "immediately"
     assert plan["enable_performance_insights"]["apply"] == "immediately"
     assert plan["performance_insights_kms_key_id"]["apply"] == "immediately"  # PI is off: enabling sets the key
@@ -99,6 +101,57 @@ def test_restart_and_reboot_classes():
 def test_turning_backups_on_interrupts_briefly():
     plan = by_attribute(planning.compute_plan(planning.current_state(weak_instance(BackupRetentionPeriod=0)), hardened(), "immediately"))
     assert plan["backup_retention_period"]["impact"] == "brief-interruption"
+
+
+def test_lowering_backup_retention_is_data_loss_and_refused_unless_allowed():
+    plan = by_attribute(planning.compute_plan(
+        planning.current_state(weak_instance(BackupRetentionPeriod=30)), hardened(backup_retention_period=7), "immediately"))
+    entry = plan["backup_retention_period"]
+    assert (entry["current"], entry["desired"], entry["apply"], entry["impact"]) == (30, 7, "immediately", "data-loss")
+    assert "older than 7 days" in entry["what"] and "deleted at once" in entry["what"]
+    messages = planning.refusals(list(plan.values()), allow_reboot=True, allow_replacement=True)
+    assert len(messages) == 1
+    assert "from 30 to 7 days" in messages[0] and "allow_backup_retention_decrease=true" in messages[0]
+    assert planning.refusals(list(plan.values()), True, True, allow_backup_retention_decrease=True) == []
+
+
+def test_raising_backup_retention_is_no_data_loss():
+    plan = by_attribute(planning.compute_plan(
+        planning.current_state(weak_instance(BackupRetentionPeriod=7)), hardened(backup_retention_period=30), "immediately"))
+    assert plan["backup_retention_period"]["impact"] == "none" and plan["backup_retention_period"]["what"] is None
+    assert planning.refusals(list(plan.values()), allow_reboot=True, allow_replacement=True) == []
+
+
+def test_switching_to_secrets_manager_interrupts_the_master_user_clients():
+    instance = weak_instance(MasterUsername="admin")
+    plan = by_attribute(planning.compute_plan(
+        planning.current_state(instance), hardened(manage_master_user_password=True, master_user_secret_kms_key_id=KEY),
+        "maintenance-window"))
+    entry = plan["manage_master_user_password"]
+    assert (entry["current"], entry["desired"], entry["apply"], entry["impact"]) == (False, True, "immediately", "interruption")
+    assert "master user admin" in entry["what"] and "old password is refused" in entry["what"]
+    assert "master_username" not in plan  # named in ``what``, never planned
+
+
+def test_leaving_secrets_manager_interrupts_the_secret_readers():
+    instance = weak_instance(MasterUserSecret={"SecretArn": "arn:secret", "KmsKeyId": KEY})
+    plan = by_attribute(planning.compute_plan(
+        planning.current_state(instance), hardened(manage_master_user_password=False), "immediately"))
+    assert plan["manage_master_user_password"]["impact"] == "interruption"
+    assert "reads that secret" in plan["manage_master_user_password"]["what"]
+
+
+def test_unmanaged_master_password_is_not_planned():
+    instance = weak_instance(MasterUserSecret={"SecretArn": "arn:secret", "KmsKeyId": KEY})
+    plan = by_attribute(planning.compute_plan(
+        planning.current_state(instance), hardened(manage_master_user_password=None), "immediately"))
+    assert "manage_master_user_password" not in plan and "master_user_secret_kms_key_id" not in plan
+
+
+def test_every_impact_is_documented():
+    impacts = {impact for _when, impact in planning.RULES.values()} | {"brief-interruption", "data-loss"}
+    assert impacts <= set(planning.IMPACTS)
+    assert set(planning.IMPACTS) == {"none", "brief-interruption", "interruption", "restart", "data-loss", "replacement"}
 
 
 def test_performance_insights_key_cannot_change_once_enabled():

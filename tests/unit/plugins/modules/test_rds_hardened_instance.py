@@ -195,8 +195,36 @@ def test_create_in_check_mode_plans_every_attribute():
     assert not isinstance(outcome, Failed), outcome.result
     plan = {entry["attribute"]: entry for entry in outcome.result["plan"]}
     assert plan["kms_key_id"]["desired"] == KEY_ARN and plan["kms_key_id"]["current"] is None
+    assert plan["manage_master_user_password"]["desired"] is False  # the task said so
     assert "s3cret-password" not in repr(outcome.result)
     module.assert_all_calls_made()
+
+
+def test_a_new_instance_keeps_its_master_password_in_secrets_manager_by_default():
+    params = base_params(engine_version="8.0.42", db_instance_class="db.t3.2xlarge", allocated_storage=50,
+                         db_subnet_group_name="private", master_username="admin")
+    del params["manage_master_user_password"]
+    module = make_module(params, check_mode=True)
+    expect_describe(module, None)
+    module.stub("rds").add_response("describe_db_instances", {"DBInstances": []}, {"DBInstanceIdentifier": "db-reencrypted"})
+    module.stub("kms").add_response("describe_key", {"KeyMetadata": {
+        "KeyId": "1111", "Arn": KEY_ARN, "KeyState": "Enabled", "KeyManager": "CUSTOMER"}}, {"KeyId": "alias/cso-rds"})
+    module.stub("rds").add_response("describe_db_engine_versions", {"DBEngineVersions": [
+        {"Engine": "mysql", "EngineVersion": "8.0.42", "DBParameterGroupFamily": "mysql8.0"}]},
+        {"Engine": "mysql", "EngineVersion": "8.0.42"})
+    module.stub("rds").add_response("describe_db_subnet_groups", {"DBSubnetGroups": [
+        {"DBSubnetGroupName": "private", "VpcId": VPC}]}, {"DBSubnetGroupName": "private"})
+    module.stub("ec2").add_response("describe_security_groups", {"SecurityGroups": [
+        {"GroupId": "sg-db", "VpcId": VPC, "GroupName": "db", "Description": "db", "OwnerId": ACCOUNT}]},
+        {"GroupIds": ["sg-db"]})
+    module.stub("iam").add_response("get_role", {"Role": {
+        "RoleName": "rds-monitoring", "Arn": ROLE, "Path": "/", "RoleId": "AROAEXAMPLEEXAMPLE1", "CreateDate": FAR_FUTURE}},
+        {"RoleName": "rds-monitoring"})
+    outcome = run(module)
+    assert not isinstance(outcome, Failed), outcome.result
+    plan = {entry["attribute"]: entry for entry in outcome.result["plan"]}
+    assert plan["manage_master_user_password"]["desired"] is True
+    assert plan["master_user_secret_kms_key_id"]["desired"] == KEY_ARN
 
 
 def test_ca_expiring_soon_warns():
@@ -212,3 +240,67 @@ def test_ca_expiring_soon_warns():
 
 def test_master_password_is_no_log():
     assert module_under_test.ARGUMENT_SPEC["master_user_password"]["no_log"] is True
+
+
+def test_lower_backup_retention_is_refused_before_any_write():
+    instance = dict(hardened_instance(), BackupRetentionPeriod=30)
+    module = make_module(base_params(backup_retention_period=7))
+    expect_describe(module, instance)
+    expect_validation_reads(module)
+    outcome = run(module)  # the Stubber has no write queued: a modify would fail the test differently
+    assert isinstance(outcome, Failed)
+    assert "from 30 to 7 days" in outcome.result["msg"] and "allow_backup_retention_decrease=true" in outcome.result["msg"]
+    module.assert_all_calls_made()
+
+
+def test_lower_backup_retention_in_check_mode_is_planned_as_data_loss():
+    instance = dict(hardened_instance(), BackupRetentionPeriod=30)
+    module = make_module(base_params(backup_retention_period=7), check_mode=True)
+    expect_describe(module, instance)
+    expect_validation_reads(module)
+    outcome = run(module)
+    assert not isinstance(outcome, Failed), outcome.result
+    assert [(e["attribute"], e["impact"]) for e in outcome.result["plan"]] == [("backup_retention_period", "data-loss")]
+    assert any("allow_backup_retention_decrease=true" in warning for warning in module.warnings)
+
+
+def test_lower_backup_retention_when_allowed():
+    instance = dict(hardened_instance(), BackupRetentionPeriod=30)
+    lowered = hardened_instance()
+    module = make_module(base_params(backup_retention_period=7, allow_backup_retention_decrease=True))
+    expect_describe(module, instance)
+    expect_validation_reads(module)
+    module.stub("rds").add_response("modify_db_instance", {"DBInstance": lowered}, {
+        "DBInstanceIdentifier": "db", "BackupRetentionPeriod": 7, "ApplyImmediately": False})
+    module.stub("rds").add_response("describe_db_instances", {"DBInstances": [lowered]}, {"DBInstanceIdentifier": "db"})
+    expect_describe(module, lowered)
+    expect_describe(module, lowered)
+    outcome = run(module)
+    assert not isinstance(outcome, Failed), outcome.result
+    assert outcome.result["changed"] is True
+    module.assert_all_calls_made()
+
+
+@pytest.mark.parametrize("secret", [None, {"SecretArn": "arn:aws:secretsmanager:x", "KmsKeyId": KEY_ARN}])
+def test_master_password_management_left_as_it_is_unless_set(secret):
+    instance = hardened_instance()
+    if secret:
+        instance["MasterUserSecret"] = secret
+    params = base_params()
+    del params["manage_master_user_password"]
+    module = make_module(params, check_mode=True)
+    expect_describe(module, instance)
+    expect_validation_reads(module)
+    outcome = run(module)
+    assert not isinstance(outcome, Failed), outcome.result
+    assert outcome.result["plan"] == [] and outcome.result["changed"] is False
+
+
+def test_switch_to_secrets_manager_is_an_interruption_in_the_plan():
+    module = make_module(base_params(manage_master_user_password=True), check_mode=True)
+    expect_describe(module, dict(hardened_instance(), MasterUsername="admin"))
+    expect_validation_reads(module)
+    outcome = run(module)
+    plan = {entry["attribute"]: entry for entry in outcome.result["plan"]}
+    assert plan["manage_master_user_password"]["impact"] == "interruption"
+    assert "master user admin" in plan["manage_master_user_password"]["what"]

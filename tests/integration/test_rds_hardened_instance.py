@@ -124,6 +124,17 @@ def test_converge_weak_instance_then_second_run_makes_no_call(aws_lab, prereq, r
     assert aws_lab.mutating_calls() == []
 
 
+def test_engine_version_below_the_running_one_is_never_a_downgrade(aws_lab, prereq, run_playbook):
+    running = _instance(aws_lab)["EngineVersion"]  # the seed's 8.0.42, as after an automatic minor upgrade
+    major, minor, patch = running.split(".")
+    older = f"{major}.{minor}.{int(patch) - 2}"
+    aws_lab.clear_calls()
+    run = run_playbook(_playbook(_task(prereq, engine_version=older, allow_replacement=False)), check=True)
+    plan = _attributes(_ok(run)["plan"])
+    assert "engine_version" not in plan and "kms_key_id" in plan  # the rest of the plan is still there
+    assert aws_lab.mutating_calls() == []
+
+
 def test_lowering_backup_retention_is_refused_with_zero_writes(aws_lab, prereq, run_playbook):
     aws_lab.boto3("rds").modify_db_instance(DBInstanceIdentifier=DB, BackupRetentionPeriod=14, ApplyImmediately=True)
     aws_lab.clear_calls()

@@ -204,3 +204,27 @@ def test_logs_export_change_enables_and_disables():
 def test_diff_shows_before_and_after():
     plan = [{"attribute": "multi_az", "current": False, "desired": True, "apply": "immediately", "impact": "none"}]
     assert planning.diff(plan) == {"before": {"multi_az": False}, "after": {"multi_az": True}}
+
+
+def test_engine_version_is_a_minimum_never_a_downgrade():
+    upgraded_by_aws = planning.current_state(weak_instance(EngineVersion="8.0.42"))
+    assert "engine_version" not in by_attribute(planning.compute_plan(upgraded_by_aws, hardened(engine_version="8.0.40"), "immediately"))
+    assert "engine_version" not in by_attribute(planning.compute_plan(upgraded_by_aws, hardened(engine_version="8.0.42"), "immediately"))
+    plan = by_attribute(planning.compute_plan(upgraded_by_aws, hardened(engine_version="8.0.43"), "immediately"))
+    assert (plan["engine_version"]["current"], plan["engine_version"]["desired"]) == ("8.0.42", "8.0.43")
+    assert plan["engine_version"]["impact"] == "restart"
+
+
+def test_engine_versions_compare_as_numbers():
+    current = planning.current_state(weak_instance(EngineVersion="8.0.100"))
+    assert "engine_version" not in by_attribute(planning.compute_plan(current, hardened(engine_version="8.0.40"), "immediately"))
+    lower = planning.current_state(weak_instance(EngineVersion="8.0.40"))
+    assert by_attribute(planning.compute_plan(lower, hardened(engine_version="8.0.100"), "immediately"))["engine_version"]["desired"] == "8.0.100"
+    assert planning.version_key("16.10") > planning.version_key("16.9")
+    assert planning.version_key("10.11.8") > planning.version_key("10.6.18")
+
+
+def test_a_pending_upgrade_is_not_planned_again():
+    instance = weak_instance(EngineVersion="8.0.40", PendingModifiedValues={"EngineVersion": "8.0.42"})
+    plan = planning.compute_plan(planning.current_state(instance), hardened(engine_version="8.0.42"), "maintenance-window")
+    assert "engine_version" not in by_attribute(plan)

@@ -304,3 +304,55 @@ def test_switch_to_secrets_manager_is_an_interruption_in_the_plan():
     plan = {entry["attribute"]: entry for entry in outcome.result["plan"]}
     assert plan["manage_master_user_password"]["impact"] == "interruption"
     assert "master user admin" in plan["manage_master_user_password"]["what"]
+
+
+def test_configured_version_below_the_running_one_plans_nothing_in_check_mode():
+    # AWS applied an automatic minor upgrade: the instance runs 8.0.42, the configuration still says 8.0.40
+    module = make_module(base_params(engine_version="8.0.40"), check_mode=True)
+    expect_describe(module, hardened_instance())
+    expect_validation_reads(module, version="8.0.42")  # the version the instance keeps is the one validated
+    outcome = run(module)
+    assert not isinstance(outcome, Failed), outcome.result
+    assert outcome.result["plan"] == [] and outcome.result["changed"] is False
+    assert not any("allow_reboot" in warning for warning in module.warnings)
+    module.assert_all_calls_made()
+
+
+def test_configured_version_below_the_running_one_makes_no_write():
+    module = make_module(base_params(engine_version="8.0.40"))
+    expect_describe(module, hardened_instance())
+    expect_validation_reads(module, version="8.0.42")
+    expect_describe(module, hardened_instance())  # refresh before the reboot check
+    expect_describe(module, hardened_instance())
+    outcome = run(module)
+    assert not isinstance(outcome, Failed), outcome.result
+    assert outcome.result["changed"] is False
+    module.assert_all_calls_made()
+
+
+def test_configured_version_above_the_running_one_plans_an_upgrade_in_check_mode():
+    module = make_module(base_params(engine_version="8.0.100"), check_mode=True)
+    expect_describe(module, hardened_instance())
+    expect_validation_reads(module, version="8.0.100")
+    outcome = run(module)
+    assert not isinstance(outcome, Failed), outcome.result
+    assert [(e["attribute"], e["current"], e["desired"], e["impact"]) for e in outcome.result["plan"]] == [
+        ("engine_version", "8.0.42", "8.0.100", "restart")]
+    assert any("allow_reboot=true" in warning for warning in module.warnings)
+    module.assert_all_calls_made()
+
+
+def test_engine_upgrade_with_reboot_allowed_modifies_the_version():
+    upgraded = dict(hardened_instance(), EngineVersion="8.0.43")
+    module = make_module(base_params(engine_version="8.0.43", allow_reboot=True, apply="immediately"))
+    expect_describe(module, hardened_instance())
+    expect_validation_reads(module, version="8.0.43")
+    module.stub("rds").add_response("modify_db_instance", {"DBInstance": upgraded}, {
+        "DBInstanceIdentifier": "db", "EngineVersion": "8.0.43", "ApplyImmediately": True})
+    module.stub("rds").add_response("describe_db_instances", {"DBInstances": [upgraded]}, {"DBInstanceIdentifier": "db"})
+    expect_describe(module, upgraded)
+    expect_describe(module, upgraded)
+    outcome = run(module)
+    assert not isinstance(outcome, Failed), outcome.result
+    assert outcome.result["changed"] is True
+    module.assert_all_calls_made()

@@ -293,7 +293,7 @@ def needs_reboot(plan):
     return [entry for entry in plan if entry["apply"] == REBOOT or entry["impact"] == "restart"]
 
 
-def refusals(plan, allow_reboot, allow_replacement, allow_backup_retention_decrease=False):
+def refusals(plan, allow_reboot, allow_replacement, allow_backup_retention_decrease=False, writes_stopped=True):
     """Messages for planned changes the task did not allow (empty when everything may go ahead)."""
     messages = []
     for entry in plan:
@@ -312,6 +312,12 @@ def refusals(plan, allow_reboot, allow_replacement, allow_backup_retention_decre
             f"Changing {names} cannot be done in place: it needs a replacement of the instance "
             "(snapshot, copy under the new key, restore, swap identifiers) with downtime. Stop writes to the "
             "database, then run again with allow_replacement=true; or keep the current value."
+        )
+    elif replacements and not writes_stopped:
+        messages.append(
+            "The replacement snapshots the live instance: anything written between the snapshot and the identifier "
+            "swap is lost to the new instance. Stop every service that writes to the database (and check that no "
+            "client session is left), then run again with writes_stopped=true."
         )
     reboots = [entry for entry in needs_reboot(plan) if entry["apply"] != REPLACEMENT]
     if reboots and not allow_reboot:

@@ -24,13 +24,15 @@ description:
   - In check mode the module returns the plan and makes no mutating call, even for changes a real run would
     refuse (it warns about those). With C(--diff) it shows the planned attributes before and after.
   - Changes that restart the database are refused unless O(allow_reboot=true); changes that need a replacement
-    (a new storage KMS key) are refused unless O(allow_replacement=true); a lower O(backup_retention_period) is
+    (a new storage KMS key) are refused unless O(allow_replacement=true) and O(writes_stopped=true); a lower O(backup_retention_period) is
     refused unless O(allow_backup_retention_decrease=true).
   - A new storage KMS key is applied by re-encryption, which amazon.aws.rds_instance cannot do. The module takes a
     snapshot, copies it under the new key, restores it with the same configuration, renames the old instance to
     C(<identifier>-rollback-<stamp>) (deletion protection on) and gives the restored instance the original
-    identifier, so the endpoint name stays the same. B(Stop writes before running it); anything written after the
-    snapshot is lost with the old instance.
+    identifier, so the endpoint name stays the same. B(Stop writes before running it); anything written between the
+    snapshot and the rename is lost (it stays only in the old, renamed instance).
+  - An interrupted re-encryption resumes on the next run, from the tagged (C(cso:reencryption=in-progress)) snapshot,
+    the encrypted copy and the staging instance it finds by their names, instead of taking a new snapshot.
   - All input is validated before the first mutating call (engine version, KMS keys, security groups and their VPC,
     parameter group family, retention, windows, CA certificate, monitoring role).
   - Waits for the instance to be available after every change.
@@ -216,6 +218,21 @@ options:
       - Stop writes to the database first.
     type: bool
     default: false
+  wait_timeout:
+    description:
+      - Seconds the re-encryption waits, at most, for each of its long steps (the snapshot, the copy under the new
+        key, the restore). Large databases copy for hours.
+      - When a step does not finish in time the module fails, AWS goes on, and running the task again resumes from
+        what exists.
+    type: int
+    default: 14400
+  writes_stopped:
+    description:
+      - The operator's confirmation that every service writing to the database is stopped and no client session is
+        left. Required (with O(allow_replacement)) for a re-encryption: it snapshots the instance, and anything
+        written between the snapshot and the identifier swap is lost to the new instance.
+    type: bool
+    default: false
   allow_backup_retention_decrease:
     description:
       - Allow a O(backup_retention_period) lower than the instance's. AWS deletes the automated backups older than
@@ -282,6 +299,7 @@ EXAMPLES = r"""
     monitoring_role_arn: arn:aws:iam::123456789012:role/rds-enhanced-monitoring
     apply: immediately
     allow_replacement: true
+    writes_stopped: true   # CSO and Keystone stopped, no client session left
 """
 
 RETURN = r"""
@@ -325,7 +343,9 @@ plan:
       impact: none
       what: null
 reencryption:
-  description: Names used by the re-encryption (snapshot, encrypted copy, staging and rollback instances).
+  description:
+    - Names used by the re-encryption (snapshot, encrypted copy, staging and rollback instances), and whether it
+      resumed an interrupted one.
   returned: when the instance was re-encrypted
   type: dict
   sample:
@@ -333,6 +353,7 @@ reencryption:
     encrypted_snapshot: cso-prod-db-reencrypted-202611220400
     staging_instance: cso-prod-db-reencrypted
     rollback_instance: cso-prod-db-rollback-202611220400
+    resumed: false
 pending_modified_values:
   description: Changes AWS will apply at the maintenance window (snake_case), plus a pending-reboot parameter group.
   returned: always
@@ -423,6 +444,8 @@ ARGUMENT_SPEC = dict(
     allow_reboot=dict(type="bool", default=False),
     allow_replacement=dict(type="bool", default=False),
     allow_backup_retention_decrease=dict(type="bool", default=False),
+    wait_timeout=dict(type="int", default=14400),
+    writes_stopped=dict(type="bool", default=False),
     tags=dict(type="dict", aliases=["resource_tags"]),
     purge_tags=dict(type="bool", default=True),
 )
@@ -630,7 +653,11 @@ def converge_and_exit(module, rds, instance, desired):
     if tag_changes(instance, params["tags"], params["purge_tags"]):
         plan.append(tags_entry(instance, params["tags"]))
     refusals = planning.refusals(
-        plan, params["allow_reboot"], params["allow_replacement"], params["allow_backup_retention_decrease"]
+        plan,
+        params["allow_reboot"],
+        params["allow_replacement"],
+        params["allow_backup_retention_decrease"],
+        writes_stopped=params["writes_stopped"],
     )
     if module.check_mode:
         # The plan is what the operator wants to see, even the parts a real run would refuse.

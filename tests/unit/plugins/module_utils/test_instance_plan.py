@@ -228,3 +228,10 @@ def test_a_pending_upgrade_is_not_planned_again():
     instance = weak_instance(EngineVersion="8.0.40", PendingModifiedValues={"EngineVersion": "8.0.42"})
     plan = planning.compute_plan(planning.current_state(instance), hardened(engine_version="8.0.42"), "maintenance-window")
     assert "engine_version" not in by_attribute(plan)
+
+
+def test_replacement_refused_until_writes_are_stopped():
+    plan = planning.compute_plan(planning.current_state(weak_instance()), hardened(), "immediately")
+    messages = planning.refusals(plan, allow_reboot=True, allow_replacement=True, writes_stopped=False)
+    assert len(messages) == 1 and "writes_stopped=true" in messages[0]
+    assert planning.refusals(plan, allow_reboot=True, allow_replacement=True, writes_stopped=True) == []

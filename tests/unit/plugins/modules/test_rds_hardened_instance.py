@@ -356,3 +356,19 @@ def test_engine_upgrade_with_reboot_allowed_modifies_the_version():
     assert not isinstance(outcome, Failed), outcome.result
     assert outcome.result["changed"] is True
     module.assert_all_calls_made()
+
+
+def test_replacement_needs_the_writes_stopped_confirmation_before_any_write():
+    module = make_module(base_params(allow_replacement=True))
+    expect_describe(module, weak_instance())
+    expect_validation_reads(module)
+    outcome = run(module)  # no snapshot call queued: the Stubber would refuse one
+    assert isinstance(outcome, Failed)
+    assert "writes_stopped=true" in outcome.result["msg"] and "lost to the new instance" in outcome.result["msg"]
+    module.assert_all_calls_made()
+
+
+def test_wait_timeout_must_be_positive():
+    module = make_module(base_params(wait_timeout=0))
+    outcome = run(module)
+    assert isinstance(outcome, Failed) and "wait_timeout must be a positive" in outcome.result["msg"]

@@ -19,7 +19,7 @@ description:
     stopping and starting it again, which leaves a gap in the replicated point-in-time history.
     The module refuses that unless O(allow_replication_restart=true).
   - Before any mutating call the destination key must prove usable (C(DescribeKey) in the destination
-    region: it exists there, is C(Enabled), customer-managed, symmetric C(ENCRYPT_DECRYPT)).
+    region, C(Enabled), customer-managed, symmetric C(ENCRYPT_DECRYPT)).
   - When a restart's start with the new settings fails after the stop, the module starts the replication
     again with the previous settings (retention and key), so the destination region keeps receiving backups,
     and then fails with a message that says what happened.
@@ -175,7 +175,7 @@ previous_settings_restored:
   description:
     - Only on a failed restart whose start with the new settings failed after the stop. V(true) when the
       replication was started again with the previous retention and key, V(false) when that failed too
-      (the destination region then receives no new backups: act at once).
+      (the destination region then receives no new backups; act at once).
   returned: when a restart failed after the stop
   type: bool
 replication_lag_seconds:

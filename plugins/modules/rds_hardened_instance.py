@@ -81,7 +81,7 @@ options:
     description:
       - Keep the master password in AWS Secrets Manager, encrypted with O(master_user_secret_kms_key_id).
       - When not set, a new instance gets V(true) and an existing instance keeps what it has.
-      - B(Switching an existing instance) (either way) B(replaces the master password at once): every application,
+      - B(Switching an existing instance) (either way) B(replaces the master password at once); every application,
         script or tool that logs in as the master user with the old password is refused until it uses the new one
         (impact C(interruption)). Set it on an existing instance only after moving those clients to the secret.
     type: bool
@@ -229,7 +229,7 @@ options:
   writes_stopped:
     description:
       - The operator's confirmation that every service writing to the database is stopped and no client session is
-        left. Required (with O(allow_replacement)) for a re-encryption: it snapshots the instance, and anything
+        left. Required (with O(allow_replacement)) for a re-encryption, which snapshots the instance; anything
         written between the snapshot and the identifier swap is lost to the new instance.
     type: bool
     default: false

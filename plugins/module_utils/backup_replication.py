@@ -132,6 +132,28 @@ def current_replication(source_instance, destination_client, destination_region)
     return backup
 
 
+def key_unusable_reasons(key, region):
+    """Why the KMS key (its ``KeyMetadata``) cannot encrypt replicated backups in ``region``; empty when it can.
+
+    AWS: RDS User Guide, "Encrypting Amazon RDS resources" (RDS supports only symmetric encryption KMS keys)
+    and "Replicating automated backups to another AWS Region" (the key must be in the destination Region).
+    The key spec must be stated; a missing key usage is accepted for a SYMMETRIC_DEFAULT key, whose only
+    valid usage is ENCRYPT_DECRYPT (AWS: KMS API Reference, CreateKey, KeyUsage).
+    """
+    reasons = []
+    arn = key.get("Arn") or ""
+    if not arn.startswith("arn:") or arn_region(arn) != region:
+        reasons.append(f"it is not a key of {region} (ARN {arn or 'unknown'})")
+    if key.get("KeyState") != "Enabled":
+        reasons.append(f"its state is {key.get('KeyState')}, not Enabled")
+    if key.get("KeyUsage", "ENCRYPT_DECRYPT") != "ENCRYPT_DECRYPT":
+        reasons.append(f"its usage is {key.get('KeyUsage')}, not ENCRYPT_DECRYPT")
+    spec = key.get("KeySpec") or key.get("CustomerMasterKeySpec")
+    if spec != "SYMMETRIC_DEFAULT":
+        reasons.append(f"its key spec is {spec}, not SYMMETRIC_DEFAULT (RDS uses symmetric encryption keys only)")
+    return reasons
+
+
 def desired_settings(retention_period, kms_key_arn):
     return {"backup_retention_period": retention_period, "kms_key_id": kms_key_arn}
 
@@ -179,6 +201,29 @@ def start_replication(destination_client, source_arn, retention_period, kms_key_
     return destination_client.start_db_instance_automated_backups_replication(aws_retry=True, **params)[
         "DBInstanceAutomatedBackup"
     ]
+
+
+def restore_failed_message(source_arn, destination_region, new, old, new_error, old_error=None):
+    """What happened when the start with new settings failed after the stop, and what to do."""
+    first = (
+        f"Replication of {source_arn} into {destination_region} was stopped to apply new settings "
+        f"(retention {new['backup_retention_period']}, key {new['kms_key_id']}), but starting it with them failed: "
+        f"{new_error}."
+    )
+    if old_error is None:
+        return (
+            f"{first} It was started again with the previous settings (retention {old['backup_retention_period']}, "
+            f"key {old['kms_key_id']}), so {destination_region} receives backups again; its point-in-time history "
+            "restarts from the next backup. Fix the cause above (the destination key's policy must let RDS use it), "
+            "then run again."
+        )
+    return (
+        f"{first} Starting it again with the previous settings (retention {old['backup_retention_period']}, key "
+        f"{old['kms_key_id']}) failed too: {old_error}. {destination_region} receives NO new backups now (the ones "
+        "already replicated are retained). Start the replication by hand (aws rds "
+        f"start-db-instance-automated-backups-replication --region {destination_region} --source-db-instance-arn "
+        f"{source_arn} --kms-key-id <key>) or fix the cause and run this task again, now."
+    )
 
 
 def stop_replication(destination_client, source_arn):

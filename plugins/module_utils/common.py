@@ -38,7 +38,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 READ_ONLY_PREFIXES = ("describe_", "list_", "get_")
 
 # Impacts of a plan item, from none to the most disruptive.
-IMPACTS = ("none", "brief-interruption", "restart", "replacement")
+IMPACTS = ("none", "brief-interruption", "restart", "interruption", "data-loss", "replacement")
 
 
 def retry_decorator(retries=10, delay=3, max_delay=60, extra_error_codes=()):

@@ -4,14 +4,17 @@
 
 """From the difference between an instance and its desired state to a plan, and from a plan to API calls.
 
-A plan entry is ``{what, impact, before, after, apply}`` (``common.plan_item``, the shape every
+A plan entry is ``{what, impact, before, after, apply, effect}`` (``common.plan_item``, the shape every
 module returns; ``attribute``, ``current`` and ``desired`` repeat what, before and after) where ``apply`` says when AWS
 applies the change (``immediately``, ``maintenance-window``, ``reboot`` = only when the instance
-restarts, ``replacement`` = cannot be modified in place) and ``impact`` what clients notice
-(``none``, ``brief-interruption``, ``restart``, ``replacement``). No function here calls AWS.
+restarts, ``replacement`` = cannot be modified in place), ``impact`` what clients notice (one of
+``IMPACTS``) and ``effect`` says it in words (who is affected and how; null when nothing is noticed).
+No function here calls AWS.
 """
 
 from __future__ import annotations
+
+import re
 
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import plan_item
 
@@ -24,6 +27,19 @@ REPLACEMENT = "replacement"
 _ALWAYS = "always-immediate"
 # These wait for the maintenance window unless ApplyImmediately=True.
 _FOLLOWS = "follows-apply"
+
+# impact -> what it means for the clients of the instance (the plan's ``effect``); the keys are common.IMPACTS
+IMPACTS = {
+    "none": None,
+    "brief-interruption": "Turning automated backups on or off restarts the instance: every client connection drops briefly.",
+    "interruption": "Clients are cut off until someone acts.",
+    "restart": "The database restarts: every client connection drops until it is back.",
+    "data-loss": "Data is deleted at once and cannot be brought back.",
+    "replacement": (
+        "The instance is replaced (snapshot, copy, restore, identifier swap): clients lose the database for the "
+        "whole copy, and anything written after the snapshot is lost."
+    ),
+}
 
 # attribute -> (when AWS applies it, impact on clients)
 RULES = {
@@ -53,7 +69,9 @@ RULES = {
     "max_allocated_storage": (_ALWAYS, "none"),
     "iops": (_FOLLOWS, "none"),
     "storage_throughput": (_FOLLOWS, "none"),
-    "manage_master_user_password": (_ALWAYS, "none"),
+    # AWS: RDS User Guide, "Password management with Amazon RDS and AWS Secrets Manager": turning it on
+    # (or off) replaces the master password at once.
+    "manage_master_user_password": (_ALWAYS, "interruption"),
     "master_user_secret_kms_key_id": (_ALWAYS, "none"),
 }
 KEY_ATTRIBUTES = ("kms_key_id", "performance_insights_kms_key_id", "master_user_secret_kms_key_id")
@@ -151,6 +169,7 @@ def current_state(instance):
         "storage_throughput": after_pending("StorageThroughput"),
         "manage_master_user_password": secret is not None,
         "master_user_secret_kms_key_id": secret.get("KmsKeyId") if secret else None,
+        "master_username": instance.get("MasterUsername"),  # not managed: named in the plan's ``effect``
     }
 
 
@@ -161,6 +180,22 @@ def same_key(current, desired):
     return current.rsplit("/", 1)[-1] == desired.rsplit("/", 1)[-1]
 
 
+def version_key(version):
+    """A sortable key of an engine version: numeric parts compare as numbers (8.0.100 > 8.0.40)."""
+    key = []
+    for part in str(version).split("."):
+        match = re.match(r"(\d*)(.*)", part)
+        key.append((int(match.group(1)) if match.group(1) else -1, match.group(2)))
+    return tuple(key)
+
+
+def engine_upgrade_needed(current, desired):
+    """``engine_version`` is a minimum: an instance AWS upgraded past it (automatic minor upgrades) stays."""
+    if desired is None:
+        return False
+    return current is None or version_key(desired) > version_key(current)
+
+
 def differs(attribute, current, desired):
     if desired is None:
         return False  # not managed by this task
@@ -168,13 +203,45 @@ def differs(attribute, current, desired):
         return not same_key(current, desired)
     if attribute == "allocated_storage":
         return current is None or desired > current  # storage only grows; shrinking is rejected by validation
+    if attribute == "engine_version":
+        return engine_upgrade_needed(current, desired)  # never a downgrade
     return current != desired
+
+
+def retention_decrease(current_days, desired_days):
+    """True when ``desired_days`` of automated backups is fewer than the instance keeps now (backups stay on)."""
+    return bool(current_days) and desired_days is not None and 0 < desired_days < current_days
+
+
+def _effect(attribute, current, desired, impact, master_username=None):
+    if attribute == "backup_retention_period" and impact == "data-loss":
+        return (
+            f"Automated backups older than {desired} days (the instance keeps {current} now) are deleted at once: "
+            f"point-in-time restore to more than {desired} days ago is no longer possible."
+        )
+    if attribute == "manage_master_user_password":
+        user = f"the master user {master_username}" if master_username else "the master user"
+        if desired:
+            return (
+                f"RDS replaces the password of {user} at once with a generated one kept in Secrets Manager: every "
+                "application, script or tool that logs in as that user with the old password is refused until it "
+                "reads the new secret."
+            )
+        return (
+            f"RDS sets the password of {user} to master_user_password at once and deletes the Secrets Manager secret: "
+            "everything that reads that secret to log in is refused until it uses the new password."
+        )
+    return IMPACTS[impact]
 
 
 def _when_and_impact(attribute, current, desired, apply_mode):
     when, impact = RULES[attribute]
     if attribute == "backup_retention_period" and (current["backup_retention_period"] == 0) != (desired == 0):
         when, impact = _FOLLOWS, "brief-interruption"  # turning backups on or off restarts the instance
+    elif attribute == "backup_retention_period" and retention_decrease(current["backup_retention_period"], desired):
+        # AWS: RDS User Guide, "Backup retention period": lowering it deletes the automated backups
+        # older than the new period at once.
+        impact = "data-loss"
     if attribute == "performance_insights_kms_key_id" and current["enable_performance_insights"]:
         when, impact = REPLACEMENT, "replacement"  # AWS cannot change the key of enabled Performance Insights
     if when == _ALWAYS:
@@ -192,15 +259,17 @@ def compute_plan(current, desired, apply_mode):
         if not differs(attribute, current.get(attribute), value):
             continue
         when, impact = _when_and_impact(attribute, current, value, apply_mode)
-        plan.append(entry(attribute, current.get(attribute), value, when, impact))
+        plan.append(entry(attribute, current.get(attribute), value, when, impact,
+                          _effect(attribute, current.get(attribute), value, impact, current.get("master_username"))))
     return plan
 
 
-def entry(attribute, current, desired, when, impact):
+def entry(attribute, current, desired, when, impact, effect=None):
     """A plan entry in the shape every module shares (what, impact, before, after), plus ``apply`` (when AWS
-    applies it) and the names this module used before (attribute, current, desired) for existing readers."""
-    return plan_item(attribute, impact, current, desired, apply=when, attribute=attribute, current=current,
-                     desired=desired)
+    applies it), ``effect`` (the impact in words) and the names this module used before (attribute, current,
+    desired) for existing readers."""
+    return plan_item(attribute, impact, current, desired, apply=when, effect=effect, attribute=attribute,
+                     current=current, desired=desired)
 
 
 def creation_plan(desired):
@@ -217,9 +286,18 @@ def needs_reboot(plan):
     return [entry for entry in plan if entry["apply"] == REBOOT or entry["impact"] == "restart"]
 
 
-def refusals(plan, allow_reboot, allow_replacement):
+def refusals(plan, allow_reboot, allow_replacement, allow_backup_retention_decrease=False, writes_stopped=True):
     """Messages for planned changes the task did not allow (empty when everything may go ahead)."""
     messages = []
+    for entry in plan:
+        if entry["attribute"] == "backup_retention_period" and entry["impact"] == "data-loss":
+            if not allow_backup_retention_decrease:
+                messages.append(
+                    f"Lowering backup_retention_period from {entry['current']} to {entry['desired']} days deletes the "
+                    f"automated backups older than {entry['desired']} days at once. Keep backup_retention_period at "
+                    f"{entry['current']} or more, or (after taking a manual snapshot if you may need an older restore "
+                    "point) run again with allow_backup_retention_decrease=true."
+                )
     replacements = needs_replacement(plan)
     if replacements and not allow_replacement:
         names = ", ".join(entry["attribute"] for entry in replacements)
@@ -227,6 +305,12 @@ def refusals(plan, allow_reboot, allow_replacement):
             f"Changing {names} cannot be done in place: it needs a replacement of the instance "
             "(snapshot, copy under the new key, restore, swap identifiers) with downtime. Stop writes to the "
             "database, then run again with allow_replacement=true; or keep the current value."
+        )
+    elif replacements and not writes_stopped:
+        messages.append(
+            "The replacement snapshots the live instance: anything written between the snapshot and the identifier "
+            "swap is lost to the new instance. Stop every service that writes to the database (and check that no "
+            "client session is left), then run again with writes_stopped=true."
         )
     reboots = [entry for entry in needs_reboot(plan) if entry["apply"] != REPLACEMENT]
     if reboots and not allow_reboot:

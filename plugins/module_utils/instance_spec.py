@@ -124,6 +124,8 @@ def input_errors(params):
             f"backup_retention_period {retention} is out of range: use {MIN_BACKUP_RETENTION} to {MAX_BACKUP_RETENTION} days "
             f"(AWS allows at most {MAX_BACKUP_RETENTION}; Security Hub RDS.11 requires at least {MIN_BACKUP_RETENTION})."
         )
+    if params.get("wait_timeout") is not None and params["wait_timeout"] < 1:
+        errors.append(f"wait_timeout must be a positive number of seconds (got {params['wait_timeout']}).")
     errors += window_errors(params["preferred_backup_window"], params["preferred_maintenance_window"])
     if params["monitoring_interval"] not in MONITORING_INTERVALS:
         errors.append(f"monitoring_interval must be one of {list(MONITORING_INTERVALS)} seconds.")

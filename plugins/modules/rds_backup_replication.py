@@ -18,6 +18,11 @@ description:
   - AWS cannot modify a running replication. Changing O(retention_period) or O(kms_key_id) means
     stopping and starting it again, which leaves a gap in the replicated point-in-time history.
     The module refuses that unless O(allow_replication_restart=true).
+  - Before any mutating call the destination key must prove usable (C(DescribeKey) in the destination
+    region, C(Enabled), customer-managed, symmetric C(ENCRYPT_DECRYPT)).
+  - When a restart's start with the new settings fails after the stop, the module starts the replication
+    again with the previous settings (retention and key), so the destination region keeps receiving backups,
+    and then fails with a message that says what happened.
   - Everything is validated before the first mutating call; check mode reports the exact plan.
 author:
   - CSO platform engineering (@cso-platform)
@@ -35,8 +40,8 @@ options:
     required: true
   kms_key_id:
     description:
-      - ID, ARN or alias of an enabled, customer-managed KMS key B(in the destination region) that
-        encrypts the replicated backups.
+      - ID, ARN or alias of an enabled, customer-managed, symmetric encryption (C(ENCRYPT_DECRYPT),
+        C(SYMMETRIC_DEFAULT)) KMS key B(in the destination region) that encrypts the replicated backups.
       - Required when the source instance is encrypted. Ignored (with a warning) when it is not.
     type: str
   retention_period:
@@ -167,6 +172,13 @@ replicated_backup:
     kms_key_id:
       description: ARN of the destination-region KMS key.
       type: str
+previous_settings_restored:
+  description:
+    - Only on a failed restart whose start with the new settings failed after the stop. V(true) when the
+      replication was started again with the previous retention and key, V(false) when that failed too
+      (the destination region then receives no new backups; act at once).
+  returned: when a restart failed after the stop
+  type: bool
 replication_lag_seconds:
   description: Seconds between the destination's latest restorable time and now (the DR RPO); null when unknown.
   returned: always
@@ -252,7 +264,15 @@ def resolve_destination_key(module, source):
             "(for example with amazon.aws.kms_key) and pass its ARN or alias."
         )
     kms = aws_client(module, "kms", region=destination)
-    return validate_kms_key(module, kms, key_id, destination, "the replicated backups")["Arn"]
+    key = validate_kms_key(module, kms, key_id, destination, "the replicated backups")
+    reasons = replication.key_unusable_reasons(key, destination)
+    if reasons:
+        module.fail_json(
+            msg=f"The KMS key {key_id} cannot encrypt the replicated backups in {destination}: {'; '.join(reasons)}. "
+            f"Use an enabled symmetric encryption key (KeySpec SYMMETRIC_DEFAULT, KeyUsage ENCRYPT_DECRYPT) created "
+            f"in {destination}. Nothing was changed."
+        )
+    return key["Arn"]
 
 
 def read_replication(module, source, destination_client):
@@ -272,8 +292,38 @@ def refuse_unallowed_restart(module, plan, current, desired):
         )
 
 
-def apply_plan(module, plan, source_arn, destination_client, desired):
-    """Run the plan's calls; returns the ARN of the replicated backups that remain relevant."""
+def restart_with_previous_settings(module, plan, source_arn, destination_client, desired, previous, error):
+    """The start with new settings failed after the stop: start again as before, then fail saying so."""
+    params = module.params
+    new_error = getattr(error, "response", {}).get("Error", {}).get("Message") or str(error)
+    try:
+        started = replication.start_replication(
+            destination_client, source_arn, previous["backup_retention_period"], previous["kms_key_id"]
+        )
+        backups_arn = started.get("DBInstanceAutomatedBackupsArn")
+        if backups_arn and params["wait"]:
+            replication.wait_for(destination_client, "replicated_backup_active", backups_arn, params["wait_timeout"])
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+        old_error = getattr(e, "response", {}).get("Error", {}).get("Message") or str(e)
+        module.fail_json(
+            msg=replication.restore_failed_message(
+                source_arn, params["destination_region"], desired, previous, new_error, old_error
+            ),
+            plan=plan,
+            previous_settings_restored=False,
+        )
+    module.fail_json(
+        msg=replication.restore_failed_message(source_arn, params["destination_region"], desired, previous, new_error),
+        plan=plan,
+        previous_settings_restored=True,
+    )
+
+
+def apply_plan(module, plan, source_arn, destination_client, desired, previous=None):
+    """Run the plan's calls; returns the ARN of the replicated backups that remain relevant.
+
+    ``previous`` (the running replication's settings) is what a failed restart starts again with.
+    """
     params = module.params
     backups_arn = None
     for action in plan["actions"]:
@@ -286,9 +336,14 @@ def apply_plan(module, plan, source_arn, destination_client, desired):
                 if backups_arn and (params["wait"] or plan["restart_required"]):
                     replication.wait_for(destination_client, "replicated_backup_stopped", backups_arn, params["wait_timeout"])
             else:
-                started = replication.start_replication(
-                    destination_client, source_arn, desired["backup_retention_period"], desired["kms_key_id"]
-                )
+                try:
+                    started = replication.start_replication(
+                        destination_client, source_arn, desired["backup_retention_period"], desired["kms_key_id"]
+                    )
+                except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+                    if not (plan["restart_required"] and previous):
+                        raise
+                    restart_with_previous_settings(module, plan, source_arn, destination_client, desired, previous, e)
                 backups_arn = started.get("DBInstanceAutomatedBackupsArn")
                 if backups_arn and params["wait"]:
                     replication.wait_for(destination_client, "replicated_backup_active", backups_arn, params["wait_timeout"])
@@ -335,7 +390,7 @@ def run(module):
             "present" if current else "absent", current, "present" if after_settings else "absent", after_settings
         )
     if plan["actions"] and not module.check_mode:
-        backups_arn = apply_plan(module, plan, source["DBInstanceArn"], destination_client, desired)
+        backups_arn = apply_plan(module, plan, source["DBInstanceArn"], destination_client, desired, current)
         backup = read_backup(module, destination_client, backups_arn) if params["state"] == "present" else None
     summary, lag = replication.summarise_backup(backup, params["destination_region"])
     return dict(result, replicated_backup=summary, replication_lag_seconds=lag)

@@ -18,16 +18,21 @@ description:
     and desired values, how AWS applies it (C(apply)) and what clients notice (C(impact)).
     C(apply) is one of C(immediately), C(maintenance-window), C(reboot) (takes effect only when the instance
     restarts) or C(replacement) (cannot be modified in place). C(impact) is one of C(none),
-    C(brief-interruption), C(restart) or C(replacement).
+    C(brief-interruption), C(interruption) (clients are cut off until someone acts, for example a new master
+    password), C(restart), C(data-loss) (something is deleted at once, for example older automated backups) or
+    C(replacement); C(effect) says who is affected and how.
   - In check mode the module returns the plan and makes no mutating call, even for changes a real run would
     refuse (it warns about those). With C(--diff) it shows the planned attributes before and after.
   - Changes that restart the database are refused unless O(allow_reboot=true); changes that need a replacement
-    (a new storage KMS key) are refused unless O(allow_replacement=true).
+    (a new storage KMS key) are refused unless O(allow_replacement=true) and O(writes_stopped=true); a lower O(backup_retention_period) is
+    refused unless O(allow_backup_retention_decrease=true).
   - A new storage KMS key is applied by re-encryption, which amazon.aws.rds_instance cannot do. The module takes a
     snapshot, copies it under the new key, restores it with the same configuration, renames the old instance to
     C(<identifier>-rollback-<stamp>) (deletion protection on) and gives the restored instance the original
-    identifier, so the endpoint name stays the same. B(Stop writes before running it); anything written after the
-    snapshot is lost with the old instance.
+    identifier, so the endpoint name stays the same. B(Stop writes before running it); anything written between the
+    snapshot and the rename is lost (it stays only in the old, renamed instance).
+  - An interrupted re-encryption resumes on the next run, from the tagged (C(cso:reencryption=in-progress)) snapshot,
+    the encrypted copy and the staging instance it finds by their names, instead of taking a new snapshot.
   - All input is validated before the first mutating call (engine version, KMS keys, security groups and their VPC,
     parameter group family, retention, windows, CA certificate, monitoring role).
   - Waits for the instance to be available after every change.
@@ -47,8 +52,11 @@ options:
   engine_version:
     description:
       - The engine version. Required to create an instance.
-      - On an existing instance a different version is a C(restart) change (needs O(allow_reboot)).
-      - Validated against the versions RDS offers in the region.
+      - On an existing instance it is a B(minimum). An instance on an older version is upgraded (a C(restart) change,
+        needs O(allow_reboot)); an instance on this version or a newer one (for example after AWS applied an automatic
+        minor version upgrade) is left as it is. The module never plans a downgrade.
+      - Versions compare part by part as numbers (V(8.0.100) is newer than V(8.0.40)).
+      - Validated against the versions RDS offers in the region (the version the instance will run).
     type: str
   db_instance_class:
     description:
@@ -72,8 +80,11 @@ options:
   manage_master_user_password:
     description:
       - Keep the master password in AWS Secrets Manager, encrypted with O(master_user_secret_kms_key_id).
+      - When not set, a new instance gets V(true) and an existing instance keeps what it has.
+      - B(Switching an existing instance) (either way) B(replaces the master password at once); every application,
+        script or tool that logs in as the master user with the old password is refused until it uses the new one
+        (impact C(interruption)). Set it on an existing instance only after moving those clients to the secret.
     type: bool
-    default: true
   master_user_secret_kms_key_id:
     description: KMS key of the master user secret. Defaults to O(kms_key_id).
     type: str
@@ -105,7 +116,10 @@ options:
     type: bool
     default: true
   backup_retention_period:
-    description: Days automated backups are kept, 7 to 35 (FSBP RDS.11 requires at least 7).
+    description:
+      - Days automated backups are kept, 7 to 35 (FSBP RDS.11 requires at least 7).
+      - Lowering it on an existing instance deletes the automated backups older than the new period at once
+        (impact C(data-loss)); it is refused unless O(allow_backup_retention_decrease=true).
     type: int
     default: 7
   preferred_backup_window:
@@ -204,6 +218,28 @@ options:
       - Stop writes to the database first.
     type: bool
     default: false
+  wait_timeout:
+    description:
+      - Seconds the re-encryption waits, at most, for each of its long steps (the snapshot, the copy under the new
+        key, the restore). Large databases copy for hours.
+      - When a step does not finish in time the module fails, AWS goes on, and running the task again resumes from
+        what exists.
+    type: int
+    default: 14400
+  writes_stopped:
+    description:
+      - The operator's confirmation that every service writing to the database is stopped and no client session is
+        left. Required (with O(allow_replacement)) for a re-encryption, which snapshots the instance; anything
+        written between the snapshot and the identifier swap is lost to the new instance.
+    type: bool
+    default: false
+  allow_backup_retention_decrease:
+    description:
+      - Allow a O(backup_retention_period) lower than the instance's. AWS deletes the automated backups older than
+        the new period at once, so point-in-time restore to before then is no longer possible.
+      - Take a manual snapshot first if you may need an older restore point.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - cso.rds_hardening.modules
   - amazon.aws.common.modules
@@ -262,6 +298,7 @@ EXAMPLES = r"""
     monitoring_role_arn: arn:aws:iam::123456789012:role/rds-enhanced-monitoring
     apply: immediately
     allow_replacement: true
+    writes_stopped: true   # CSO and Keystone stopped, no client session left
 """
 
 RETURN = r"""
@@ -297,9 +334,15 @@ plan:
       type: str
       sample: replacement
     impact:
-      description: What clients notice.
+      description:
+        - What clients notice, one of C(none), C(brief-interruption), C(interruption), C(restart), C(data-loss),
+          C(replacement).
       type: str
       sample: none
+    effect:
+      description: The impact in words (who is affected and how); null when the impact is C(none).
+      type: str
+      sample: Automated backups older than 7 days (the instance keeps 30 now) are deleted at once.
   sample:
     - what: enable_iam_database_authentication
       before: false
@@ -309,8 +352,11 @@ plan:
       attribute: enable_iam_database_authentication
       current: false
       desired: true
+      effect: null
 reencryption:
-  description: Names used by the re-encryption (snapshot, encrypted copy, staging and rollback instances).
+  description:
+    - Names used by the re-encryption (snapshot, encrypted copy, staging and rollback instances), and whether it
+      resumed an interrupted one.
   returned: when the instance was re-encrypted
   type: dict
   sample:
@@ -318,6 +364,7 @@ reencryption:
     encrypted_snapshot: cso-prod-db-reencrypted-202611220400
     staging_instance: cso-prod-db-reencrypted
     rollback_instance: cso-prod-db-rollback-202611220400
+    resumed: false
 pending_modified_values:
   description: Changes AWS will apply at the maintenance window (snake_case), plus a pending-reboot parameter group.
   returned: always
@@ -376,7 +423,7 @@ ARGUMENT_SPEC = dict(
     port=dict(type="int"),
     master_username=dict(type="str"),
     master_user_password=dict(type="str", no_log=True),
-    manage_master_user_password=dict(type="bool", default=True, no_log=False),
+    manage_master_user_password=dict(type="bool", no_log=False),
     master_user_secret_kms_key_id=dict(type="str", no_log=False),
     kms_key_id=dict(type="str", required=True, no_log=False),
     publicly_accessible=dict(type="bool", default=False),
@@ -405,6 +452,9 @@ ARGUMENT_SPEC = dict(
     apply=dict(type="str", choices=["immediately", "maintenance-window"], default="maintenance-window"),
     allow_reboot=dict(type="bool", default=False),
     allow_replacement=dict(type="bool", default=False),
+    allow_backup_retention_decrease=dict(type="bool", default=False),
+    wait_timeout=dict(type="int", default=14400),
+    writes_stopped=dict(type="bool", default=False),
     tags=dict(type="dict", aliases=["resource_tags"]),
     purge_tags=dict(type="bool", default=True),
 )
@@ -429,7 +479,9 @@ def validate_against_aws(module, clients, instance, desired):
         module.fail_json(
             msg=f"Instance {params['db_instance_identifier']} runs {instance['Engine']}, not {params['engine']}; set engine accordingly."
         )
-    version = desired["engine_version"] or instance["EngineVersion"]
+    # the version the instance will run: the configured one is a minimum, a newer running one stays
+    running = planning.current_state(instance)["engine_version"] if instance else None
+    version = desired["engine_version"] if planning.engine_upgrade_needed(running, desired["engine_version"]) else running
     family = checks.validate_engine_version(module, rds, params["engine"], version)
     if desired["db_parameter_group_name"]:
         checks.validate_parameter_group(module, rds, desired["db_parameter_group_name"], family)
@@ -465,7 +517,7 @@ def validate_existing(module, instance, current, desired):
     if desired["preferred_backup_window"] or desired["preferred_maintenance_window"]:
         errors += window_errors(backup, maintenance)
     if (
-        not desired["manage_master_user_password"]
+        desired["manage_master_user_password"] is False
         and current["manage_master_user_password"]
         and not module.params["master_user_password"]
     ):
@@ -595,7 +647,13 @@ def converge(module, rds, instance, desired):
     plan = planning.compute_plan(current, desired, params["apply"])
     if tag_changes(instance, params["tags"], params["purge_tags"]):
         plan.append(tags_entry(instance, params["tags"]))
-    refusals = planning.refusals(plan, params["allow_reboot"], params["allow_replacement"])
+    refusals = planning.refusals(
+        plan,
+        params["allow_reboot"],
+        params["allow_replacement"],
+        params["allow_backup_retention_decrease"],
+        writes_stopped=params["writes_stopped"],
+    )
     if module.check_mode:
         # The plan is what the operator wants to see, even the parts a real run would refuse.
         for message in refusals:
@@ -626,6 +684,8 @@ def run(module):
         for name in ("rds", "kms", "ec2", "iam")
     }
     instance = describe(module, clients["rds"], params["db_instance_identifier"])
+    if instance is None and params["manage_master_user_password"] is None:
+        params["manage_master_user_password"] = True  # the hardened default of a new instance
     if instance is None:
         fail_on(module, creation_errors(params))
         fail_if_reencryption_interrupted(module, clients["rds"])

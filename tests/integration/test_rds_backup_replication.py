@@ -191,3 +191,39 @@ def test_role_converges_with_30_percent_of_calls_throttled(lab_has_replication, 
     assert again.returncode == 0, again
     assert again.changed() == 0, [r["_task"] for r in again.results() if r.get("changed")]
     assert lab.mutating_calls() == []
+
+
+def test_asymmetric_destination_key_fails_before_any_mutation(lab_has_replication, dr_key, run_playbook):
+    lab = lab_has_replication
+    assert run_playbook(task(**BASE)).returncode == 0
+    kms = lab.boto3("kms", DR_REGION)
+    signing = kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
+    lab.clear_calls()
+    run = run_playbook(task(**dict(BASE, kms_key_id=signing, allow_replication_restart=True)))
+    assert run.returncode != 0
+    message = run.result("Replication")["msg"]
+    assert "usage is SIGN_VERIFY" in message and "key spec is RSA_2048" in message and "Nothing was changed" in message
+    assert lab.mutating_calls() == []
+    assert replicated_backups(lab)[0]["KmsKeyId"] == dr_key  # still replicating under the old key
+
+
+def test_failed_restart_says_the_dr_region_gets_no_backups(lab_has_replication, dr_key, run_playbook):
+    lab = lab_has_replication
+    assert run_playbook(task(**BASE)).returncode == 0
+    lab.clear_calls()
+    # every start fails (the new settings and the previous ones): the worst case after the stop
+    lab.set_faults(1.0, errors=["KMSKeyNotAccessibleFault"], actions=["StartDBInstanceAutomatedBackupsReplication"])
+    try:
+        run = run_playbook(task(**dict(BASE, retention_period=14, allow_replication_restart=True)))
+    finally:
+        lab.set_faults(0)
+    assert run.returncode != 0
+    result = run.result("Replication")
+    assert result["previous_settings_restored"] is False
+    assert "receives NO new backups" in result["msg"] and "start-db-instance-automated-backups-replication" in result["msg"]
+    calls = lab.mutating_calls()
+    assert actions(calls)[0] == "StopDBInstanceAutomatedBackupsReplication"
+    starts = [call for call in calls if call["action"] == "StartDBInstanceAutomatedBackupsReplication"]
+    # botocore retries the faulted starts (a 5xx from the lab); every attempt failed, none got through
+    assert starts and all(call["faulted"] for call in starts)
+    assert replicated_backups(lab) == []

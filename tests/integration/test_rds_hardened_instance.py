@@ -47,6 +47,7 @@ def _task(prereq, **overrides):
         "preferred_maintenance_window": "sun:04:00-sun:05:00",
         "apply": "immediately",
         "allow_replacement": True,
+        "writes_stopped": True,
     }
     args.update(overrides)
     return args
@@ -92,7 +93,7 @@ def test_check_mode_returns_full_plan_and_mutates_nothing(aws_lab, prereq, run_p
     assert plan["enable_iam_database_authentication"] == {
         "what": "enable_iam_database_authentication", "before": False, "after": True,
         "attribute": "enable_iam_database_authentication", "current": False, "desired": True,
-        "apply": "immediately", "impact": "none"}
+        "apply": "immediately", "impact": "none", "effect": None}
     for attribute in ("multi_az", "deletion_protection", "copy_tags_to_snapshot", "enable_performance_insights",
                       "monitoring_interval", "enable_cloudwatch_logs_exports"):
         assert attribute in plan, attribute
@@ -123,6 +124,49 @@ def test_converge_weak_instance_then_second_run_makes_no_call(aws_lab, prereq, r
     assert again.result("Harden")["changed"] is False
     assert again.result("Harden")["plan"] == []
     assert aws_lab.mutating_calls() == []
+
+
+def test_engine_version_below_the_running_one_is_never_a_downgrade(aws_lab, prereq, run_playbook):
+    running = _instance(aws_lab)["EngineVersion"]  # the seed's 8.0.42, as after an automatic minor upgrade
+    major, minor, patch = running.split(".")
+    older = f"{major}.{minor}.{int(patch) - 2}"
+    aws_lab.clear_calls()
+    run = run_playbook(_playbook(_task(prereq, engine_version=older, allow_replacement=False)), check=True)
+    plan = _attributes(_ok(run)["plan"])
+    assert "engine_version" not in plan and "kms_key_id" in plan  # the rest of the plan is still there
+    assert aws_lab.mutating_calls() == []
+
+
+def test_lowering_backup_retention_is_refused_with_zero_writes(aws_lab, prereq, run_playbook):
+    aws_lab.boto3("rds").modify_db_instance(DBInstanceIdentifier=DB, BackupRetentionPeriod=14, ApplyImmediately=True)
+    aws_lab.clear_calls()
+    run = run_playbook(_playbook(_task(prereq, backup_retention_period=7, allow_replacement=False, allow_reboot=True)))
+    assert run.returncode != 0
+    message = run.result("Harden")["msg"]
+    assert "from 14 to 7 days" in message and "allow_backup_retention_decrease=true" in message
+    assert aws_lab.mutating_calls() == []
+    assert _instance(aws_lab)["BackupRetentionPeriod"] == 14
+
+
+def test_interrupted_reencryption_resumes_from_its_snapshot(aws_lab, prereq, run_playbook):
+    rds = aws_lab.boto3("rds")
+    # what a run interrupted after the copy leaves behind (the names and tag the module gives them)
+    snap, copy = f"{DB}-pre-reencrypt-202612010400", f"{DB}-reencrypted-202612010400"
+    rds.create_db_snapshot(DBInstanceIdentifier=DB, DBSnapshotIdentifier=snap,
+                           Tags=[{"Key": "cso:reencryption", "Value": "in-progress"}])
+    rds.copy_db_snapshot(SourceDBSnapshotIdentifier=snap, TargetDBSnapshotIdentifier=copy, KmsKeyId=prereq["key_arn"],
+                         CopyTags=True)
+    aws_lab.clear_calls()
+    result = _ok(run_playbook(_playbook(_task(prereq))))
+    assert result["reencryption"]["resumed"] is True
+    assert result["reencryption"]["rollback_instance"] == f"{DB}-rollback-202612010400"
+    assert any("Resuming the interrupted re-encryption" in warning for warning in result.get("warnings", []))
+    made = [call["action"] for call in aws_lab.mutating_calls()]
+    assert "CreateDBSnapshot" not in made and "CopyDBSnapshot" not in made
+    assert made.count("RestoreDBInstanceFromDBSnapshot") == 1
+    assert _instance(aws_lab)["KmsKeyId"] == prereq["key_arn"]
+    tags = rds.describe_db_snapshots(DBSnapshotIdentifier=snap)["DBSnapshots"][0].get("TagList", [])
+    assert {"Key": "cso:reencryption", "Value": "in-progress"} not in tags  # finished: never resumed again
 
 
 def test_create_hardened_instance(aws_lab, prereq, run_playbook):
@@ -249,6 +293,7 @@ BAD_INPUTS = [
      "overlaps preferred_backup_window"),
     ("unknown-ca", {"ca_certificate_identifier": "rds-ca-nope", "allow_reboot": True}, "is not offered by RDS"),
     ("replacement-not-allowed", {"allow_replacement": False}, "allow_replacement=true"),
+    ("writes-not-stopped", {"writes_stopped": False}, "writes_stopped=true"),
     ("reboot-not-allowed", {"db_instance_class": "db.r5.large"}, "allow_reboot=true"),
     ("storage-shrink", {"allocated_storage": 20}, "cannot shrink"),
     ("monitoring-role-missing", lambda lab: {"monitoring_role_arn": _monitoring_role_missing(lab)}, "does not exist"),
@@ -311,6 +356,7 @@ def test_role_hardens_the_seeded_database_and_is_idempotent(aws_lab, run_playboo
         "rds_instance_apply": "immediately",
         "rds_instance_allow_reboot": True,
         "rds_instance_allow_replacement": True,
+        "rds_instance_writes_stopped": True,
         "rds_instance_monitoring_role_policies": [],  # the lab's moto has no AWS-managed IAM policies
     }
     first = run_playbook(ROLE_PLAYBOOK, extra_vars=role_vars)

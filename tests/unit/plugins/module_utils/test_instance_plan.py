@@ -47,13 +47,15 @@ def test_weak_instance_plan():
     plan = by_attribute(planning.compute_plan(planning.current_state(weak_instance()), hardened(), "maintenance-window"))
     assert plan["kms_key_id"] == {"what": "kms_key_id", "before": DEFAULT_KEY, "after": KEY,
                                   "attribute": "kms_key_id", "current": DEFAULT_KEY, "desired": KEY,
-                                  "apply": "replacement", "impact": "replacement"}
+                                  "apply": "replacement", "impact": "replacement",
+                                  "effect": planning.IMPACTS["replacement"]}
     assert plan["multi_az"]["apply"] == "maintenance-window" and plan["multi_az"]["impact"] == "none"
     assert plan["enable_iam_database_authentication"]["apply"] == "maintenance-window"
     assert plan["vpc_security_group_ids"] == {"what": "vpc_security_group_ids", "before": ["sg-shared"],
                                               "after": ["sg-db"],
                                               "attribute": "vpc_security_group_ids", "current": ["sg-shared"],
-                                              "desired": ["sg-db"], "apply": "immediately", "impact": "none"}
+                                              "desired": ["sg-db"], "apply": "immediately", "impact": "none",
+                                              "effect": None}
     assert plan["deletion_protection"]["apply"] == "immediately"
     assert plan["enable_performance_insights"]["apply"] == "immediately"
     assert plan["performance_insights_kms_key_id"]["apply"] == "immediately"  # PI is off: enabling sets the key
@@ -102,6 +104,57 @@ def test_restart_and_reboot_classes():
 def test_turning_backups_on_interrupts_briefly():
     plan = by_attribute(planning.compute_plan(planning.current_state(weak_instance(BackupRetentionPeriod=0)), hardened(), "immediately"))
     assert plan["backup_retention_period"]["impact"] == "brief-interruption"
+
+
+def test_lowering_backup_retention_is_data_loss_and_refused_unless_allowed():
+    plan = by_attribute(planning.compute_plan(
+        planning.current_state(weak_instance(BackupRetentionPeriod=30)), hardened(backup_retention_period=7), "immediately"))
+    entry = plan["backup_retention_period"]
+    assert (entry["current"], entry["desired"], entry["apply"], entry["impact"]) == (30, 7, "immediately", "data-loss")
+    assert "older than 7 days" in entry["effect"] and "deleted at once" in entry["effect"]
+    messages = planning.refusals(list(plan.values()), allow_reboot=True, allow_replacement=True)
+    assert len(messages) == 1
+    assert "from 30 to 7 days" in messages[0] and "allow_backup_retention_decrease=true" in messages[0]
+    assert planning.refusals(list(plan.values()), True, True, allow_backup_retention_decrease=True) == []
+
+
+def test_raising_backup_retention_is_no_data_loss():
+    plan = by_attribute(planning.compute_plan(
+        planning.current_state(weak_instance(BackupRetentionPeriod=7)), hardened(backup_retention_period=30), "immediately"))
+    assert plan["backup_retention_period"]["impact"] == "none" and plan["backup_retention_period"]["effect"] is None
+    assert planning.refusals(list(plan.values()), allow_reboot=True, allow_replacement=True) == []
+
+
+def test_switching_to_secrets_manager_interrupts_the_master_user_clients():
+    instance = weak_instance(MasterUsername="admin")
+    plan = by_attribute(planning.compute_plan(
+        planning.current_state(instance), hardened(manage_master_user_password=True, master_user_secret_kms_key_id=KEY),
+        "maintenance-window"))
+    entry = plan["manage_master_user_password"]
+    assert (entry["current"], entry["desired"], entry["apply"], entry["impact"]) == (False, True, "immediately", "interruption")
+    assert "master user admin" in entry["effect"] and "old password is refused" in entry["effect"]
+    assert "master_username" not in plan  # named in ``what``, never planned
+
+
+def test_leaving_secrets_manager_interrupts_the_secret_readers():
+    instance = weak_instance(MasterUserSecret={"SecretArn": "arn:secret", "KmsKeyId": KEY})
+    plan = by_attribute(planning.compute_plan(
+        planning.current_state(instance), hardened(manage_master_user_password=False), "immediately"))
+    assert plan["manage_master_user_password"]["impact"] == "interruption"
+    assert "reads that secret" in plan["manage_master_user_password"]["effect"]
+
+
+def test_unmanaged_master_password_is_not_planned():
+    instance = weak_instance(MasterUserSecret={"SecretArn": "arn:secret", "KmsKeyId": KEY})
+    plan = by_attribute(planning.compute_plan(
+        planning.current_state(instance), hardened(manage_master_user_password=None), "immediately"))
+    assert "manage_master_user_password" not in plan and "master_user_secret_kms_key_id" not in plan
+
+
+def test_every_impact_is_documented():
+    impacts = {impact for _when, impact in planning.RULES.values()} | {"brief-interruption", "data-loss"}
+    assert impacts <= set(planning.IMPACTS)
+    assert set(planning.IMPACTS) == {"none", "brief-interruption", "interruption", "restart", "data-loss", "replacement"}
 
 
 def test_performance_insights_key_cannot_change_once_enabled():
@@ -154,3 +207,34 @@ def test_logs_export_change_enables_and_disables():
 def test_diff_shows_before_and_after():
     plan = [{"attribute": "multi_az", "current": False, "desired": True, "apply": "immediately", "impact": "none"}]
     assert planning.diff(plan) == {"before": {"multi_az": False}, "after": {"multi_az": True}}
+
+
+def test_engine_version_is_a_minimum_never_a_downgrade():
+    upgraded_by_aws = planning.current_state(weak_instance(EngineVersion="8.0.42"))
+    assert "engine_version" not in by_attribute(planning.compute_plan(upgraded_by_aws, hardened(engine_version="8.0.40"), "immediately"))
+    assert "engine_version" not in by_attribute(planning.compute_plan(upgraded_by_aws, hardened(engine_version="8.0.42"), "immediately"))
+    plan = by_attribute(planning.compute_plan(upgraded_by_aws, hardened(engine_version="8.0.43"), "immediately"))
+    assert (plan["engine_version"]["current"], plan["engine_version"]["desired"]) == ("8.0.42", "8.0.43")
+    assert plan["engine_version"]["impact"] == "restart"
+
+
+def test_engine_versions_compare_as_numbers():
+    current = planning.current_state(weak_instance(EngineVersion="8.0.100"))
+    assert "engine_version" not in by_attribute(planning.compute_plan(current, hardened(engine_version="8.0.40"), "immediately"))
+    lower = planning.current_state(weak_instance(EngineVersion="8.0.40"))
+    assert by_attribute(planning.compute_plan(lower, hardened(engine_version="8.0.100"), "immediately"))["engine_version"]["desired"] == "8.0.100"
+    assert planning.version_key("16.10") > planning.version_key("16.9")
+    assert planning.version_key("10.11.8") > planning.version_key("10.6.18")
+
+
+def test_a_pending_upgrade_is_not_planned_again():
+    instance = weak_instance(EngineVersion="8.0.40", PendingModifiedValues={"EngineVersion": "8.0.42"})
+    plan = planning.compute_plan(planning.current_state(instance), hardened(engine_version="8.0.42"), "maintenance-window")
+    assert "engine_version" not in by_attribute(plan)
+
+
+def test_replacement_refused_until_writes_are_stopped():
+    plan = planning.compute_plan(planning.current_state(weak_instance()), hardened(), "immediately")
+    messages = planning.refusals(plan, allow_reboot=True, allow_replacement=True, writes_stopped=False)
+    assert len(messages) == 1 and "writes_stopped=true" in messages[0]
+    assert planning.refusals(plan, allow_reboot=True, allow_replacement=True, writes_stopped=True) == []

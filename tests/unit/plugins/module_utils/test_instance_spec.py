@@ -29,9 +29,15 @@ def test_hardened_defaults_for_mysql():
     assert desired["enable_iam_database_authentication"] is True
     assert desired["enable_cloudwatch_logs_exports"] == ["audit", "error", "general", "slowquery"]
     assert desired["performance_insights_kms_key_id"] == KEY
-    assert desired["master_user_secret_kms_key_id"] == KEY
+    # switching an existing instance's master password is opt-in: unset leaves it as it is
+    assert desired["manage_master_user_password"] is None and "master_user_secret_kms_key_id" not in desired
     assert desired["monitoring_interval"] == 60 and desired["monitoring_role_arn"] == "arn:role"
     assert desired["vpc_security_group_ids"] is None  # unmanaged unless given
+
+
+def test_managed_master_password_uses_the_cmk():
+    desired = spec.desired_state(params(monitoring_role_arn="arn:role", manage_master_user_password=True), keys())
+    assert desired["manage_master_user_password"] is True and desired["master_user_secret_kms_key_id"] == KEY
 
 
 def test_postgres_log_exports_and_separate_pi_key():

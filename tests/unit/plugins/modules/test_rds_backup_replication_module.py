@@ -29,6 +29,7 @@ class Clients:
     def __init__(self):
         self.stubbers = {}
         self.clients = {}
+        self.calls = []  # (service, region, operation) of every call the module made, in order
 
     def get(self, service, region):
         key = (service, region)
@@ -36,6 +37,8 @@ class Clients:
             client = boto3.client(service, region_name=region, aws_access_key_id="AKIATEST",
                                   aws_secret_access_key="secret")
             self.clients[key] = client
+            client.meta.events.register_first(  # before the Stubber checks the parameters
+                "before-parameter-build.*.*", lambda model, **_: self.calls.append((service, region, model.name)))
             self.stubbers[key] = Stubber(client)
             self.stubbers[key].activate()
         return self.clients[key]
@@ -43,6 +46,9 @@ class Clients:
     def stub(self, service, region):
         self.get(service, region)
         return self.stubbers[(service, region)]
+
+    def mutating_calls(self):
+        return [call for call in self.calls if not call[2].startswith(("Describe", "List", "Get"))]
 
     def assert_done(self):
         for stubber in self.stubbers.values():
@@ -59,6 +65,20 @@ def clients(monkeypatch):
 
     monkeypatch.setattr(AnsibleAWSModule, "client", fake_client)
     return clients
+
+
+@pytest.fixture(autouse=True)
+def no_waiter_pause(monkeypatch):
+    """The waiters poll without sleeping: tests count the polls (the Stubber answers each), never wall time."""
+    monkeypatch.setattr(replication, "waiter_config", lambda timeout: {"Delay": 0, "MaxAttempts": 5})
+
+
+def utc_now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def seconds_between(earlier, later):
+    return (later - earlier).total_seconds()
 
 
 def run_module(module, args, check_mode=False, diff=False):
@@ -111,18 +131,29 @@ def expect_source(clients, instance):
     )
 
 
-def expect_key(clients, arn=DR_KEY_ARN, state="Enabled", manager="CUSTOMER", key_id="alias/cso-dr"):
-    clients.stub("kms", DR_REGION).add_response(
-        "describe_key",
-        {"KeyMetadata": {"KeyId": arn.rsplit("/", 1)[-1], "Arn": arn, "KeyState": state, "KeyManager": manager}},
-        {"KeyId": key_id},
-    )
+def expect_key(clients, arn=DR_KEY_ARN, state="Enabled", manager="CUSTOMER", key_id="alias/cso-dr",
+               usage="ENCRYPT_DECRYPT", spec="SYMMETRIC_DEFAULT"):
+    metadata = {"KeyId": arn.rsplit("/", 1)[-1], "Arn": arn, "KeyState": state, "KeyManager": manager}
+    if usage:
+        metadata["KeyUsage"] = usage
+    if spec:
+        metadata["KeySpec"] = spec
+    clients.stub("kms", DR_REGION).add_response("describe_key", {"KeyMetadata": metadata}, {"KeyId": key_id})
 
 
 def expect_backup(clients, backup):
     clients.stub("rds", DR_REGION).add_response(
         "describe_db_instance_automated_backups", {"DBInstanceAutomatedBackups": [backup]},
         {"DBInstanceAutomatedBackupsArn": BACKUPS_ARN},
+    )
+
+
+def expect_start_error(clients, retention, key, code="KMSKeyNotAccessibleFault"):
+    clients.stub("rds", DR_REGION).add_client_error(
+        "start_db_instance_automated_backups_replication", service_error_code=code,
+        service_message="The specified KMS key is not accessible", http_status_code=400,
+        expected_params={"SourceDBInstanceArn": SOURCE_ARN, "SourceRegion": SOURCE_REGION,
+                         "BackupRetentionPeriod": retention, "KmsKeyId": key},
     )
 
 
@@ -158,8 +189,12 @@ def test_start_on_encrypted_source_waits_and_returns_the_replicated_backup(clien
     expect_backup(clients, replicated_backup(status="pending"))  # waiter, first poll
     expect_backup(clients, replicated_backup(status="replicating"))  # waiter, second poll
     expect_backup(clients, replicated_backup(status="replicating"))  # final read
+    before = utc_now()
     result = run_module(rds_backup_replication, dict(ARGS, wait_timeout=30))
+    after = utc_now()
     clients.assert_done()
+    # the waiter polled until "replicating" (twice), then the module read the result once
+    assert [call[2] for call in clients.calls].count("DescribeDBInstanceAutomatedBackups") == 3
     assert result["changed"] is True
     assert result["plan"]["actions"] == ["start_replication"]
     backup = result["replicated_backup"]
@@ -168,7 +203,9 @@ def test_start_on_encrypted_source_waits_and_returns_the_replicated_backup(clien
     assert backup["backup_retention_period"] == 7
     assert backup["encrypted"] is True and backup["kms_key_id"] == DR_KEY_ARN
     assert backup["restore_window"]["latest_time"].startswith(str((NOW - datetime.timedelta(minutes=10)).year))
-    assert 590 <= result["replication_lag_seconds"] <= 700
+    latest = NOW - datetime.timedelta(minutes=10)
+    # the lag is measured against the module's clock, which ran between these two readings of ours
+    assert int(seconds_between(latest, before)) <= result["replication_lag_seconds"] <= seconds_between(latest, after)
 
 
 def test_second_run_is_a_no_op(clients):
@@ -384,12 +421,19 @@ def test_restore_is_private_unprotected_tagged_and_reports_rpo_rto(clients):
     clients.stub("rds", SOURCE_REGION).add_response("describe_db_instances", {"DBInstances": [restored_instance()]},
                                                     {"DBInstanceIdentifier": "cso-db-verify"})  # waiter
     expect_describe(clients, "cso-db-verify", [restored_instance()])
+    before = utc_now()
     result = run_module(rds_restore_verification, RESTORE_ARGS)
+    after = utc_now()
     clients.assert_done()
     assert result["changed"] is True
     assert result["instance"]["endpoint_address"] == "cso-db-verify.lab.rds.amazonaws.com"
-    assert 290 <= result["rpo_seconds"] <= 400
-    assert 0 <= result["rto_seconds"] < 30
+    latest = NOW - datetime.timedelta(minutes=5)  # the source's LatestRestorableTime
+    assert int(seconds_between(latest, before)) <= result["rpo_seconds"] <= seconds_between(latest, after)
+    assert 0 <= result["rto_seconds"] <= round(seconds_between(before, after))
+    # one restore, one waiter poll that saw "available", one final read
+    assert [call[2] for call in clients.calls] == [
+        "DescribeDBInstances", "DescribeDBInstances", "RestoreDBInstanceToPointInTime", "DescribeDBInstances",
+        "DescribeDBInstances"]
     assert result["restored_from"]["source"] == "cso-db"
 
 
@@ -481,3 +525,89 @@ def test_an_untagged_instance_is_refused_even_with_replace(clients):
     result = run_module(rds_restore_verification, dict(RESTORE_ARGS, existing_instance="replace"))
     clients.assert_done()
     assert result["failed"] is True and "Refusing to touch it" in result["msg"]
+
+
+# --- a restart cannot leave the DR region without backups ----------------------------------------
+
+OTHER_KEY_ARN = DR_KEY_ARN.replace("5555", "9999")
+RESTART_ARGS = dict(ARGS, retention_period=14, allow_replication_restart=True)
+
+
+@pytest.mark.parametrize(
+    "key, reason",
+    [
+        ({"spec": "RSA_2048", "usage": "ENCRYPT_DECRYPT"}, "key spec is RSA_2048"),
+        ({"spec": "ECC_NIST_P256", "usage": "SIGN_VERIFY"}, "usage is SIGN_VERIFY"),
+        ({"spec": "HMAC_256", "usage": "GENERATE_VERIFY_MAC"}, "not SYMMETRIC_DEFAULT"),
+        ({"usage": None, "spec": None}, "key spec is None"),  # an answer that proves nothing is no proof
+        ({"arn": DR_KEY_ARN.replace(DR_REGION, "us-east-1")}, "not a key of eu-west-1"),
+        ({"state": "PendingDeletion"}, "must be Enabled"),
+    ],
+)
+def test_unusable_destination_key_fails_with_zero_mutating_calls(clients, key, reason):
+    expect_source(clients, source_instance(replications=[BACKUPS_ARN]))
+    expect_backup(clients, replicated_backup(retention=7))
+    expect_key(clients, **key)
+    result = run_module(rds_backup_replication, RESTART_ARGS)
+    clients.assert_done()
+    assert result["failed"] is True and reason in result["msg"]
+    assert clients.calls == [("rds", SOURCE_REGION, "DescribeDBInstances"),
+                             ("rds", DR_REGION, "DescribeDBInstanceAutomatedBackups"),
+                             ("kms", DR_REGION, "DescribeKey")]
+    assert clients.mutating_calls() == []
+
+
+def test_failed_start_after_the_stop_starts_again_with_the_old_settings(clients):
+    expect_source(clients, source_instance(replications=[BACKUPS_ARN]))
+    expect_backup(clients, replicated_backup(retention=7, key=OTHER_KEY_ARN))
+    expect_key(clients)
+    expect_stop(clients)
+    expect_backup(clients, replicated_backup(status="retained"))  # stop waiter
+    expect_start_error(clients, retention=14, key=DR_KEY_ARN)  # the new settings
+    expect_start(clients, retention=7, key=OTHER_KEY_ARN)  # the old settings
+    expect_backup(clients, replicated_backup(retention=7, key=OTHER_KEY_ARN))  # start waiter
+    result = run_module(rds_backup_replication, RESTART_ARGS)
+    clients.assert_done()
+    assert [call[2] for call in clients.calls] == [
+        "DescribeDBInstances", "DescribeDBInstanceAutomatedBackups", "DescribeKey",
+        "StopDBInstanceAutomatedBackupsReplication", "DescribeDBInstanceAutomatedBackups",
+        "StartDBInstanceAutomatedBackupsReplication", "StartDBInstanceAutomatedBackupsReplication",
+        "DescribeDBInstanceAutomatedBackups"]
+    assert result["failed"] is True and result["previous_settings_restored"] is True
+    assert "The specified KMS key is not accessible" in result["msg"]
+    assert f"started again with the previous settings (retention 7, key {OTHER_KEY_ARN})" in result["msg"]
+    assert "run again" in result["msg"]
+
+
+def test_failed_start_and_failed_restore_say_the_dr_region_gets_no_backups(clients):
+    expect_source(clients, source_instance(replications=[BACKUPS_ARN]))
+    expect_backup(clients, replicated_backup(retention=7))
+    expect_key(clients)
+    expect_stop(clients)
+    expect_backup(clients, replicated_backup(status="retained"))
+    expect_start_error(clients, retention=14, key=DR_KEY_ARN)
+    expect_start_error(clients, retention=7, key=DR_KEY_ARN)
+    result = run_module(rds_backup_replication, RESTART_ARGS)
+    clients.assert_done()
+    assert [call[2] for call in clients.mutating_calls()] == [
+        "StopDBInstanceAutomatedBackupsReplication", "StartDBInstanceAutomatedBackupsReplication",
+        "StartDBInstanceAutomatedBackupsReplication"]
+    assert result["failed"] is True and result["previous_settings_restored"] is False
+    assert "receives NO new backups" in result["msg"] and "start-db-instance-automated-backups-replication" in result["msg"]
+
+
+def test_a_failed_first_start_is_not_retried_with_settings_that_never_existed(clients):
+    expect_source(clients, source_instance())
+    expect_key(clients)
+    expect_start_error(clients, retention=7, key=DR_KEY_ARN)
+    result = run_module(rds_backup_replication, ARGS)
+    clients.assert_done()
+    assert result["failed"] is True and "previous_settings_restored" not in result
+    assert [call[2] for call in clients.mutating_calls()] == ["StartDBInstanceAutomatedBackupsReplication"]
+
+
+def test_a_symmetric_key_without_a_stated_usage_is_usable():
+    key = {"Arn": DR_KEY_ARN, "KeyState": "Enabled", "KeySpec": "SYMMETRIC_DEFAULT"}
+    assert replication.key_unusable_reasons(key, DR_REGION) == []
+    assert replication.key_unusable_reasons(dict(key, KeyUsage="ENCRYPT_DECRYPT"), DR_REGION) == []
+    assert replication.key_unusable_reasons(dict(key, CustomerMasterKeySpec="SYMMETRIC_DEFAULT", KeySpec=None), DR_REGION) == []

@@ -196,8 +196,36 @@ def test_create_in_check_mode_plans_every_attribute():
     assert not isinstance(outcome, Failed), outcome.result
     plan = {entry["attribute"]: entry for entry in outcome.result["plan"]}
     assert plan["kms_key_id"]["desired"] == KEY_ARN and plan["kms_key_id"]["current"] is None
+    assert plan["manage_master_user_password"]["desired"] is False  # the task said so
     assert "s3cret-password" not in repr(outcome.result)
     module.assert_all_calls_made()
+
+
+def test_a_new_instance_keeps_its_master_password_in_secrets_manager_by_default():
+    params = base_params(engine_version="8.0.42", db_instance_class="db.t3.2xlarge", allocated_storage=50,
+                         db_subnet_group_name="private", master_username="admin")
+    del params["manage_master_user_password"]
+    module = make_module(params, check_mode=True)
+    expect_describe(module, None)
+    module.stub("rds").add_response("describe_db_instances", {"DBInstances": []}, {"DBInstanceIdentifier": "db-reencrypted"})
+    module.stub("kms").add_response("describe_key", {"KeyMetadata": {
+        "KeyId": "1111", "Arn": KEY_ARN, "KeyState": "Enabled", "KeyManager": "CUSTOMER"}}, {"KeyId": "alias/cso-rds"})
+    module.stub("rds").add_response("describe_db_engine_versions", {"DBEngineVersions": [
+        {"Engine": "mysql", "EngineVersion": "8.0.42", "DBParameterGroupFamily": "mysql8.0"}]},
+        {"Engine": "mysql", "EngineVersion": "8.0.42"})
+    module.stub("rds").add_response("describe_db_subnet_groups", {"DBSubnetGroups": [
+        {"DBSubnetGroupName": "private", "VpcId": VPC}]}, {"DBSubnetGroupName": "private"})
+    module.stub("ec2").add_response("describe_security_groups", {"SecurityGroups": [
+        {"GroupId": "sg-db", "VpcId": VPC, "GroupName": "db", "Description": "db", "OwnerId": ACCOUNT}]},
+        {"GroupIds": ["sg-db"]})
+    module.stub("iam").add_response("get_role", {"Role": {
+        "RoleName": "rds-monitoring", "Arn": ROLE, "Path": "/", "RoleId": "AROAEXAMPLEEXAMPLE1", "CreateDate": FAR_FUTURE}},
+        {"RoleName": "rds-monitoring"})
+    outcome = run(module)
+    assert not isinstance(outcome, Failed), outcome.result
+    plan = {entry["attribute"]: entry for entry in outcome.result["plan"]}
+    assert plan["manage_master_user_password"]["desired"] is True
+    assert plan["master_user_secret_kms_key_id"]["desired"] == KEY_ARN
 
 
 def test_ca_expiring_soon_warns():
@@ -213,3 +241,135 @@ def test_ca_expiring_soon_warns():
 
 def test_master_password_is_no_log():
     assert module_under_test.ARGUMENT_SPEC["master_user_password"]["no_log"] is True
+
+
+def test_lower_backup_retention_is_refused_before_any_write():
+    instance = dict(hardened_instance(), BackupRetentionPeriod=30)
+    module = make_module(base_params(backup_retention_period=7))
+    expect_describe(module, instance)
+    expect_validation_reads(module)
+    outcome = run(module)  # the Stubber has no write queued: a modify would fail the test differently
+    assert isinstance(outcome, Failed)
+    assert "from 30 to 7 days" in outcome.result["msg"] and "allow_backup_retention_decrease=true" in outcome.result["msg"]
+    module.assert_all_calls_made()
+
+
+def test_lower_backup_retention_in_check_mode_is_planned_as_data_loss():
+    instance = dict(hardened_instance(), BackupRetentionPeriod=30)
+    module = make_module(base_params(backup_retention_period=7), check_mode=True)
+    expect_describe(module, instance)
+    expect_validation_reads(module)
+    outcome = run(module)
+    assert not isinstance(outcome, Failed), outcome.result
+    assert [(e["attribute"], e["impact"]) for e in outcome.result["plan"]] == [("backup_retention_period", "data-loss")]
+    assert any("allow_backup_retention_decrease=true" in warning for warning in module.warnings)
+
+
+def test_lower_backup_retention_when_allowed():
+    instance = dict(hardened_instance(), BackupRetentionPeriod=30)
+    lowered = hardened_instance()
+    module = make_module(base_params(backup_retention_period=7, allow_backup_retention_decrease=True))
+    expect_describe(module, instance)
+    expect_validation_reads(module)
+    module.stub("rds").add_response("modify_db_instance", {"DBInstance": lowered}, {
+        "DBInstanceIdentifier": "db", "BackupRetentionPeriod": 7, "ApplyImmediately": False})
+    module.stub("rds").add_response("describe_db_instances", {"DBInstances": [lowered]}, {"DBInstanceIdentifier": "db"})
+    expect_describe(module, lowered)
+    expect_describe(module, lowered)
+    outcome = run(module)
+    assert not isinstance(outcome, Failed), outcome.result
+    assert outcome.result["changed"] is True
+    module.assert_all_calls_made()
+
+
+@pytest.mark.parametrize("secret", [None, {"SecretArn": "arn:aws:secretsmanager:x", "KmsKeyId": KEY_ARN}])
+def test_master_password_management_left_as_it_is_unless_set(secret):
+    instance = hardened_instance()
+    if secret:
+        instance["MasterUserSecret"] = secret
+    params = base_params()
+    del params["manage_master_user_password"]
+    module = make_module(params, check_mode=True)
+    expect_describe(module, instance)
+    expect_validation_reads(module)
+    outcome = run(module)
+    assert not isinstance(outcome, Failed), outcome.result
+    assert outcome.result["plan"] == [] and outcome.result["changed"] is False
+
+
+def test_switch_to_secrets_manager_is_an_interruption_in_the_plan():
+    module = make_module(base_params(manage_master_user_password=True), check_mode=True)
+    expect_describe(module, dict(hardened_instance(), MasterUsername="admin"))
+    expect_validation_reads(module)
+    outcome = run(module)
+    plan = {entry["attribute"]: entry for entry in outcome.result["plan"]}
+    assert plan["manage_master_user_password"]["impact"] == "interruption"
+    assert "master user admin" in plan["manage_master_user_password"]["effect"]
+
+
+def test_configured_version_below_the_running_one_plans_nothing_in_check_mode():
+    # AWS applied an automatic minor upgrade: the instance runs 8.0.42, the configuration still says 8.0.40
+    module = make_module(base_params(engine_version="8.0.40"), check_mode=True)
+    expect_describe(module, hardened_instance())
+    expect_validation_reads(module, version="8.0.42")  # the version the instance keeps is the one validated
+    outcome = run(module)
+    assert not isinstance(outcome, Failed), outcome.result
+    assert outcome.result["plan"] == [] and outcome.result["changed"] is False
+    assert not any("allow_reboot" in warning for warning in module.warnings)
+    module.assert_all_calls_made()
+
+
+def test_configured_version_below_the_running_one_makes_no_write():
+    module = make_module(base_params(engine_version="8.0.40"))
+    expect_describe(module, hardened_instance())
+    expect_validation_reads(module, version="8.0.42")
+    expect_describe(module, hardened_instance())  # refresh before the reboot check
+    expect_describe(module, hardened_instance())
+    outcome = run(module)
+    assert not isinstance(outcome, Failed), outcome.result
+    assert outcome.result["changed"] is False
+    module.assert_all_calls_made()
+
+
+def test_configured_version_above_the_running_one_plans_an_upgrade_in_check_mode():
+    module = make_module(base_params(engine_version="8.0.100"), check_mode=True)
+    expect_describe(module, hardened_instance())
+    expect_validation_reads(module, version="8.0.100")
+    outcome = run(module)
+    assert not isinstance(outcome, Failed), outcome.result
+    assert [(e["attribute"], e["current"], e["desired"], e["impact"]) for e in outcome.result["plan"]] == [
+        ("engine_version", "8.0.42", "8.0.100", "restart")]
+    assert any("allow_reboot=true" in warning for warning in module.warnings)
+    module.assert_all_calls_made()
+
+
+def test_engine_upgrade_with_reboot_allowed_modifies_the_version():
+    upgraded = dict(hardened_instance(), EngineVersion="8.0.43")
+    module = make_module(base_params(engine_version="8.0.43", allow_reboot=True, apply="immediately"))
+    expect_describe(module, hardened_instance())
+    expect_validation_reads(module, version="8.0.43")
+    module.stub("rds").add_response("modify_db_instance", {"DBInstance": upgraded}, {
+        "DBInstanceIdentifier": "db", "EngineVersion": "8.0.43", "ApplyImmediately": True})
+    module.stub("rds").add_response("describe_db_instances", {"DBInstances": [upgraded]}, {"DBInstanceIdentifier": "db"})
+    expect_describe(module, upgraded)
+    expect_describe(module, upgraded)
+    outcome = run(module)
+    assert not isinstance(outcome, Failed), outcome.result
+    assert outcome.result["changed"] is True
+    module.assert_all_calls_made()
+
+
+def test_replacement_needs_the_writes_stopped_confirmation_before_any_write():
+    module = make_module(base_params(allow_replacement=True))
+    expect_describe(module, weak_instance())
+    expect_validation_reads(module)
+    outcome = run(module)  # no snapshot call queued: the Stubber would refuse one
+    assert isinstance(outcome, Failed)
+    assert "writes_stopped=true" in outcome.result["msg"] and "lost to the new instance" in outcome.result["msg"]
+    module.assert_all_calls_made()
+
+
+def test_wait_timeout_must_be_positive():
+    module = make_module(base_params(wait_timeout=0))
+    outcome = run(module)
+    assert isinstance(outcome, Failed) and "wait_timeout must be a positive" in outcome.result["msg"]

@@ -21,6 +21,8 @@ from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto
 from ansible_collections.amazon.aws.plugins.module_utils.waiter import BaseWaiterFactory
 from ansible_collections.amazon.aws.plugins.module_utils.waiter import custom_waiter_config
 
+from ansible_collections.cso.rds_hardening.plugins.module_utils.common import plan_item
+
 # "replicating" is what AWS reports in the destination region while replication runs; "active"
 # is the state of a local automated backup (and what the replicated one reports once caught up).
 REPLICATING_STATES = ("replicating", "active")
@@ -190,6 +192,32 @@ def compute_plan(state, current, desired):
         "changes": changes,
         "warning": GAP_WARNING,
     }
+
+
+def _settings_in_words(settings):
+    return f"retention {settings['backup_retention_period']} days, key {settings['kms_key_id']}"
+
+
+def plan_items(plan, current, desired, source_arn, destination_region):
+    """The plan in the shape every module returns (what, impact, before, after), one item per call.
+
+    Replication never touches the source instance, so its clients notice nothing (impact ``none``);
+    what a restart costs (a gap in the replicated history) is said in ``what``.
+    """
+    subject = f"automated backups of {source_arn} replicated into {destination_region}"
+    items = []
+    for action in plan["actions"]:
+        if action == "stop_replication" and plan["restart_required"]:
+            changed = ", ".join(plan["changes"])
+            what = f"stop the {subject} to change {changed}. {GAP_WARNING}"
+            items.append(plan_item(what, "none", current, None, call=action))
+        elif action == "stop_replication":
+            what = f"stop the {subject}; the backups already there stay until their retention period ends"
+            items.append(plan_item(what, "none", current, None, call=action))
+        else:
+            what = f"start the {subject} ({_settings_in_words(desired)})"
+            items.append(plan_item(what, "none", None, desired, call=action))
+    return items
 
 
 def start_replication(destination_client, source_arn, retention_period, kms_key_arn):

@@ -112,26 +112,32 @@ EXAMPLES = r"""
 
 RETURN = r"""
 plan:
-  description: The calls this run makes (or, in check mode, would make), in order.
+  description:
+    - One item per call this run makes (or, in check mode, would make), in order; empty when nothing changes.
+    - The shape every module of the collection returns (C(what), C(impact), C(before), C(after)), plus C(call).
   returned: always
-  type: dict
+  type: list
+  elements: dict
   contains:
-    actions:
-      description: C(start_replication) and/or C(stop_replication); empty when nothing changes.
-      type: list
-      elements: str
-      sample: [stop_replication, start_replication]
-    restart_required:
-      description: Whether a running replication has to be stopped and started again.
-      type: bool
-    changes:
-      description: The settings that differ (C(backup_retention_period), C(kms_key_id)).
-      type: list
-      elements: str
-    warning:
-      description: The consequence of a restart (a gap in the replicated history).
+    what:
+      description: The change in words; a restart says which settings change and that the replicated history has a gap.
       type: str
-      returned: when RV(plan.restart_required)
+      sample: start the automated backups of arn:aws:rds:eu-west-2:123456789012:db:cso-prod-db replicated into eu-west-1
+        (retention 14 days, key arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab)
+    impact:
+      description: What the source instance's clients notice; replication never touches the instance, so always C(none).
+      type: str
+      sample: none
+    before:
+      description: The replication's settings before the call (C(backup_retention_period), C(kms_key_id)); null when none runs.
+      type: dict
+    after:
+      description: The settings after the call; null when it stops the replication.
+      type: dict
+    call:
+      description: C(start_replication) or C(stop_replication).
+      type: str
+      sample: start_replication
 replicated_backup:
   description: The replicated automated backups in the destination region; null when none replicate.
   returned: always
@@ -279,7 +285,7 @@ def read_replication(module, source, destination_client):
     return replication.current_replication(source, destination_client, module.params["destination_region"])
 
 
-def refuse_unallowed_restart(module, plan, current, desired):
+def refuse_unallowed_restart(module, plan, items, current, desired):
     if plan["restart_required"] and not module.params["allow_replication_restart"]:
         changes = "; ".join(f"{name} {current[name]} -> {desired[name]}" for name in plan["changes"])
         module.fail_json(
@@ -288,11 +294,11 @@ def refuse_unallowed_restart(module, plan, current, desired):
                 + replication.GAP_WARNING
                 + " Set allow_replication_restart: true to accept that, or keep the current values."
             ),
-            plan=plan,
+            plan=items,
         )
 
 
-def restart_with_previous_settings(module, plan, source_arn, destination_client, desired, previous, error):
+def restart_with_previous_settings(module, items, source_arn, destination_client, desired, previous, error):
     """The start with new settings failed after the stop: start again as before, then fail saying so."""
     params = module.params
     new_error = getattr(error, "response", {}).get("Error", {}).get("Message") or str(error)
@@ -309,17 +315,17 @@ def restart_with_previous_settings(module, plan, source_arn, destination_client,
             msg=replication.restore_failed_message(
                 source_arn, params["destination_region"], desired, previous, new_error, old_error
             ),
-            plan=plan,
+            plan=items,
             previous_settings_restored=False,
         )
     module.fail_json(
         msg=replication.restore_failed_message(source_arn, params["destination_region"], desired, previous, new_error),
-        plan=plan,
+        plan=items,
         previous_settings_restored=True,
     )
 
 
-def apply_plan(module, plan, source_arn, destination_client, desired, previous=None):
+def apply_plan(module, plan, items, source_arn, destination_client, desired, previous=None):
     """Run the plan's calls; returns the ARN of the replicated backups that remain relevant.
 
     ``previous`` (the running replication's settings) is what a failed restart starts again with.
@@ -343,7 +349,7 @@ def apply_plan(module, plan, source_arn, destination_client, desired, previous=N
                 except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
                     if not (plan["restart_required"] and previous):
                         raise
-                    restart_with_previous_settings(module, plan, source_arn, destination_client, desired, previous, e)
+                    restart_with_previous_settings(module, items, source_arn, destination_client, desired, previous, e)
                 backups_arn = started.get("DBInstanceAutomatedBackupsArn")
                 if backups_arn and params["wait"]:
                     replication.wait_for(destination_client, "replicated_backup_active", backups_arn, params["wait_timeout"])
@@ -352,7 +358,7 @@ def apply_plan(module, plan, source_arn, destination_client, desired, previous=N
                 e,
                 msg=f"{action} was requested but the replication did not settle within wait_timeout "
                 f"({params['wait_timeout']} s); check it in {params['destination_region']} and run again.",
-                plan=plan,
+                plan=items,
             )
     return backups_arn
 
@@ -381,16 +387,17 @@ def run(module):
         validate_source_for_start(module, source)
         desired = replication.desired_settings(params["retention_period"], resolve_destination_key(module, source))
     plan = replication.compute_plan(params["state"], current, desired)
-    refuse_unallowed_restart(module, plan, current, desired)
+    items = replication.plan_items(plan, current, desired, source["DBInstanceArn"], params["destination_region"])
+    refuse_unallowed_restart(module, plan, items, current, desired)
 
-    result = {"changed": bool(plan["actions"]), "plan": plan}
+    result = {"changed": bool(plan["actions"]), "plan": items}
     after_settings = current if not plan["actions"] else (desired if params["state"] == "present" else None)
     if module._diff:
         result["diff"] = diff_of(
             "present" if current else "absent", current, "present" if after_settings else "absent", after_settings
         )
     if plan["actions"] and not module.check_mode:
-        backups_arn = apply_plan(module, plan, source["DBInstanceArn"], destination_client, desired, current)
+        backups_arn = apply_plan(module, plan, items, source["DBInstanceArn"], destination_client, desired, current)
         backup = read_backup(module, destination_client, backups_arn) if params["state"] == "present" else None
     summary, lag = replication.summarise_backup(backup, params["destination_region"])
     return dict(result, replicated_backup=summary, replication_lag_seconds=lag)

@@ -90,7 +90,8 @@ def test_check_mode_plans_and_mutates_nothing(lab_has_replication, dr_key, run_p
     assert run.returncode == 0, run
     result = run.result("Replication")
     assert result["changed"] is True
-    assert result["plan"]["actions"] == ["start_replication"]
+    assert [item["call"] for item in result["plan"]] == ["start_replication"]
+    assert result["plan"][0]["impact"] == "none" and result["plan"][0]["before"] is None
     assert result["diff"]["after"]["state"] == "present"
     assert lab_has_replication.mutating_calls() == []
     assert replicated_backups(lab_has_replication) == []
@@ -109,7 +110,8 @@ def test_retention_change_refused_then_done_as_stop_and_start(lab_has_replicatio
 
     allowed = run_playbook(task(**dict(BASE, retention_period=14, allow_replication_restart=True)))
     assert allowed.returncode == 0, allowed
-    assert allowed.result("Replication")["plan"]["restart_required"] is True
+    assert [item["call"] for item in allowed.result("Replication")["plan"]] == ["stop_replication", "start_replication"]
+    assert "gap" in allowed.result("Replication")["plan"][0]["what"]
     assert actions(lab.mutating_calls()) == ["StopDBInstanceAutomatedBackupsReplication",
                                              "StartDBInstanceAutomatedBackupsReplication"]
     assert replicated_backups(lab)[0]["BackupRetentionPeriod"] == 14

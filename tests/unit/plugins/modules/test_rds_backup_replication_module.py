@@ -182,6 +182,12 @@ ARGS = {"region": SOURCE_REGION, "db_instance_identifier": "cso-db", "destinatio
         "kms_key_id": "alias/cso-dr", "retention_period": 7}
 
 
+def calls(result):
+    """The calls of a result's plan, checking each item has the shape every module returns."""
+    assert all({"what", "impact", "before", "after", "call"} <= set(item) for item in result["plan"])
+    return [item["call"] for item in result["plan"]]
+
+
 def test_start_on_encrypted_source_waits_and_returns_the_replicated_backup(clients):
     expect_source(clients, source_instance())
     expect_key(clients)
@@ -196,7 +202,7 @@ def test_start_on_encrypted_source_waits_and_returns_the_replicated_backup(clien
     # the waiter polled until "replicating" (twice), then the module read the result once
     assert [call[2] for call in clients.calls].count("DescribeDBInstanceAutomatedBackups") == 3
     assert result["changed"] is True
-    assert result["plan"]["actions"] == ["start_replication"]
+    assert calls(result) == ["start_replication"]
     backup = result["replicated_backup"]
     assert backup["db_instance_automated_backups_arn"] == BACKUPS_ARN
     assert backup["region"] == DR_REGION
@@ -215,7 +221,7 @@ def test_second_run_is_a_no_op(clients):
     result = run_module(rds_backup_replication, ARGS)
     clients.assert_done()  # and the Stubber would have raised on any start/stop call
     assert result["changed"] is False
-    assert result["plan"]["actions"] == []
+    assert calls(result) == []
 
 
 def test_check_mode_reports_the_plan_and_calls_nothing_mutating(clients):
@@ -224,7 +230,7 @@ def test_check_mode_reports_the_plan_and_calls_nothing_mutating(clients):
     result = run_module(rds_backup_replication, ARGS, check_mode=True, diff=True)
     clients.assert_done()
     assert result["changed"] is True
-    assert result["plan"]["actions"] == ["start_replication"]
+    assert calls(result) == ["start_replication"]
     assert result["diff"]["before"] == {"state": "absent"}
     assert result["diff"]["after"] == {"state": "present", "backup_retention_period": 7, "kms_key_id": DR_KEY_ARN}
 
@@ -239,7 +245,7 @@ def test_retention_change_is_refused_without_permission(clients):
     assert "allow_replication_restart" in result["msg"]
     assert "backup_retention_period 7 -> 14" in result["msg"]
     assert "gap" in result["msg"]
-    assert result["plan"]["actions"] == ["stop_replication", "start_replication"]
+    assert calls(result) == ["stop_replication", "start_replication"]
 
 
 def test_retention_change_with_permission_is_stop_then_start(clients):
@@ -254,8 +260,13 @@ def test_retention_change_with_permission_is_stop_then_start(clients):
     result = run_module(rds_backup_replication, dict(ARGS, retention_period=14, allow_replication_restart=True), diff=True)
     clients.assert_done()
     assert result["changed"] is True
-    assert result["plan"]["restart_required"] is True
-    assert result["plan"]["changes"] == ["backup_retention_period"]
+    assert calls(result) == ["stop_replication", "start_replication"]
+    stop, start = result["plan"]
+    assert stop["what"].startswith("stop the automated backups") and "to change backup_retention_period" in stop["what"]
+    assert "gap" in stop["what"]
+    assert (stop["before"], stop["after"]) == ({"backup_retention_period": 7, "kms_key_id": DR_KEY_ARN}, None)
+    assert start["after"] == {"backup_retention_period": 14, "kms_key_id": DR_KEY_ARN}
+    assert {item["impact"] for item in result["plan"]} == {"none"}
     assert result["diff"]["before"]["backup_retention_period"] == 7
     assert result["diff"]["after"]["backup_retention_period"] == 14
     assert result["replicated_backup"]["backup_retention_period"] == 14
@@ -268,7 +279,7 @@ def test_key_change_counts_as_restart(clients):
     expect_key(clients)
     result = run_module(rds_backup_replication, ARGS)
     assert result["failed"] is True
-    assert result["plan"]["changes"] == ["kms_key_id"]
+    assert "to change kms_key_id" in result["plan"][0]["what"]
 
 
 def test_absent_stops_replication(clients):
@@ -280,7 +291,7 @@ def test_absent_stops_replication(clients):
                                                  "destination_region": DR_REGION, "state": "absent"})
     clients.assert_done()
     assert result["changed"] is True
-    assert result["plan"]["actions"] == ["stop_replication"]
+    assert calls(result) == ["stop_replication"]
     assert result["replicated_backup"] is None
 
 

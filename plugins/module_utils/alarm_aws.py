@@ -130,7 +130,8 @@ def describe_anomaly_detectors(cloudwatch, metric):
 
 def _detector_key(detector):
     single = detector.get("SingleMetricAnomalyDetector") or detector
-    return (single.get("Namespace"), single.get("MetricName"), tuple(sorted((d["Name"], d["Value"]) for d in single.get("Dimensions") or [])), single.get("Stat"))
+    dimensions = tuple(sorted((d["Name"], d["Value"]) for d in single.get("Dimensions") or []))
+    return (single.get("Namespace"), single.get("MetricName"), dimensions, single.get("Stat"))
 
 
 def missing_anomaly_detectors(cloudwatch, anomaly_instances):
@@ -201,7 +202,6 @@ def describe_event_subscriptions(rds):
     return {sub["CustSubscriptionId"]: sub for sub in subscriptions}
 
 
-
 def create_event_subscription(rds, request, tags):
     rds.create_event_subscription(Tags=ansible_dict_to_boto3_tag_list(tags), aws_retry=True, **request)
 
@@ -215,8 +215,7 @@ def add_event_source(rds, name, source_id):
 
 
 def remove_event_source(rds, name, source_id):
-    rds.remove_source_identifier_from_subscription(SubscriptionName=name, SourceIdentifier=source_id,
-                                                aws_retry=True)
+    rds.remove_source_identifier_from_subscription(SubscriptionName=name, SourceIdentifier=source_id, aws_retry=True)
 
 
 def delete_event_subscription(rds, name):

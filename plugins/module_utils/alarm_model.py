@@ -365,4 +365,3 @@ def desired_tags(params):
 
 def topic_arn_for(partition, region, account_id, name):
     return f"arn:{partition}:sns:{region}:{account_id}:{name}"
-

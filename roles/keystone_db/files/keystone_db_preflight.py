@@ -113,7 +113,7 @@ class Relay:
     def _accept(self):
         while True:
             try:
-                client, _ = self.listener.accept()
+                client, _address = self.listener.accept()
                 server = socket.create_connection(self.target, timeout=10)
             except OSError:
                 return

@@ -313,10 +313,7 @@ def plan_topic(module, clients):
 
 
 def _current_topic_key(clients, attributes, requested_key, wanted):
-    """(ARN, KeyManager) of the key that encrypts the topic now, or (None, None).
-
-    Takes the lazy ``clients`` so that an unencrypted topic costs no KMS client (its creation is most
-    of a small run's time)."""
+    """(ARN, KeyManager) of the key that encrypts the topic now, or (None, None); no KMS client without a key."""
     key_id = (attributes or {}).get("KmsMasterKeyId")
     if not key_id:
         return None, None

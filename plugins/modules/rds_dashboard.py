@@ -152,8 +152,8 @@ dashboard_name:
   returned: always
   type: str
   sample: cso-prod-rds
-action:
-  description: What the run did (or would do in check mode).
+operation:
+  description: What the run did to the dashboard (or would do in check mode).
   returned: always
   type: str
   sample: create
@@ -253,7 +253,7 @@ def result_for(name, action, before, after, diff, extra):
         f"dashboard {name}", "none",
         None if before is None else {"widgets": dashboard.widget_titles(before)},
         None if after is None else {"widgets": dashboard.widget_titles(after)}, action=action)]
-    result = dict(changed=action != "none", dashboard_name=name, action=action, plan=plan, **extra)
+    result = dict(changed=action != "none", dashboard_name=name, operation=action, plan=plan, **extra)
     if diff:
         result["diff"] = {"before": before or {}, "after": after or {}}
     return result

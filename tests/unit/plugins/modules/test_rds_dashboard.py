@@ -66,7 +66,7 @@ def test_create_is_one_put_of_the_canonical_body():
     module.stub("cloudwatch").add_response("put_dashboard", {"DashboardValidationMessages": []},
                                            {"DashboardName": "dash", "DashboardBody": dashboard.canonical(body)})
     result = run(module).result
-    assert result["changed"] is True and result["action"] == "create"
+    assert result["changed"] is True and result["operation"] == "create"
     assert result["plan"] == [{"what": "dashboard dash", "impact": "none", "action": "create", "before": None,
                                "after": {"widgets": result["widgets"]}}]
     assert result["widgets"] == ["db: CPU utilization (%)", "db: Freeable memory (bytes)", "db: Connections, all services",
@@ -84,7 +84,7 @@ def test_unchanged_rerun_reads_the_dashboard_only():
     expect_instances(module)
     expect_get(module, json.dumps(body, indent=2))  # stored with other whitespace: still the same body
     result = run(module).result  # a PutDashboard would hit the Stubber with no queued response and fail
-    assert result["changed"] is False and result["action"] == "none" and result["plan"] == []
+    assert result["changed"] is False and result["operation"] == "none" and result["plan"] == []
 
 
 def test_changed_threshold_is_one_put_with_the_new_annotation_and_a_diff():
@@ -98,7 +98,7 @@ def test_changed_threshold_is_one_put_with_the_new_annotation_and_a_diff():
     module.stub("cloudwatch").add_response("put_dashboard", {"DashboardValidationMessages": []},
                                            {"DashboardName": "dash", "DashboardBody": dashboard.canonical(new)})
     result = run(module).result
-    assert result["action"] == "update"
+    assert result["operation"] == "update"
     assert result["diff"]["before"] == old and result["diff"]["after"] == new
 
 
@@ -166,7 +166,7 @@ def test_adopt_overwrites_a_foreign_dashboard():
     expect_get(module, FOREIGN)
     module.stub("cloudwatch").add_response("put_dashboard", {}, {"DashboardName": "dash",
                                                                  "DashboardBody": dashboard.canonical(body)})
-    assert run(module).result["action"] == "update"
+    assert run(module).result["operation"] == "update"
 
 
 @pytest.mark.parametrize("params, message", [

@@ -3,6 +3,7 @@ one of another lab must not be torn down by it."""
 
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -35,9 +36,18 @@ def test_a_leftover_namespace_nothing_runs_in_is_replaced(foreign_netns):
     assert not netns.exists(NAME)
 
 
+def _wait_until_inside(pid, deadline_s=10):
+    # nsenter joins the namespace after Popen returns: claim only once the process is listed
+    deadline = time.monotonic() + deadline_s
+    while pid not in netns.pids(NAME):
+        assert time.monotonic() < deadline, f"process {pid} never entered namespace {NAME}"
+        time.sleep(0.05)
+
+
 def test_a_namespace_another_lab_runs_in_is_refused(foreign_netns):
     sleeper = subprocess.Popen(netns.nsenter(["sleep", "60"], NAME))
     try:
+        _wait_until_inside(sleeper.pid)
         with pytest.raises(RuntimeError, match=f"{sleeper.pid}.*CSO_LAB_NETNS"):
             _claim_netns(NAME)
         assert netns.exists(NAME)

@@ -3,6 +3,7 @@ refusals before any write, the modify call a converge makes, creation."""
 
 import datetime
 
+import pytest
 
 from ansible_collections.cso.rds_hardening.plugins.modules import rds_hardened_instance as module_under_test
 from ansible_collections.cso.rds_hardening.tests.unit.plugins.modules.stubbed_module import Exited

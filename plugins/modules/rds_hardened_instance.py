@@ -220,8 +220,9 @@ options:
     default: false
   wait_timeout:
     description:
-      - Seconds the re-encryption waits, at most, for each of its long steps (the snapshot, the copy under the new
-        key, the restore). Large databases copy for hours.
+      - Seconds the module waits, at most, for the instance after each change (a creation, a modification applied
+        immediately, a reboot; it polls every 5 s), and for each long step of a re-encryption (the snapshot, the copy
+        under the new key, the restore; polled every 30 s). Large databases copy for hours.
       - When a step does not finish in time the module fails, AWS goes on, and running the task again resumes from
         what exists.
     type: int
@@ -399,7 +400,6 @@ from ansible.module_utils.common.dict_transformations import camel_dict_to_snake
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.rds import ensure_tags
-from ansible_collections.amazon.aws.plugins.module_utils.rds import wait_for_instance_status
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 
@@ -414,6 +414,9 @@ from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_spec im
 from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_spec import desired_state
 from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_spec import input_errors
 from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_spec import window_errors
+from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_wait import wait_applied
+from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_wait import wait_available
+from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_wait import wait_rebooted
 
 ARGUMENT_SPEC = dict(
     db_instance_identifier=dict(type="str", required=True, aliases=["id"]),
@@ -554,7 +557,7 @@ def describe(module, rds, identifier):
 
 def modify(module, rds, identifier, parameters):
     rds.modify_db_instance(DBInstanceIdentifier=identifier, aws_retry=True, **parameters)
-    wait_for_instance_status(rds, module, identifier, "db_instance_available")
+    wait_applied(module, rds, identifier, parameters)
 
 
 def reboot_if_pending(module, rds, instance):
@@ -572,7 +575,7 @@ def reboot_if_pending(module, rds, instance):
         )
         return False
     rds.reboot_db_instance(DBInstanceIdentifier=instance["DBInstanceIdentifier"], aws_retry=True)
-    wait_for_instance_status(rds, module, instance["DBInstanceIdentifier"], "db_instance_available")
+    wait_rebooted(module, rds, instance["DBInstanceIdentifier"])
     return True
 
 
@@ -585,7 +588,7 @@ def converge_existing(module, rds, instance, current, desired, plan):
     changed = False
     if parameters:
         if instance["DBInstanceStatus"] != "available":
-            wait_for_instance_status(rds, module, instance["DBInstanceIdentifier"], "db_instance_available")
+            wait_available(module, rds, instance["DBInstanceIdentifier"])
         parameters["ApplyImmediately"] = params["apply"] == planning.IMMEDIATELY
         modify(module, rds, instance["DBInstanceIdentifier"], parameters)
         changed = True
@@ -602,7 +605,7 @@ def create(module, rds, desired):
     if params["tags"]:
         parameters["Tags"] = [{"Key": key, "Value": value} for key, value in params["tags"].items()]
     rds.create_db_instance(aws_retry=True, **parameters)
-    wait_for_instance_status(rds, module, params["db_instance_identifier"], "db_instance_available")
+    wait_available(module, rds, params["db_instance_identifier"])
 
 
 def fail_if_reencryption_interrupted(module, rds):

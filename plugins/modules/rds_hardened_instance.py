@@ -175,8 +175,20 @@ options:
     description:
       - CA certificate of the server certificate, for example V(rds-ca-rsa2048-g1). Must be one RDS offers.
       - The module warns when the instance's CA expires within 90 days.
-      - Changing it restarts the database (needs O(allow_reboot)).
+      - Changing it restarts the database (impact C(restart), needs O(allow_reboot)), unless
+        O(ca_certificate_rotation_restart=false).
     type: str
+  ca_certificate_rotation_restart:
+    description:
+      - Sent as C(CertificateRotationRestart) with a change of O(ca_certificate_identifier).
+      - V(true) (AWS's default) restarts the database once; it serves a certificate from the new CA after the restart.
+      - V(false) replaces the server certificate without a restart (plan impact C(none)); open sessions go on and every
+        new connection gets the new certificate at once. Only where the engine version supports it
+        (C(SupportsCertificateRotationWithoutRestart) in C(DescribeDBEngineVersions)); elsewhere the module refuses
+        before any change (AWS would keep serving the old certificate until the next restart).
+      - Either way, clients that verify the server certificate need the new CA in their CA bundle first.
+    type: bool
+    default: true
   db_parameter_group_name:
     description:
       - DB parameter group. Its family must match the engine version.
@@ -447,6 +459,7 @@ ARGUMENT_SPEC = dict(
     monitoring_interval=dict(type="int", default=60, choices=[0, 1, 5, 10, 15, 30, 60]),
     monitoring_role_arn=dict(type="str"),
     ca_certificate_identifier=dict(type="str"),
+    ca_certificate_rotation_restart=dict(type="bool", default=True),
     db_parameter_group_name=dict(type="str"),
     storage_type=dict(type="str", choices=["gp2", "gp3", "io1", "io2"], default="gp3"),
     allocated_storage=dict(type="int"),
@@ -486,7 +499,11 @@ def validate_against_aws(module, clients, instance, desired):
     # the version the instance will run: the configured one is a minimum, a newer running one stays
     running = planning.current_state(instance)["engine_version"] if instance else None
     version = desired["engine_version"] if planning.engine_upgrade_needed(running, desired["engine_version"]) else running
-    family = checks.validate_engine_version(module, rds, params["engine"], version)
+    engine_version = checks.describe_engine_version(module, rds, params["engine"], version)
+    family = engine_version["DBParameterGroupFamily"]
+    if instance:
+        current_ca = planning.current_state(instance)["ca_certificate_identifier"]
+        checks.validate_rotation_without_restart(module, engine_version, current_ca, desired["ca_certificate_identifier"])
     if desired["db_parameter_group_name"]:
         checks.validate_parameter_group(module, rds, desired["db_parameter_group_name"], family)
     if desired["vpc_security_group_ids"]:

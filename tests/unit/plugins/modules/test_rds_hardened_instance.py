@@ -429,3 +429,71 @@ def test_a_reboot_for_a_pending_parameter_group_is_waited_for_until_the_group_is
     module.assert_all_calls_made()
     assert pauses == [5, 5]
 
+
+# --- CA rotation with or without a restart (CertificateRotationRestart) -------------------------------------------
+
+NEW_CA = "rds-ca-rsa4096-g1"
+
+
+def expect_certificate(module, identifier=NEW_CA):
+    module.stub("rds").add_response("describe_certificates", {"Certificates": [
+        {"CertificateIdentifier": identifier, "CertificateType": "CA", "ValidTill": FAR_FUTURE}]},
+        {"CertificateIdentifier": identifier})
+
+
+def test_rotation_without_restart_is_refused_where_the_engine_version_cannot_before_any_write():
+    module = make_module(base_params(ca_certificate_identifier=NEW_CA, ca_certificate_rotation_restart=False,
+                                     apply="immediately"))
+    expect_describe(module, hardened_instance())
+    expect_engine_reads(module, SupportsCertificateRotationWithoutRestart=False)
+    outcome = run(module)  # no modify queued: the Stubber would refuse one
+    assert isinstance(outcome, Failed)
+    message = outcome.result["msg"]
+    assert "does not support rotating the server certificate without a restart" in message
+    assert "SupportsCertificateRotationWithoutRestart is False" in message
+    assert "ca_certificate_rotation_restart=true and allow_reboot=true" in message and "Nothing was changed" in message
+    module.assert_all_calls_made()
+
+
+def test_rotation_without_restart_where_supported_needs_no_reboot_and_says_so(pauses):
+    rotated = dict(hardened_instance(), CACertificateIdentifier=NEW_CA)
+    module = make_module(base_params(ca_certificate_identifier=NEW_CA, ca_certificate_rotation_restart=False,
+                                     apply="immediately"))  # allow_reboot stays false
+    expect_describe(module, hardened_instance())
+    expect_validation_reads(module, SupportsCertificateRotationWithoutRestart=True)
+    expect_certificate(module)
+    module.stub("rds").add_response("modify_db_instance", {"DBInstance": rotated}, {
+        "DBInstanceIdentifier": "db", "CACertificateIdentifier": NEW_CA, "CertificateRotationRestart": False,
+        "ApplyImmediately": True})
+    expect_describe(module, rotated)  # the wait: already applied
+    expect_describe(module, rotated)  # refresh before the reboot check
+    expect_describe(module, rotated)  # the result
+    outcome = run(module)
+    assert not isinstance(outcome, Failed), outcome.result
+    [entry] = outcome.result["plan"]
+    assert (entry["what"], entry["impact"], entry["apply"]) == ("ca_certificate_identifier", "none", "immediately")
+    assert "No restart" in entry["effect"] and "every new connection gets a certificate from rds-ca-rsa4096-g1" in entry["effect"]
+    module.assert_all_calls_made()
+    assert pauses == []
+
+
+def test_rotation_with_restart_sends_the_flag_and_needs_allow_reboot():
+    module = make_module(base_params(ca_certificate_identifier=NEW_CA, apply="immediately"))
+    expect_describe(module, hardened_instance())
+    expect_validation_reads(module, SupportsCertificateRotationWithoutRestart=True)
+    expect_certificate(module)
+    outcome = run(module)
+    assert isinstance(outcome, Failed) and "allow_reboot=true" in outcome.result["msg"]
+    module.assert_all_calls_made()
+
+
+def test_check_mode_plans_a_rotation_with_restart_as_a_restart():
+    module = make_module(base_params(ca_certificate_identifier=NEW_CA, allow_reboot=True), check_mode=True)
+    expect_describe(module, hardened_instance())
+    expect_validation_reads(module, SupportsCertificateRotationWithoutRestart=False)  # restart: the flag is irrelevant
+    expect_certificate(module)
+    outcome = run(module)
+    assert not isinstance(outcome, Failed), outcome.result
+    [entry] = outcome.result["plan"]
+    assert entry["impact"] == "restart" and "restarts once" in entry["effect"]
+    module.assert_all_calls_made()

@@ -19,7 +19,8 @@ import datetime
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.waiter import BaseWaiterFactory
-from ansible_collections.amazon.aws.plugins.module_utils.waiter import custom_waiter_config
+
+from ansible_collections.cso.rds_hardening.plugins.module_utils.common import waiter_config
 
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import plan_item
 
@@ -258,10 +259,6 @@ def stop_replication(destination_client, source_arn):
     return destination_client.stop_db_instance_automated_backups_replication(
         SourceDBInstanceArn=source_arn, aws_retry=True
     )["DBInstanceAutomatedBackup"]
-
-
-def waiter_config(timeout):
-    return custom_waiter_config(timeout=timeout, default_pause=5)
 
 
 def wait_for(destination_client, waiter_name, backups_arn, timeout):

@@ -22,6 +22,8 @@ mutate anything. ``tests/unit/repository/test_module_idiom.py`` checks the clien
 
 from __future__ import annotations
 
+import math
+
 try:
     from botocore.exceptions import BotoCoreError
     from botocore.exceptions import ClientError
@@ -39,6 +41,13 @@ READ_ONLY_PREFIXES = ("describe_", "list_", "get_")
 
 # Impacts of a plan item, from none to the most disruptive.
 IMPACTS = ("none", "brief-interruption", "restart", "interruption", "data-loss", "replacement")
+
+
+def waiter_config(timeout, pause=5):
+    """A botocore ``WaiterConfig`` that polls every ``pause`` seconds (less for a shorter timeout) until
+    ``timeout`` seconds have passed: the waits of every module use it instead of the waiters' own delays."""
+    delay = max(1, min(pause, timeout))
+    return {"Delay": delay, "MaxAttempts": max(1, math.ceil(timeout / delay))}
 
 
 def retry_decorator(retries=10, delay=3, max_delay=60, extra_error_codes=()):

@@ -54,15 +54,39 @@ def validate_keys(module, kms, params, region, instance=None):
     return arns
 
 
-def validate_engine_version(module, rds, engine, version):
-    """The parameter group family of ``engine`` ``version``; fails when AWS does not offer that version."""
+def describe_engine_version(module, rds, engine, version):
+    """The DBEngineVersion of ``engine`` ``version``; fails when AWS does not offer that version."""
     versions = rds.describe_db_engine_versions(Engine=engine, EngineVersion=version, aws_retry=True)["DBEngineVersions"]
     if not versions:
         module.fail_json(
             msg=f"Engine version {version} of {engine} is not offered by RDS in {module.region}. "
             f"List the available ones with `aws rds describe-db-engine-versions --engine {engine}` and set engine_version."
         )
-    return versions[0]["DBParameterGroupFamily"]
+    return versions[0]
+
+
+def validate_engine_version(module, rds, engine, version):
+    """The parameter group family of ``engine`` ``version``; fails when AWS does not offer that version."""
+    return describe_engine_version(module, rds, engine, version)["DBParameterGroupFamily"]
+
+
+def validate_rotation_without_restart(module, engine_version, current_ca, desired_ca):
+    """``ca_certificate_rotation_restart=false`` only where the engine version rotates without a restart.
+
+    AWS: RDS API Reference, DBEngineVersion ``SupportsCertificateRotationWithoutRestart``; elsewhere
+    (ModifyDBInstance ``CertificateRotationRestart``) the certificate is not updated until the instance restarts.
+    """
+    if module.params.get("ca_certificate_rotation_restart", True) or not desired_ca or desired_ca == current_ca:
+        return
+    if not engine_version.get("SupportsCertificateRotationWithoutRestart"):
+        module.fail_json(
+            msg=f"{engine_version['Engine']} {engine_version['EngineVersion']} does not support rotating the server "
+            f"certificate without a restart (DescribeDBEngineVersions: SupportsCertificateRotationWithoutRestart is "
+            f"{engine_version.get('SupportsCertificateRotationWithoutRestart')}): with ca_certificate_rotation_restart=false "
+            f"the instance would stay on the {current_ca} certificate until its next restart. Run with "
+            "ca_certificate_rotation_restart=true and allow_reboot=true inside a maintenance window (one restart), or "
+            "upgrade the engine first. Nothing was changed."
+        )
 
 
 def validate_parameter_group(module, rds, name, family):
@@ -148,8 +172,9 @@ def warn_if_ca_expires(module, rds, instance, desired_ca, now=None):
     if valid_till is not None and _expires_soon(valid_till, now):
         module.warn(
             f"The CA certificate {current_ca} of {instance['DBInstanceIdentifier']} expires on {valid_till}, in under "
-            f"{CA_EXPIRY_WARNING_DAYS} days. Plan the rotation: set ca_certificate_identifier (needs allow_reboot) "
-            "after the clients trust the new CA."
+            f"{CA_EXPIRY_WARNING_DAYS} days. Plan the rotation: set ca_certificate_identifier (needs allow_reboot, "
+            "or ca_certificate_rotation_restart=false where the engine version rotates without a restart) after the "
+            "clients trust the new CA."
         )
 
 

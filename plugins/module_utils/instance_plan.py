@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import plan_item
+from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_effects import IMPACTS  # noqa: F401 (re-exported)
+from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_effects import effect
 
 IMMEDIATELY = "immediately"
 MAINTENANCE_WINDOW = "maintenance-window"
@@ -27,19 +29,6 @@ REPLACEMENT = "replacement"
 _ALWAYS = "always-immediate"
 # These wait for the maintenance window unless ApplyImmediately=True.
 _FOLLOWS = "follows-apply"
-
-# impact -> what it means for the clients of the instance (the plan's ``effect``); the keys are common.IMPACTS
-IMPACTS = {
-    "none": None,
-    "brief-interruption": "Turning automated backups on or off restarts the instance: every client connection drops briefly.",
-    "interruption": "Clients are cut off until someone acts.",
-    "restart": "The database restarts: every client connection drops until it is back.",
-    "data-loss": "Data is deleted at once and cannot be brought back.",
-    "replacement": (
-        "The instance is replaced (snapshot, copy, restore, identifier swap): clients lose the database for the "
-        "whole copy, and anything written after the snapshot is lost."
-    ),
-}
 
 # attribute -> (when AWS applies it, impact on clients)
 RULES = {
@@ -213,27 +202,6 @@ def retention_decrease(current_days, desired_days):
     return bool(current_days) and desired_days is not None and 0 < desired_days < current_days
 
 
-def _effect(attribute, current, desired, impact, master_username=None):
-    if attribute == "backup_retention_period" and impact == "data-loss":
-        return (
-            f"Automated backups older than {desired} days (the instance keeps {current} now) are deleted at once: "
-            f"point-in-time restore to more than {desired} days ago is no longer possible."
-        )
-    if attribute == "manage_master_user_password":
-        user = f"the master user {master_username}" if master_username else "the master user"
-        if desired:
-            return (
-                f"RDS replaces the password of {user} at once with a generated one kept in Secrets Manager: every "
-                "application, script or tool that logs in as that user with the old password is refused until it "
-                "reads the new secret."
-            )
-        return (
-            f"RDS sets the password of {user} to master_user_password at once and deletes the Secrets Manager secret: "
-            "everything that reads that secret to log in is refused until it uses the new password."
-        )
-    return IMPACTS[impact]
-
-
 def _when_and_impact(attribute, current, desired, apply_mode):
     when, impact = RULES[attribute]
     if attribute == "backup_retention_period" and (current["backup_retention_period"] == 0) != (desired == 0):
@@ -259,8 +227,11 @@ def compute_plan(current, desired, apply_mode):
         if not differs(attribute, current.get(attribute), value):
             continue
         when, impact = _when_and_impact(attribute, current, value, apply_mode)
-        plan.append(entry(attribute, current.get(attribute), value, when, impact,
-                          _effect(attribute, current.get(attribute), value, impact, current.get("master_username"))))
+        restart = desired.get("ca_certificate_rotation_restart") is not False
+        if attribute == "ca_certificate_identifier" and not restart:
+            impact = "none"  # CertificateRotationRestart=false: the certificate is replaced in place (see effect)
+        plan.append(entry(attribute, current.get(attribute), value, when, impact, effect(
+            attribute, current.get(attribute), value, impact, current.get("master_username"), restart)))
     return plan
 
 
@@ -349,6 +320,8 @@ def modify_parameters(plan, current, desired):
         parameters.pop("PerformanceInsightsRetentionPeriod", None)
     if not desired.get("manage_master_user_password"):
         parameters.pop("MasterUserSecretKmsKeyId", None)
+    if "CACertificateIdentifier" in parameters:
+        parameters["CertificateRotationRestart"] = desired.get("ca_certificate_rotation_restart") is not False
     return parameters
 
 

@@ -18,11 +18,12 @@ what exists instead of taking a new snapshot.
 
 from __future__ import annotations
 
-import math
 import time
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
-from ansible_collections.amazon.aws.plugins.module_utils.rds import wait_for_instance_status
+
+from ansible_collections.cso.rds_hardening.plugins.module_utils.common import waiter_config
+from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_wait import wait_available
 
 try:
     from botocore.exceptions import BotoCoreError
@@ -87,15 +88,9 @@ def _call(module, method, **parameters):
         module.fail_json_aws(e, msg=f"Re-encryption failed at {method.__name__}; see the docs' rollback section")
 
 
-def waiter_config(timeout):
-    """Poll every 30 s (less for a shorter timeout) until ``timeout`` seconds have passed."""
-    delay = max(1, min(POLL_SECONDS, timeout))
-    return {"Delay": delay, "MaxAttempts": max(1, math.ceil(timeout / delay))}
-
-
 def _wait(module, rds, waiter_name, timeout, what, **identifier):
     try:
-        rds.get_waiter(waiter_name).wait(WaiterConfig=waiter_config(timeout), **identifier)
+        rds.get_waiter(waiter_name).wait(WaiterConfig=waiter_config(timeout, pause=POLL_SECONDS), **identifier)
     except (BotoCoreError, ClientError) as e:
         module.fail_json_aws(
             e,
@@ -215,7 +210,7 @@ def reencrypt(module, rds, instance, desired, stamp=None):
         DeletionProtection=True,
         ApplyImmediately=True,
     )
-    wait_for_instance_status(rds, module, used["rollback_instance"], "db_instance_available")
+    wait_available(module, rds, used["rollback_instance"])
 
     _call(
         module,
@@ -224,7 +219,7 @@ def reencrypt(module, rds, instance, desired, stamp=None):
         NewDBInstanceIdentifier=identifier,
         ApplyImmediately=True,
     )
-    wait_for_instance_status(rds, module, identifier, "db_instance_available")
+    wait_available(module, rds, identifier)
     if snapshot_arn:  # finished: this snapshot is a plain backup now, never resumed from
         _call(module, rds.remove_tags_from_resource, ResourceName=snapshot_arn, TagKeys=[IN_PROGRESS_TAG])
     return used

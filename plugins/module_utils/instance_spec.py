@@ -62,6 +62,7 @@ def desired_state(params, key_arns):
             sorted(params["vpc_security_group_ids"]) if params["vpc_security_group_ids"] else None
         ),
         "ca_certificate_identifier": params["ca_certificate_identifier"],
+        "ca_certificate_rotation_restart": params.get("ca_certificate_rotation_restart", True),
         "db_parameter_group_name": params["db_parameter_group_name"],
         "db_instance_class": params["db_instance_class"],
         "engine_version": params["engine_version"],

@@ -175,8 +175,20 @@ options:
     description:
       - CA certificate of the server certificate, for example V(rds-ca-rsa2048-g1). Must be one RDS offers.
       - The module warns when the instance's CA expires within 90 days.
-      - Changing it restarts the database (needs O(allow_reboot)).
+      - Changing it restarts the database (impact C(restart), needs O(allow_reboot)), unless
+        O(ca_certificate_rotation_restart=false).
     type: str
+  ca_certificate_rotation_restart:
+    description:
+      - Sent as C(CertificateRotationRestart) with a change of O(ca_certificate_identifier).
+      - V(true) (AWS's default) restarts the database once; it serves a certificate from the new CA after the restart.
+      - V(false) replaces the server certificate without a restart (plan impact C(none)); open sessions go on and every
+        new connection gets the new certificate at once. Only where the engine version supports it
+        (C(SupportsCertificateRotationWithoutRestart) in C(DescribeDBEngineVersions)); elsewhere the module refuses
+        before any change (AWS would keep serving the old certificate until the next restart).
+      - Either way, clients that verify the server certificate need the new CA in their CA bundle first.
+    type: bool
+    default: true
   db_parameter_group_name:
     description:
       - DB parameter group. Its family must match the engine version.
@@ -220,8 +232,9 @@ options:
     default: false
   wait_timeout:
     description:
-      - Seconds the re-encryption waits, at most, for each of its long steps (the snapshot, the copy under the new
-        key, the restore). Large databases copy for hours.
+      - Seconds the module waits, at most, for the instance after each change (a creation, a modification applied
+        immediately, a reboot; it polls every 5 s), and for each long step of a re-encryption (the snapshot, the copy
+        under the new key, the restore; polled every 30 s). Large databases copy for hours.
       - When a step does not finish in time the module fails, AWS goes on, and running the task again resumes from
         what exists.
     type: int
@@ -398,7 +411,6 @@ from ansible.module_utils.common.dict_transformations import camel_dict_to_snake
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.rds import ensure_tags
-from ansible_collections.amazon.aws.plugins.module_utils.rds import wait_for_instance_status
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 
@@ -413,6 +425,9 @@ from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_spec im
 from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_spec import desired_state
 from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_spec import input_errors
 from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_spec import window_errors
+from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_wait import wait_applied
+from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_wait import wait_available
+from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_wait import wait_rebooted
 
 ARGUMENT_SPEC = dict(
     db_instance_identifier=dict(type="str", required=True, aliases=["id"]),
@@ -443,6 +458,7 @@ ARGUMENT_SPEC = dict(
     monitoring_interval=dict(type="int", default=60, choices=[0, 1, 5, 10, 15, 30, 60]),
     monitoring_role_arn=dict(type="str"),
     ca_certificate_identifier=dict(type="str"),
+    ca_certificate_rotation_restart=dict(type="bool", default=True),
     db_parameter_group_name=dict(type="str"),
     storage_type=dict(type="str", choices=["gp2", "gp3", "io1", "io2"], default="gp3"),
     allocated_storage=dict(type="int"),
@@ -482,7 +498,11 @@ def validate_against_aws(module, clients, instance, desired):
     # the version the instance will run: the configured one is a minimum, a newer running one stays
     running = planning.current_state(instance)["engine_version"] if instance else None
     version = desired["engine_version"] if planning.engine_upgrade_needed(running, desired["engine_version"]) else running
-    family = checks.validate_engine_version(module, rds, params["engine"], version)
+    engine_version = checks.describe_engine_version(module, rds, params["engine"], version)
+    family = engine_version["DBParameterGroupFamily"]
+    if instance:
+        current_ca = planning.current_state(instance)["ca_certificate_identifier"]
+        checks.validate_rotation_without_restart(module, engine_version, current_ca, desired["ca_certificate_identifier"])
     if desired["db_parameter_group_name"]:
         checks.validate_parameter_group(module, rds, desired["db_parameter_group_name"], family)
     if desired["vpc_security_group_ids"]:
@@ -553,7 +573,7 @@ def describe(module, rds, identifier):
 
 def modify(module, rds, identifier, parameters):
     rds.modify_db_instance(DBInstanceIdentifier=identifier, aws_retry=True, **parameters)
-    wait_for_instance_status(rds, module, identifier, "db_instance_available")
+    wait_applied(module, rds, identifier, parameters)
 
 
 def reboot_if_pending(module, rds, instance):
@@ -571,7 +591,7 @@ def reboot_if_pending(module, rds, instance):
         )
         return False
     rds.reboot_db_instance(DBInstanceIdentifier=instance["DBInstanceIdentifier"], aws_retry=True)
-    wait_for_instance_status(rds, module, instance["DBInstanceIdentifier"], "db_instance_available")
+    wait_rebooted(module, rds, instance["DBInstanceIdentifier"])
     return True
 
 
@@ -584,7 +604,7 @@ def converge_existing(module, rds, instance, current, desired, plan):
     changed = False
     if parameters:
         if instance["DBInstanceStatus"] != "available":
-            wait_for_instance_status(rds, module, instance["DBInstanceIdentifier"], "db_instance_available")
+            wait_available(module, rds, instance["DBInstanceIdentifier"])
         parameters["ApplyImmediately"] = params["apply"] == planning.IMMEDIATELY
         modify(module, rds, instance["DBInstanceIdentifier"], parameters)
         changed = True
@@ -601,7 +621,7 @@ def create(module, rds, desired):
     if params["tags"]:
         parameters["Tags"] = [{"Key": key, "Value": value} for key, value in params["tags"].items()]
     rds.create_db_instance(aws_retry=True, **parameters)
-    wait_for_instance_status(rds, module, params["db_instance_identifier"], "db_instance_available")
+    wait_available(module, rds, params["db_instance_identifier"])
 
 
 def fail_if_reencryption_interrupted(module, rds):

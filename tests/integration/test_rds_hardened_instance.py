@@ -396,3 +396,45 @@ def test_module_defaults_of_the_action_group_apply(aws_lab, prereq, run_playbook
     run = run_playbook(playbook, check=True)
     # the DR region has no cso-lab-db: the defaults reached the module
     assert run.returncode != 0 and "does not exist; to create it also set" in run.result("Harden")["msg"]
+
+
+def _restart_seq(lab, identifier=DB):
+    """How many restarts the lab recorded for the instance, and the CA its server presents."""
+    entry = next(i for i in lab.api("dataplane-instances")["instances"] if i["id"] == identifier)
+    return entry["restart"]["seq"], entry["ca_certificate_identifier"]
+
+
+@pytest.mark.parametrize("restart", [False, True], ids=["without-restart", "with-restart"])
+def test_ca_rotation_with_and_without_restart(aws_lab, prereq, run_playbook, restart):
+    """CertificateRotationRestart: false rotates with no restart and no allow_reboot; true restarts once."""
+    current_key = _instance(aws_lab)["KmsKeyId"]
+    base = _task(prereq, kms_key_id=current_key, allow_replacement=False, allow_reboot=True)
+    _ok(run_playbook(_playbook(base)))  # everything but the CA, first
+    old_ca = _instance(aws_lab)["CACertificateIdentifier"]
+    new_ca = "rds-ca-rsa4096-g1" if old_ca != "rds-ca-rsa4096-g1" else "rds-ca-ecc384-g1"
+    seq_before, served_before = _restart_seq(aws_lab)
+    assert served_before == old_ca
+    aws_lab.clear_calls()
+
+    rotation = dict(base, ca_certificate_identifier=new_ca, ca_certificate_rotation_restart=restart,
+                    allow_reboot=restart)  # without restart, allow_reboot is not needed
+    result = _ok(run_playbook(_playbook(rotation)))
+
+    [entry] = result["plan"]
+    assert entry["what"] == "ca_certificate_identifier" and entry["after"] == new_ca
+    assert entry["impact"] == ("restart" if restart else "none")
+    assert [call["action"] for call in aws_lab.mutating_calls()] == ["ModifyDBInstance"]
+    seq_after, served_after = _restart_seq(aws_lab)
+    assert seq_after == seq_before + (1 if restart else 0)
+    assert served_after == new_ca  # the engine version supports rotation without restart in the lab's catalogue
+    assert _instance(aws_lab)["CACertificateIdentifier"] == new_ca
+    assert _instance(aws_lab)["DBInstanceStatus"] == "available"
+
+
+def test_ca_rotation_with_restart_is_refused_without_allow_reboot(aws_lab, prereq, run_playbook):
+    current_key = _instance(aws_lab)["KmsKeyId"]
+    aws_lab.clear_calls()
+    run = run_playbook(_playbook(_task(prereq, kms_key_id=current_key, allow_replacement=False,
+                                       ca_certificate_identifier="rds-ca-ecc384-g1")))
+    assert run.returncode != 0 and "allow_reboot=true" in run.result("Harden")["msg"]
+    assert aws_lab.mutating_calls() == []

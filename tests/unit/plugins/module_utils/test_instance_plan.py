@@ -1,5 +1,7 @@
 """From instance + desired state to plan entries and API parameters (no AWS)."""
 
+import pytest
+
 from ansible_collections.cso.rds_hardening.plugins.module_utils import instance_plan as planning
 
 KEY = "arn:aws:kms:eu-west-2:123456789012:key/1111"
@@ -238,3 +240,23 @@ def test_replacement_refused_until_writes_are_stopped():
     messages = planning.refusals(plan, allow_reboot=True, allow_replacement=True, writes_stopped=False)
     assert len(messages) == 1 and "writes_stopped=true" in messages[0]
     assert planning.refusals(plan, allow_reboot=True, allow_replacement=True, writes_stopped=True) == []
+
+
+@pytest.mark.parametrize("restart, impact, needs_reboot", [(True, "restart", True), (False, "none", False)])
+def test_ca_rotation_impact_follows_certificate_rotation_restart(restart, impact, needs_reboot):
+    current = planning.current_state(weak_instance())
+    desired = hardened(ca_certificate_identifier="rds-ca-rsa4096-g1", ca_certificate_rotation_restart=restart)
+    plan = planning.compute_plan(current, desired, "immediately")
+    entry = by_attribute(plan)["ca_certificate_identifier"]
+    assert entry["impact"] == impact and entry["apply"] == "immediately"
+    assert ("No restart" in entry["effect"]) is (not restart)
+    assert bool(planning.needs_reboot([entry])) is needs_reboot
+    parameters = planning.modify_parameters([entry], current, desired)
+    assert parameters == {"CACertificateIdentifier": "rds-ca-rsa4096-g1", "CertificateRotationRestart": restart}
+
+
+def test_no_rotation_flag_without_a_ca_change():
+    current = planning.current_state(weak_instance())
+    desired = hardened(ca_certificate_rotation_restart=False)
+    plan = [e for e in planning.compute_plan(current, desired, "immediately") if e["apply"] != "replacement"]
+    assert "CertificateRotationRestart" not in planning.modify_parameters(plan, current, desired)

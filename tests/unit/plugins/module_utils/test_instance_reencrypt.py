@@ -195,12 +195,6 @@ def test_a_step_past_wait_timeout_fails_saying_a_second_run_resumes():
     assert "within wait_timeout (1 s)" in failure.value.args[0] and "resumes" in failure.value.args[0]
 
 
-def test_waiter_config_spreads_the_timeout_over_polls():
-    assert reencrypt.waiter_config(14400) == {"Delay": 30, "MaxAttempts": 480}
-    assert reencrypt.waiter_config(45) == {"Delay": 30, "MaxAttempts": 2}
-    assert reencrypt.waiter_config(1) == {"Delay": 1, "MaxAttempts": 1}
-
-
 def test_failure_stops_the_procedure_with_a_pointer_to_the_docs():
     client = boto3.client("rds", region_name="eu-west-2", aws_access_key_id="x", aws_secret_access_key="x")
     stub = Stubber(client)

@@ -3,6 +3,7 @@ refusals before any write, the modify call a converge makes, creation."""
 
 import datetime
 
+import pytest
 
 from ansible_collections.cso.rds_hardening.plugins.modules import rds_hardened_instance as module_under_test
 from ansible_collections.cso.rds_hardening.tests.unit.plugins.modules.stubbed_module import Exited
@@ -61,18 +62,22 @@ def expect_describe(module, instance):
                                     {"DBInstanceIdentifier": "db"})
 
 
-def expect_validation_reads(module, version="8.0.42", vpc=VPC):
-    module.stub("kms").add_response("describe_key", {"KeyMetadata": {
-        "KeyId": "1111", "Arn": KEY_ARN, "KeyState": "Enabled", "KeyManager": "CUSTOMER"}}, {"KeyId": "alias/cso-rds"})
-    module.stub("rds").add_response("describe_db_engine_versions", {"DBEngineVersions": [
-        {"Engine": "mysql", "EngineVersion": version, "DBParameterGroupFamily": "mysql8.0"}]},
-        {"Engine": "mysql", "EngineVersion": version})
+def expect_validation_reads(module, version="8.0.42", vpc=VPC, **engine_fields):
+    expect_engine_reads(module, version, **engine_fields)
     module.stub("ec2").add_response("describe_security_groups", {"SecurityGroups": [
         {"GroupId": "sg-db", "VpcId": vpc, "GroupName": "db", "Description": "db", "OwnerId": ACCOUNT}]},
         {"GroupIds": ["sg-db"]})
     module.stub("iam").add_response("get_role", {"Role": {
         "RoleName": "rds-monitoring", "Arn": ROLE, "Path": "/", "RoleId": "AROAEXAMPLEEXAMPLE1", "CreateDate": FAR_FUTURE}},
         {"RoleName": "rds-monitoring"})
+
+
+def expect_engine_reads(module, version="8.0.42", **engine_fields):
+    module.stub("kms").add_response("describe_key", {"KeyMetadata": {
+        "KeyId": "1111", "Arn": KEY_ARN, "KeyState": "Enabled", "KeyManager": "CUSTOMER"}}, {"KeyId": "alias/cso-rds"})
+    module.stub("rds").add_response("describe_db_engine_versions", {"DBEngineVersions": [
+        dict({"Engine": "mysql", "EngineVersion": version, "DBParameterGroupFamily": "mysql8.0"}, **engine_fields)]},
+        {"Engine": "mysql", "EngineVersion": version})
 
 
 def run(module):
@@ -373,3 +378,122 @@ def test_wait_timeout_must_be_positive():
     module = make_module(base_params(wait_timeout=0))
     outcome = run(module)
     assert isinstance(outcome, Failed) and "wait_timeout must be a positive" in outcome.result["msg"]
+
+
+@pytest.fixture
+def pauses(monkeypatch):
+    """The waiters' sleeps, recorded instead of slept (tests count polls and pauses, never wall time)."""
+    import botocore.waiter
+    asked = []
+    monkeypatch.setattr(botocore.waiter.time, "sleep", asked.append)
+    return asked
+
+
+def test_a_restart_is_waited_for_in_5_second_polls_and_not_ended_by_the_answer_from_before_it(pauses):
+    """Before: amazon.aws's wait_for_instance_status (60 s between polls) ended on the first 'available',
+    even when it still showed the old version."""
+    upgraded = dict(hardened_instance(), EngineVersion="8.0.43")
+    module = make_module(base_params(engine_version="8.0.43", allow_reboot=True, apply="immediately"))
+    expect_describe(module, hardened_instance())
+    expect_validation_reads(module, version="8.0.43")
+    module.stub("rds").add_response("modify_db_instance", {"DBInstance": hardened_instance()}, {
+        "DBInstanceIdentifier": "db", "EngineVersion": "8.0.43", "ApplyImmediately": True})
+    for answer in (dict(hardened_instance(), PendingModifiedValues={"EngineVersion": "8.0.43"}),  # not begun yet
+                   dict(upgraded, DBInstanceStatus="upgrading"), upgraded):
+        expect_describe(module, answer)  # the wait
+    expect_describe(module, upgraded)  # refresh before the reboot check
+    expect_describe(module, upgraded)  # the result
+    outcome = run(module)
+    assert not isinstance(outcome, Failed), outcome.result
+    module.assert_all_calls_made()
+    assert pauses == [5, 5]
+
+
+def test_a_reboot_for_a_pending_parameter_group_is_waited_for_until_the_group_is_in_sync(pauses):
+    pending = dict(hardened_instance(), DBParameterGroups=[
+        {"DBParameterGroupName": "db-mysql80", "ParameterApplyStatus": "pending-reboot"}])
+    in_sync = dict(hardened_instance(), DBParameterGroups=[
+        {"DBParameterGroupName": "db-mysql80", "ParameterApplyStatus": "in-sync"}])
+    module = make_module(base_params(allow_reboot=True, apply="immediately"))
+    expect_describe(module, pending)
+    expect_validation_reads(module)
+    expect_describe(module, pending)  # refresh before the reboot check
+    module.stub("rds").add_response("reboot_db_instance", {"DBInstance": dict(pending, DBInstanceStatus="rebooting")},
+                                    {"DBInstanceIdentifier": "db"})
+    for answer in (pending, dict(pending, DBInstanceStatus="rebooting"), in_sync):
+        expect_describe(module, answer)  # the wait: the first answer is from before the reboot began
+    expect_describe(module, in_sync)  # the result
+    outcome = run(module)
+    assert not isinstance(outcome, Failed), outcome.result
+    assert outcome.result["changed"] is True
+    module.assert_all_calls_made()
+    assert pauses == [5, 5]
+
+
+# --- CA rotation with or without a restart (CertificateRotationRestart) -------------------------------------------
+
+NEW_CA = "rds-ca-rsa4096-g1"
+
+
+def expect_certificate(module, identifier=NEW_CA):
+    module.stub("rds").add_response("describe_certificates", {"Certificates": [
+        {"CertificateIdentifier": identifier, "CertificateType": "CA", "ValidTill": FAR_FUTURE}]},
+        {"CertificateIdentifier": identifier})
+
+
+def test_rotation_without_restart_is_refused_where_the_engine_version_cannot_before_any_write():
+    module = make_module(base_params(ca_certificate_identifier=NEW_CA, ca_certificate_rotation_restart=False,
+                                     apply="immediately"))
+    expect_describe(module, hardened_instance())
+    expect_engine_reads(module, SupportsCertificateRotationWithoutRestart=False)
+    outcome = run(module)  # no modify queued: the Stubber would refuse one
+    assert isinstance(outcome, Failed)
+    message = outcome.result["msg"]
+    assert "does not support rotating the server certificate without a restart" in message
+    assert "SupportsCertificateRotationWithoutRestart is False" in message
+    assert "ca_certificate_rotation_restart=true and allow_reboot=true" in message and "Nothing was changed" in message
+    module.assert_all_calls_made()
+
+
+def test_rotation_without_restart_where_supported_needs_no_reboot_and_says_so(pauses):
+    rotated = dict(hardened_instance(), CACertificateIdentifier=NEW_CA)
+    module = make_module(base_params(ca_certificate_identifier=NEW_CA, ca_certificate_rotation_restart=False,
+                                     apply="immediately"))  # allow_reboot stays false
+    expect_describe(module, hardened_instance())
+    expect_validation_reads(module, SupportsCertificateRotationWithoutRestart=True)
+    expect_certificate(module)
+    module.stub("rds").add_response("modify_db_instance", {"DBInstance": rotated}, {
+        "DBInstanceIdentifier": "db", "CACertificateIdentifier": NEW_CA, "CertificateRotationRestart": False,
+        "ApplyImmediately": True})
+    expect_describe(module, rotated)  # the wait: already applied
+    expect_describe(module, rotated)  # refresh before the reboot check
+    expect_describe(module, rotated)  # the result
+    outcome = run(module)
+    assert not isinstance(outcome, Failed), outcome.result
+    [entry] = outcome.result["plan"]
+    assert (entry["what"], entry["impact"], entry["apply"]) == ("ca_certificate_identifier", "none", "immediately")
+    assert "No restart" in entry["effect"] and "every new connection gets a certificate from rds-ca-rsa4096-g1" in entry["effect"]
+    module.assert_all_calls_made()
+    assert pauses == []
+
+
+def test_rotation_with_restart_sends_the_flag_and_needs_allow_reboot():
+    module = make_module(base_params(ca_certificate_identifier=NEW_CA, apply="immediately"))
+    expect_describe(module, hardened_instance())
+    expect_validation_reads(module, SupportsCertificateRotationWithoutRestart=True)
+    expect_certificate(module)
+    outcome = run(module)
+    assert isinstance(outcome, Failed) and "allow_reboot=true" in outcome.result["msg"]
+    module.assert_all_calls_made()
+
+
+def test_check_mode_plans_a_rotation_with_restart_as_a_restart():
+    module = make_module(base_params(ca_certificate_identifier=NEW_CA, allow_reboot=True), check_mode=True)
+    expect_describe(module, hardened_instance())
+    expect_validation_reads(module, SupportsCertificateRotationWithoutRestart=False)  # restart: the flag is irrelevant
+    expect_certificate(module)
+    outcome = run(module)
+    assert not isinstance(outcome, Failed), outcome.result
+    [entry] = outcome.result["plan"]
+    assert entry["impact"] == "restart" and "restarts once" in entry["effect"]
+    module.assert_all_calls_made()

@@ -1,23 +1,35 @@
 """playbooks/phase1.yml and rollback_tls.yml end to end on the host lab.
 
-One host-lab bring-up is shared by every test of this module (session fixture ``host_lab``); the
-tests run in file order and build on each other's end state:
+One host-lab bring-up is shared by every test of this module (session fixture ``host_lab``).
+Phase 1 converges ONCE per module: module fixtures make each state once, record what was observed
+right after it (run results, probe summaries, AWS calls, the database's TLS requirement, host file
+checksums) and every test that needs the state asks for the fixture, not for an earlier test:
+
+- ``refused_run``: phase 1 in the wrong order from the lab's start state: keystone-2 gets a CA
+  bundle without the database's CA, so it cannot prove verified TLS; the run stops before
+  enforcing, the database still accepts plaintext; the one reboot the new parameter group needs
+  is a real outage: validations of issued tokens never fail on keystone-1 (its token cache is on),
+  other requests (and keystone-2's validations: its step was refused before the cache) only during
+  the restart (+10 s);
+- ``converged_run`` (after ``refused_run``): phase 1 converges with the probe running: zero failed
+  token validations (per host and through the load balancer) and zero CSO health failures; the
+  database refuses plaintext; a second run changes nothing;
+- ``converged`` / ``rolled_back`` / ``converged`` (per test): put the lab into the state a
+  test starts from, and do nothing when it is already there (the usual case in file order).
+
+The tests:
 
 1. ``--syntax-check`` against inventories/prod (no lab);
-2. check mode against the lab: zero mutating AWS calls, no host file changed;
-3. wrong order refused: keystone-2 gets a CA bundle without the database's CA, so it cannot
-   prove verified TLS; the run stops before enforcing, the database still accepts plaintext;
-   the one reboot the new parameter group needs is a real outage: validations of issued tokens
-   never fail on keystone-1 (its token cache is on), other requests (and keystone-2's validations:
-   its step was refused before the cache) only during the restart (+10 s);
-4. phase 1 converges with the probe running: zero failed token validations (per host and through
-   the load balancer) and zero CSO health failures; the database refuses plaintext; a second run
-   changes nothing;
+2. check mode against the lab's start state: zero mutating AWS calls, no host file changed
+   (it runs before any fixture above changes the lab: it is first in the file and asks for none);
+3. wrong order refused (``refused_run``);
+4. phase 1 converges (``converged_run``);
 5. rollback_tls.yml by default only lifts the database's TLS requirement: the hosts' files are
    unchanged and the services work; with ``rollback_tls_restore_hosts=true`` a host whose restored
    file breaks its service gets the file from before the rollback back (and serves); with it on,
    rollback_tls.yml restores the previous state within 60 s and authentication works;
-6. an interrupted phase 1 (``phase1_stop_after``) re-run reaches the same end state as in 4;
+6. an interrupted phase 1 (``phase1_stop_after``) re-run from the rolled-back state reaches the
+   same end state as ``converged_run``;
 7. CA rotation: a host whose bundle lacks the new CA stops step ca_rotation before the instance is
    touched; then the rotation end to end (one restart, every host verifies the new CA, the probe
    sees failures only during the restart), and a second run changes nothing.
@@ -25,7 +37,9 @@ tests run in file order and build on each other's end state:
 Runs 5 and 6's resumed run are made at ``-vvv --diff`` with the default output, and that output
 must hold no secret the lab knows (``csolab.leaks``).
 
-The module leaves the lab as it found it TLS-wise: a final rollback lifts the TLS requirement.
+When a later module of the session uses the host lab, this module leaves it as it found it
+TLS-wise (the seeded CA, then a rollback with the hosts restored); when none does, it leaves the
+lab as it is: the session's ``csolab.hosts.release`` resets it (or takes it down) anyway.
 """
 
 import json
@@ -48,15 +62,27 @@ RESTORE_HOSTS = ("-e", "rollback_tls_restore_hosts=true")
 
 
 @pytest.fixture(scope="module")
-def phase1_lab(host_lab, aws_env_module):
+def phase1_lab(host_lab, aws_env_module, request):
     """Start from the database accepting plaintext and the hosts on their previous settings:
     rolled back unless the lab is already there (no TLS requirement, no role backup on a host)."""
     if requires_tls() or any(role_backups().values()):
         completed = run_ansible(aws_env_module, "rollback_tls.yml", *RESTORE_HOSTS)
         assert completed.returncode == 0, completed.stdout[-3000:]
     yield host_lab
+    if not host_lab_used_after(request):
+        print("phase1_lab: no later test uses the host lab; the session's release resets it")
+        return
+    if instance_ca(host_lab) != SEEDED_CA:
+        back_to_the_seeded_ca(host_lab)
     completed = run_ansible(aws_env_module, "rollback_tls.yml", *RESTORE_HOSTS)
     assert completed.returncode == 0, completed.stdout[-3000:]
+
+
+def host_lab_used_after(request):
+    """Whether a test after this module's last one in the session uses the host lab."""
+    items = request.session.items
+    last = max(index for index, item in enumerate(items) if item.module is request.module)
+    return any("host_lab" in getattr(item, "fixturenames", ()) for item in items[last + 1:])
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +94,6 @@ def aws_env_module(host_lab):
                 ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"))
 
 
-@pytest.fixture(scope="module")
-def end_state():
-    """The state phase 1 converged to (test 4), compared with the re-run after an interruption."""
-    return {}
-
-
 def run_ansible(env, playbook, *args, inventories=("inventories/lab",), timeout=1500):
     command = [ANSIBLE_PLAYBOOK, playbook]
     for inventory in inventories:
@@ -81,14 +101,22 @@ def run_ansible(env, playbook, *args, inventories=("inventories/lab",), timeout=
     command += list(args)
     run_env = dict(env, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CALLBACK_RESULT_FORMAT="json",
                    ANSIBLE_SSH_CONTROL_PATH_DIR=control_path_dir())
-    return subprocess.run(command, cwd=REPO_ROOT, env=run_env, capture_output=True, text=True, timeout=timeout)
+    return timed(command, run_env, timeout)
+
+
+def timed(command, env, timeout):
+    """Run and print the run's wall time (shown with the test's output: where the module's time goes)."""
+    began = time.monotonic()
+    completed = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    print(f"{time.monotonic() - began:6.1f} s  rc={completed.returncode}  {' '.join(command[1:])[:200]}")
+    return completed
 
 
 def run_ansible_as_a_user_sees_it(env, playbook, *args):
     """-vvv --diff with the default output, as an operator debugging a run would see it."""
     command = [ANSIBLE_PLAYBOOK, playbook, "-i", "inventories/lab", "-vvv", "--diff", *args]
     run_env = dict(env, ANSIBLE_STDOUT_CALLBACK="default", ANSIBLE_SSH_CONTROL_PATH_DIR=control_path_dir())
-    return subprocess.run(command, cwd=REPO_ROOT, env=run_env, capture_output=True, text=True, timeout=1500)
+    return timed(command, run_env, 1500)
 
 
 def leaked_secrets(completed, what):
@@ -204,12 +232,14 @@ def test_check_mode_changes_nothing(phase1_lab, aws_env_module):
     assert not requires_tls()
 
 
-@pytest.mark.hosts
-@pytest.mark.lab
-def test_wrong_order_is_refused(phase1_lab, aws_env_module, tmp_path):
+@pytest.fixture(scope="module")
+def refused_run(phase1_lab, aws_env_module, tmp_path_factory):
+    """Phase 1 from the lab's start state with keystone-2's CA bundle unable to verify the database,
+    the probe running; what was observed right after it, for test_wrong_order_is_refused."""
     from csolab import dataplane
     from csolab.probe import BackgroundProbe
 
+    tmp_path = tmp_path_factory.mktemp("refused-run")
     overlay = tmp_path / "keystone-2-cannot-verify.yml"
     overlay.write_text(json.dumps({"all": {"children": {"keystone": {"hosts": {"keystone-2": {
         "rds_ca_bundle_sources": [{"src": str(dataplane.rogue_ca_path())}]}}}}}}))
@@ -220,17 +250,47 @@ def test_wrong_order_is_refused(phase1_lab, aws_env_module, tmp_path):
         completed = run_ansible(aws_env_module, "phase1.yml", inventories=("inventories/lab", str(overlay)))
     finally:
         summary = probe.stop()
+    return {"completed": completed, "summary": summary, "calls": phase1_lab.calls(),
+            "restarts": dataplane.restarts_since(started), "requires_tls": requires_tls(),
+            "through_lb": keystone_through_lb()}
+
+
+@pytest.fixture(scope="module")
+def converged_run(refused_run, phase1_lab, aws_env_module, tmp_path_factory):
+    """Phase 1 converged after the refused run (which already rebooted the instance onto its new
+    parameter group), the probe running, then a second run; recorded once for every test that
+    starts from phase 1's end state."""
+    from csolab.probe import BackgroundProbe
+
+    tmp_path = tmp_path_factory.mktemp("converged-run")
+    summary_path = tmp_path / "phase1-summary.json"
+    probe = BackgroundProbe(tmp_path / "probe.json").start()
+    second = None
+    try:
+        first = run_ansible(aws_env_module, "phase1.yml", "-e", f"phase1_summary_path={summary_path}")
+        if first.returncode == 0:
+            second = run_ansible(aws_env_module, "phase1.yml")
+    finally:
+        summary = probe.stop()
+    return {"first": first, "second": second, "summary": summary,
+            "report": json.loads(summary_path.read_text()) if summary_path.exists() else None,
+            "requires_tls": wait_requires_tls(True), "checksums": host_checksums()}
+
+
+@pytest.mark.hosts
+@pytest.mark.lab
+def test_wrong_order_is_refused(refused_run):
+    completed, summary, restarts = refused_run["completed"], refused_run["summary"], refused_run["restarts"]
+    print("restart:", restarts[:1], "probe:", {name: (t["failures"], t["longest_outage_s"])
+                                               for name, t in summary["targets"].items()})
     assert completed.returncode != 0, "phase 1 must stop when a dependent host cannot verify TLS"
     refusal = [message for message in failure_messages(completed) if "NOT enforcing TLS" in message]
     assert refusal and "keystone-2" in refusal[0] and "keystone-1:" not in refusal[0], failure_messages(completed)
-    assert not requires_tls(), "the database must still accept plaintext"
+    assert refused_run["requires_tls"] is False, "the database must still accept plaintext"
     # the seeded instance is on the engine's default group: the new group needs the one reboot,
     # which the data plane acts out as an outage
-    reboots = [call for call in phase1_lab.calls() if call["action"] == "RebootDBInstance"]
-    restarts = dataplane.restarts_since(started)
+    reboots = [call for call in refused_run["calls"] if call["action"] == "RebootDBInstance"]
     assert len(reboots) == 1 and [(r["instance"], r["reason"]) for r in restarts] == [(DB, "reboot")], restarts
-    print("restart:", restarts[0], "probe:", {name: (t["failures"], t["longest_outage_s"])
-                                              for name, t in summary["targets"].items()})
     # cso-1 moves to TLS in this run (it can prove TLS): its restart is socket-activated, so
     # health requests wait for the new JVM instead of failing. Logged-in users ride through the
     # reboot; new logins and CSO may fail only while the database is down.
@@ -244,38 +304,31 @@ def test_wrong_order_is_refused(phase1_lab, aws_env_module, tmp_path):
                   if not (failure["target"] in WITHOUT_TOKEN_CACHE and start <= failure["ts"] <= end)]
     assert not_ridden == [], not_ridden[:5]
     assert summary["targets"]["keystone-validate:keystone-1"]["failures"] == 0
-    assert keystone_through_lb()
+    assert refused_run["through_lb"]
 
 
 @pytest.mark.hosts
 @pytest.mark.lab
-def test_phase1_converges_without_failed_validations(phase1_lab, aws_env_module, tmp_path, end_state):
-    from csolab.probe import BackgroundProbe, format_summary
+def test_phase1_converges_without_failed_validations(converged_run):
+    from csolab.probe import format_summary
 
-    summary_path = tmp_path / "phase1-summary.json"
-    probe = BackgroundProbe(tmp_path / "probe.json").start()
-    try:
-        first = run_ansible(aws_env_module, "phase1.yml", "-e", f"phase1_summary_path={summary_path}")
-        assert first.returncode == 0, failure_messages(first) or first.stderr[-2000:]
-        second = run_ansible(aws_env_module, "phase1.yml")
-    finally:
-        summary = probe.stop()
+    first, second, summary = converged_run["first"], converged_run["second"], converged_run["summary"]
     print(format_summary(summary))
+    assert first.returncode == 0, failure_messages(first) or first.stderr[-2000:]
     assert second.returncode == 0, failure_messages(second)
     assert total(second, "changed") == 0, changed_tasks(second)
     assert {name: target["failures"] for name, target in summary["targets"].items()} == {
         name: 0 for name in summary["targets"]}, summary["failure_log"][:5]
     assert {"keystone:keystone-1", "keystone:keystone-2", "keystone:lb", "cso:cso-1"} <= set(summary["targets"])
     assert all(target["requests"] > 0 for target in summary["targets"].values())
-    assert wait_requires_tls(True)
-    report = json.loads(summary_path.read_text())
+    assert converged_run["requires_tls"]
+    report = converged_run["report"]
     assert report["plaintext_refused"] is True
     assert report["steps"]["tls_enforcement"]["changed"] is True
-    # keystone-1 and cso-1 already moved in the refused run above; keystone-2 moves now
+    # keystone-1 and cso-1 already moved in the refused run (fixture refused_run); keystone-2 moves now
     assert set(report["steps"]["hosts_tls"]) == set(HOST_FILES)
     assert not [host for host, entry in report["steps"]["hosts_tls"].items() if "NOT verified" in entry["detail"]]
     assert report["steps"]["hosts_tls"]["keystone-2"]["changed"] is True
-    end_state["checksums"] = host_checksums()
 
 
 def hosts_on_tls():
@@ -286,14 +339,30 @@ def hosts_on_tls():
     return keystone and "useSSL=true" in fixtures.sh("cso-1", "grep '^db.url=' /opt/cso/setup.properties").stdout
 
 
-def ensure_phase1_converged(env):
-    """The state these rollback tests start from (test 4's end state); converged here when a test
-    runs alone (-k)."""
-    if requires_tls() and hosts_on_tls():
-        return
-    completed = run_ansible(env, "phase1.yml")
-    assert completed.returncode == 0, failure_messages(completed) or completed.stderr[-2000:]
-    assert wait_requires_tls(True) and hosts_on_tls()
+@pytest.fixture
+def converged(converged_run, phase1_lab, aws_env_module):
+    """Phase 1's end state (``converged_run``) on the seeded CA, made again only when a test before
+    changed it (in file order only the rollback tests do, and put it back themselves)."""
+    assert converged_run["first"].returncode == 0, "phase 1 did not converge: see test_phase1_converges_..."
+    if instance_ca(phase1_lab) != SEEDED_CA:  # test_ca_rotation_end_to_end leaves the new CA
+        back_to_the_seeded_ca(phase1_lab)
+    if not (requires_tls() and hosts_on_tls()):
+        completed = run_ansible(aws_env_module, "phase1.yml")
+        assert completed.returncode == 0, failure_messages(completed) or completed.stderr[-2000:]
+        assert wait_requires_tls(True) and hosts_on_tls()
+    return phase1_lab
+
+
+@pytest.fixture
+def rolled_back(converged_run, phase1_lab, aws_env_module):
+    """After phase 1 converged once, rolled back with the hosts restored (the end state of
+    test_rollback_restores_authentication_within_60s; rolled back here when it did not run)."""
+    if instance_ca(phase1_lab) != SEEDED_CA:
+        back_to_the_seeded_ca(phase1_lab)
+    if requires_tls() or hosts_on_tls():
+        completed = run_ansible(aws_env_module, "rollback_tls.yml", *RESTORE_HOSTS)
+        assert completed.returncode == 0, completed.stdout[-3000:]
+    return phase1_lab
 
 
 def instance_require_secure_transport(lab):
@@ -323,8 +392,8 @@ def cso_health():
 
 @pytest.mark.hosts
 @pytest.mark.lab
-def test_rollback_by_default_only_lifts_the_database_requirement(phase1_lab, aws_env_module):
-    ensure_phase1_converged(aws_env_module)
+def test_rollback_by_default_only_lifts_the_database_requirement(converged, aws_env_module):
+    phase1_lab = converged
     before = host_checksums()
     try:
         completed = run_ansible(aws_env_module, "rollback_tls.yml")
@@ -342,11 +411,11 @@ def test_rollback_by_default_only_lifts_the_database_requirement(phase1_lab, aws
 
 @pytest.mark.hosts
 @pytest.mark.lab
-def test_rollback_restore_puts_the_current_file_back_when_the_service_fails(phase1_lab, aws_env_module):
+def test_rollback_restore_puts_the_current_file_back_when_the_service_fails(converged, aws_env_module):
     """A backup that no longer works (here: a password changed since) must not leave CSO down."""
     from csolab.hosts import fixtures
 
-    ensure_phase1_converged(aws_env_module)
+    phase1_lab = converged
     backup = HOST_FILES["cso-1"] + ".cso_db.bak"
     original = fixtures.sh("cso-1", f"cat {backup}").stdout
     assert "db.password=" in original
@@ -369,8 +438,7 @@ def test_rollback_restore_puts_the_current_file_back_when_the_service_fails(phas
 
 @pytest.mark.hosts
 @pytest.mark.lab
-def test_rollback_restores_authentication_within_60s(phase1_lab, aws_env_module):
-    ensure_phase1_converged(aws_env_module)
+def test_rollback_restores_authentication_within_60s(converged, aws_env_module):
     assert requires_tls(), "runs after phase 1"
     began = time.monotonic()
     completed = run_ansible_as_a_user_sees_it(aws_env_module, "rollback_tls.yml", *RESTORE_HOSTS)
@@ -390,8 +458,8 @@ def test_rollback_restores_authentication_within_60s(phase1_lab, aws_env_module)
 
 @pytest.mark.hosts
 @pytest.mark.lab
-def test_interrupted_phase1_reaches_the_same_end_state(phase1_lab, aws_env_module, end_state):
-    assert not requires_tls(), "runs after the rollback"
+def test_interrupted_phase1_reaches_the_same_end_state(rolled_back, aws_env_module, converged_run):
+    assert not requires_tls(), "starts from the rolled-back state"
     interrupted = run_ansible(aws_env_module, "phase1.yml", "-e", "phase1_stop_after=security_group")
     assert interrupted.returncode == 0, failure_messages(interrupted)
     assert not requires_tls(), "stopped before tls_enforcement"
@@ -400,8 +468,7 @@ def test_interrupted_phase1_reaches_the_same_end_state(phase1_lab, aws_env_modul
     # this run changes keystone.conf and setup.properties, reloads, issues tokens: all at -vvv --diff
     assert leaked_secrets(resumed, "phase1.yml -vvv --diff") == []
     assert wait_requires_tls(True)
-    if end_state.get("checksums"):
-        assert host_checksums() == end_state["checksums"]
+    assert host_checksums() == converged_run["checksums"]
     again = run_ansible(aws_env_module, "phase1.yml")
     assert total(again, "changed") == 0, changed_tasks(again)
 
@@ -421,22 +488,24 @@ def instance_ca(lab):
     return rds(lab).describe_db_instances(DBInstanceIdentifier=DB)["DBInstances"][0]["CACertificateIdentifier"]
 
 
-def converge_phase1_unless_done(env):
-    """The state the tests before these leave (phase 1 converged), also when they run alone (-k)."""
-    if not requires_tls():
-        completed = run_ansible(env, "phase1.yml", "-e", "phase1_stop_after=tls_enforcement")
-        assert completed.returncode == 0, failure_messages(completed)
-        assert wait_requires_tls(True)
+def back_to_the_seeded_ca(lab):
+    """One more restart, outside any measurement."""
+    from csolab import dataplane
+
+    rds(lab).modify_db_instance(DBInstanceIdentifier=DB, CACertificateIdentifier=SEEDED_CA, ApplyImmediately=True)
+    dataplane.wait_ready(DB, timeout=60, predicate=lambda entry: entry["ca_certificate_identifier"] == SEEDED_CA and entry["ready"])
+    dataplane.wait_restarts_over()
 
 
 @pytest.mark.hosts
 @pytest.mark.lab
-def test_a_host_without_the_new_ca_stops_the_rotation_before_the_instance_is_touched(phase1_lab, aws_env_module, tmp_path):
+def test_a_host_without_the_new_ca_stops_the_rotation_before_the_instance_is_touched(converged, aws_env_module,
+                                                                                    tmp_path):
     """keystone-2's bundle holds the seeded CA only: it verifies the database today (step hosts_tls
     installs it), but would lose it after the rotation."""
     from csolab import dataplane
 
-    converge_phase1_unless_done(aws_env_module)
+    phase1_lab = converged
     assert served_ca() == SEEDED_CA == instance_ca(phase1_lab)
     overlay = tmp_path / "keystone-2-old-ca-only.yml"
     overlay.write_text(json.dumps({"all": {"children": {"keystone": {"hosts": {"keystone-2": {
@@ -457,45 +526,39 @@ def test_a_host_without_the_new_ca_stops_the_rotation_before_the_instance_is_tou
 
 @pytest.mark.hosts
 @pytest.mark.lab
-def test_ca_rotation_end_to_end(phase1_lab, aws_env_module, tmp_path):
+def test_ca_rotation_end_to_end(converged, aws_env_module, tmp_path):
     from csolab import dataplane
     from csolab.probe import BackgroundProbe
 
-    converge_phase1_unless_done(aws_env_module)
+    phase1_lab = converged
     assert served_ca() == SEEDED_CA
     summary_path = tmp_path / "phase1-summary.json"
     probe = BackgroundProbe(tmp_path / "probe.json").start()
     started = time.time()
     phase1_lab.clear_calls()
     try:
-        try:
-            first = run_ansible(aws_env_module, "phase1.yml", *TO_THE_NEW_CA, "-e", f"phase1_summary_path={summary_path}")
-        finally:
-            summary = probe.stop()
-        assert first.returncode == 0, failure_messages(first) or first.stderr[-2000:]
-        restarts = dataplane.restarts_since(started)
-        actions = [call["action"] for call in phase1_lab.mutating_calls()]
-        assert served_ca() == NEW_CA == instance_ca(phase1_lab)
-        assert [(r["instance"], r["up"] is not None) for r in restarts] == [(DB, True)], restarts
-        assert actions.count("ModifyDBInstance") == 1 and "RebootDBInstance" not in actions, actions
-        assert failures_outside_restarts(summary, restarts) == [], summary["failure_log"][:5]
-        step = json.loads(summary_path.read_text())["steps"]["ca_rotation"]
-        assert step["changed"] is True and step["detail"].startswith(f"{SEEDED_CA} -> {NEW_CA} (one restart)"), step
-        for host in HOST_FILES:
-            assert f"{host}: verified TLS session against {NEW_CA} alone" in step["detail"], step
-
-        phase1_lab.clear_calls()
-        again = run_ansible(aws_env_module, "phase1.yml", *TO_THE_NEW_CA)
-        assert again.returncode == 0, failure_messages(again)
-        assert total(again, "changed") == 0, changed_tasks(again)
-        assert [call["action"] for call in phase1_lab.mutating_calls()] == []
-        assert dataplane.restarts_since(started) == restarts
+        first = run_ansible(aws_env_module, "phase1.yml", *TO_THE_NEW_CA, "-e", f"phase1_summary_path={summary_path}")
     finally:
-        # back to the seeded CA for the tests after this one (one more restart, outside the measurement)
-        rds(phase1_lab).modify_db_instance(DBInstanceIdentifier=DB, CACertificateIdentifier=SEEDED_CA,
-                                           ApplyImmediately=True)
-        dataplane.wait_ready(DB, timeout=60, predicate=lambda entry: entry["ca_certificate_identifier"] == SEEDED_CA and entry["ready"])
-        dataplane.wait_restarts_over()
+        summary = probe.stop()
+    assert first.returncode == 0, failure_messages(first) or first.stderr[-2000:]
+    restarts = dataplane.restarts_since(started)
+    actions = [call["action"] for call in phase1_lab.mutating_calls()]
+    assert served_ca() == NEW_CA == instance_ca(phase1_lab)
+    assert [(r["instance"], r["up"] is not None) for r in restarts] == [(DB, True)], restarts
+    assert actions.count("ModifyDBInstance") == 1 and "RebootDBInstance" not in actions, actions
+    assert failures_outside_restarts(summary, restarts) == [], summary["failure_log"][:5]
+    step = json.loads(summary_path.read_text())["steps"]["ca_rotation"]
+    assert step["changed"] is True and step["detail"].startswith(f"{SEEDED_CA} -> {NEW_CA} (one restart)"), step
+    for host in HOST_FILES:
+        assert f"{host}: verified TLS session against {NEW_CA} alone" in step["detail"], step
+
+    phase1_lab.clear_calls()
+    again = run_ansible(aws_env_module, "phase1.yml", *TO_THE_NEW_CA)
+    assert again.returncode == 0, failure_messages(again)
+    assert total(again, "changed") == 0, changed_tasks(again)
+    assert [call["action"] for call in phase1_lab.mutating_calls()] == []
+    assert dataplane.restarts_since(started) == restarts
+    # left on the new CA: fixture ``converged`` rotates back when a test after this one needs it
 
 
 @pytest.mark.lab

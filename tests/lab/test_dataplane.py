@@ -72,9 +72,10 @@ def wait_served(lab, instance_id, timeout=60, **expect):
         predicate=lambda entry: entry["uid"] == uid and all(entry.get(k) == v for k, v in expect.items()))
 
 
-def connect(endpoint, ca=None, password="lab-master-password-1", user="admin", **kwargs):
+def connect(endpoint, ca=None, password="lab-master-password-1", user="admin", host=None, **kwargs):
+    """Connect by the endpoint's DNS name (as RDS clients must), or by ``host`` when given."""
     tls = {"ssl_ca": str(ca), "ssl_verify_cert": True, "ssl_verify_identity": True} if ca else {"ssl_disabled": True}
-    return pymysql.connect(host=endpoint["loopback_ip"], port=endpoint["port"], user=user, password=password,
+    return pymysql.connect(host=host or endpoint["name"], port=endpoint["port"], user=user, password=password,
                            connect_timeout=5, **tls, **kwargs)
 
 
@@ -107,6 +108,32 @@ def test_certificate_names_the_rds_endpoint(served):
     fragment = layout.hosts_fragment_file(layout.state_dir()).read_text()
     assert f"{endpoint['namespace_ip']} {endpoint['name']}\n" in fragment
     assert dataplane.hosts_lines() == [f"{endpoint['namespace_ip']} {endpoint['name']}"]
+
+
+def test_certificate_names_no_ip_address_and_a_connection_by_address_fails_verification(served):
+    """RDS server certificates carry DNS names only: verifying a connection made to the instance's
+    IP address fails the host-name check (as in AWS); the same CA and the endpoint name verify."""
+    from cryptography import x509
+
+    endpoint = dataplane.endpoint_for("cso-lab-db")
+    pem = subprocess.run(
+        ["openssl", "s_client", "-connect", f"{endpoint['loopback_ip']}:3306", "-starttls", "mysql",
+         "-servername", endpoint["name"]], input="", capture_output=True, text=True, timeout=20).stdout
+    served_cert = x509.load_pem_x509_certificate(
+        pem[pem.index("-----BEGIN CERTIFICATE-----"):pem.index("-----END CERTIFICATE-----") + 25].encode())
+    san = served_cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.IPAddress) == [], san
+    assert san.get_values_for_type(x509.DNSName) == [endpoint["name"]]
+    with connect(endpoint, ca=dataplane.ca_bundle_path()) as connection:  # by name: verifies
+        assert cipher(connection).startswith("TLS_")
+    with pytest.raises(pymysql.err.OperationalError, match="IP address mismatch"):  # same CA, by address
+        connect(endpoint, ca=dataplane.ca_bundle_path(), host=endpoint["loopback_ip"])
+    handshake = subprocess.run(
+        ["openssl", "s_client", "-connect", f"{endpoint['loopback_ip']}:3306", "-starttls", "mysql",
+         "-CAfile", str(dataplane.ca_bundle_path()), "-verify_ip", endpoint["loopback_ip"], "-verify_return_error"],
+        input="", capture_output=True, text=True, timeout=20)
+    assert "Verify return code: 0 (ok)" not in handshake.stdout, handshake.stdout
+    assert "IP address mismatch" in handshake.stdout + handshake.stderr, handshake.stdout + handshake.stderr
 
 
 def _use_custom_parameter_group(lab):
@@ -488,7 +515,7 @@ def test_a_failover_is_a_shorter_outage_and_moves_the_endpoint_address(served, a
     assert back < OUTAGE + 0.5
     assert _session_is_cut(session)
     assert not _answers(before["loopback_ip"]), "the old primary's address still answers"
-    connect({"loopback_ip": before["name"], "port": 3306}).close()  # by name: the new address
+    connect(before).close()  # by name: the new address
     assert after["namespace_ip"] in dataplane.status()["firewall"]
     assert before["namespace_ip"] not in dataplane.status()["firewall"]
 

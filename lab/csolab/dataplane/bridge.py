@@ -107,10 +107,9 @@ class Bridge:
         return template / "data"
 
     def _issue_certificate(self, instance, uid):
-        slot = self.allocations[uid]["slot"]
         return pki.issue_server_certificate(
             layout.instance_dir(self.state_dir, uid), instance["ca_certificate_identifier"], instance["address"],
-            [net.loopback_ip(slot), net.namespace_ip(slot)], state_dir=self.state_dir)
+            state_dir=self.state_dir)
 
     def _provision(self, instance):
         uid = instance["uid"]

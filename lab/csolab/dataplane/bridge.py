@@ -125,6 +125,7 @@ class Bridge:
         if fresh:
             try:
                 server.drop_anonymous_users()
+                dumps.mark_binlog_start(directory)  # the instance's own history starts here
                 source = (instance.get("restored_from") or {}).get("dump")
                 if source and Path(source).exists():
                     dumps.load(directory, source)

@@ -385,6 +385,38 @@ def test_a_point_in_time_restore_has_the_data_as_of_restore_time(served, aws_lab
     assert dataplane.sql("cso-lab-db-at-t", "SELECT COUNT(*) FROM app.t") == ((1,),)
 
 
+def test_a_dr_restore_to_a_restore_time_after_the_source_is_deleted(served, aws_lab):
+    """The DR case: the source is gone, its replicated backups are restored in the other region to
+    a RestoreTime: rows written before it are there, rows written after it are not."""
+    import datetime
+
+    rds_dr = aws_lab.boto3("rds", "eu-west-1")
+    key = aws_lab.boto3("kms", "eu-west-1").create_key()["KeyMetadata"]["Arn"]
+    source_arn = aws_lab.boto3("rds").describe_db_instances(DBInstanceIdentifier="cso-lab-db")["DBInstances"][0][
+        "DBInstanceArn"]
+    backup = rds_dr.start_db_instance_automated_backups_replication(
+        SourceDBInstanceArn=source_arn, KmsKeyId=key, SourceRegion="eu-west-2")["DBInstanceAutomatedBackup"]
+    dataplane.sql("cso-lab-db", "CREATE DATABASE app")
+    dataplane.sql("cso-lab-db", "CREATE TABLE app.t (v VARCHAR(8) PRIMARY KEY)")
+    dataplane.sql("cso-lab-db", "INSERT INTO app.t VALUES ('A')")
+    time.sleep(1.2)
+    restore_time = datetime.datetime.now(datetime.timezone.utc)
+    time.sleep(1.2)
+    dataplane.sql("cso-lab-db", "INSERT INTO app.t VALUES ('B')")
+    aws_lab.boto3("rds").delete_db_instance(DBInstanceIdentifier="cso-lab-db", SkipFinalSnapshot=True)
+
+    rds_dr.restore_db_instance_to_point_in_time(
+        SourceDBInstanceAutomatedBackupsArn=backup["DBInstanceAutomatedBackupsArn"],
+        TargetDBInstanceIdentifier="cso-lab-db-dr", RestoreTime=restore_time)
+    rds_dr.restore_db_instance_to_point_in_time(
+        SourceDBInstanceAutomatedBackupsArn=backup["DBInstanceAutomatedBackupsArn"],
+        TargetDBInstanceIdentifier="cso-lab-db-dr-latest", UseLatestRestorableTime=True)
+    wait_served(aws_lab, "cso-lab-db-dr")
+    wait_served(aws_lab, "cso-lab-db-dr-latest")
+    assert dataplane.sql("cso-lab-db-dr", "SELECT v FROM app.t ORDER BY v") == (("A",),)
+    assert dataplane.sql("cso-lab-db-dr-latest", "SELECT v FROM app.t ORDER BY v") == (("A",), ("B",))
+
+
 def test_a_renamed_instance_keeps_its_data_under_the_new_name(served, aws_lab):
     dataplane.sql("cso-lab-db", "CREATE DATABASE app")
     dataplane.sql("cso-lab-db", "CREATE TABLE app.t (v INT)")

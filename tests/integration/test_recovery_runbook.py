@@ -105,8 +105,9 @@ def repoint(env, directory, target):
     return ansible(env, playbook, "-e", f"new_endpoint={target['name']}", "--limit", "keystone-1,cso-1")
 
 
-def run_data_check(env, directory, **overrides):
-    """The runbook's mysql_query task, run on the controller against the lab's data plane."""
+def run_data_check(env, directory, expected_count=None, **overrides):
+    """The runbook's mysql_query task, run on the controller against the lab's data plane (its
+    no_log hides the result from the output: an assert in the same play checks the count)."""
     from csolab import dataplane
 
     user, password = dataplane.master_credentials(DB)
@@ -115,8 +116,12 @@ def run_data_check(env, directory, **overrides):
                      login_password=password, ca_cert=str(dataplane.ca_bundle_path()), connect_timeout=5)
     arguments.update(overrides)
     playbook = Path(directory) / "data_check.yml"
-    playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [
-        dict(task, **{"community.mysql.mysql_query": arguments})]}], sort_keys=False))
+    tasks = [dict(task, **{"community.mysql.mysql_query": arguments}, register="__data_check")]
+    if expected_count is not None:
+        tasks.append({"name": "The count the runbook's query returned", "ansible.builtin.assert": {
+            "that": [f"__data_check.query_result[0][0]['COUNT(*)'] | int == {int(expected_count)}"]}})
+    playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}],
+                                       sort_keys=False))
     return ansible(env, playbook, "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}",
                    inventory="localhost,")
 
@@ -125,10 +130,12 @@ def test_the_runbooks_data_check_verifies_the_server(env, tmp_path):
     from csolab import dataplane
 
     expected = dataplane.sql(DB, "SELECT COUNT(*) FROM keystone.project")[0][0]
-    completed = run_data_check(env, tmp_path)
+    assert expected >= 1  # the lab's Keystone has its admin project
+    completed = run_data_check(env, tmp_path, expected_count=expected)
     assert completed.returncode == 0, failures(completed) or completed.stdout[-2000:]
-    result = json.loads(completed.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
-    assert result["query_result"] == [[{"COUNT(*)": expected}]], result["query_result"]
+    assert task_results(completed, "The count the runbook's query returned")["localhost"]["failed"] is False
+    wrong = run_data_check(env, tmp_path, expected_count=expected + 1)  # the assert can fail
+    assert wrong.returncode != 0
     untrusted = run_data_check(env, tmp_path, ca_cert=str(dataplane.rogue_ca_path()))
     assert untrusted.returncode != 0
     assert any("CERTIFICATE_VERIFY_FAILED" in message for message in failures(untrusted)), failures(untrusted)

@@ -133,7 +133,7 @@ def test_the_runbooks_data_check_verifies_the_server(env, tmp_path):
     assert expected >= 1  # the lab's Keystone has its admin project
     completed = run_data_check(env, tmp_path, expected_count=expected)
     assert completed.returncode == 0, failures(completed) or completed.stdout[-2000:]
-    assert task_results(completed, "The count the runbook's query returned")["localhost"]["failed"] is False
+    assert task_results(completed, "The count the runbook's query returned")["localhost"]["msg"] == "All assertions passed"
     wrong = run_data_check(env, tmp_path, expected_count=expected + 1)  # the assert can fail
     assert wrong.returncode != 0
     untrusted = run_data_check(env, tmp_path, ca_cert=str(dataplane.rogue_ca_path()))

@@ -7,6 +7,7 @@ bridge serves the same instances) is up: `make test` runs this layer before the 
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -72,9 +73,10 @@ def wait_served(lab, instance_id, timeout=60, **expect):
         predicate=lambda entry: entry["uid"] == uid and all(entry.get(k) == v for k, v in expect.items()))
 
 
-def connect(endpoint, ca=None, password="lab-master-password-1", user="admin", **kwargs):
+def connect(endpoint, ca=None, password="lab-master-password-1", user="admin", host=None, **kwargs):
+    """Connect by the endpoint's DNS name (as RDS clients must), or by ``host`` when given."""
     tls = {"ssl_ca": str(ca), "ssl_verify_cert": True, "ssl_verify_identity": True} if ca else {"ssl_disabled": True}
-    return pymysql.connect(host=endpoint["loopback_ip"], port=endpoint["port"], user=user, password=password,
+    return pymysql.connect(host=host or endpoint["name"], port=endpoint["port"], user=user, password=password,
                            connect_timeout=5, **tls, **kwargs)
 
 
@@ -107,6 +109,32 @@ def test_certificate_names_the_rds_endpoint(served):
     fragment = layout.hosts_fragment_file(layout.state_dir()).read_text()
     assert f"{endpoint['namespace_ip']} {endpoint['name']}\n" in fragment
     assert dataplane.hosts_lines() == [f"{endpoint['namespace_ip']} {endpoint['name']}"]
+
+
+def test_certificate_names_no_ip_address_and_a_connection_by_address_fails_verification(served):
+    """RDS server certificates carry DNS names only: verifying a connection made to the instance's
+    IP address fails the host-name check (as in AWS); the same CA and the endpoint name verify."""
+    from cryptography import x509
+
+    endpoint = dataplane.endpoint_for("cso-lab-db")
+    pem = subprocess.run(
+        ["openssl", "s_client", "-connect", f"{endpoint['loopback_ip']}:3306", "-starttls", "mysql",
+         "-servername", endpoint["name"]], input="", capture_output=True, text=True, timeout=20).stdout
+    served_cert = x509.load_pem_x509_certificate(
+        pem[pem.index("-----BEGIN CERTIFICATE-----"):pem.index("-----END CERTIFICATE-----") + 25].encode())
+    san = served_cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.IPAddress) == [], san
+    assert san.get_values_for_type(x509.DNSName) == [endpoint["name"]]
+    with connect(endpoint, ca=dataplane.ca_bundle_path()) as connection:  # by name: verifies
+        assert cipher(connection).startswith("TLS_")
+    with pytest.raises(pymysql.err.OperationalError, match="IP address mismatch"):  # same CA, by address
+        connect(endpoint, ca=dataplane.ca_bundle_path(), host=endpoint["loopback_ip"])
+    handshake = subprocess.run(
+        ["openssl", "s_client", "-connect", f"{endpoint['loopback_ip']}:3306", "-starttls", "mysql",
+         "-CAfile", str(dataplane.ca_bundle_path()), "-verify_ip", endpoint["loopback_ip"], "-verify_return_error"],
+        input="", capture_output=True, text=True, timeout=20)
+    assert "Verify return code: 0 (ok)" not in handshake.stdout, handshake.stdout
+    assert "IP address mismatch" in handshake.stdout + handshake.stderr, handshake.stdout + handshake.stderr
 
 
 def _use_custom_parameter_group(lab):
@@ -323,6 +351,73 @@ def test_snapshot_and_restores_carry_the_rows(served, aws_lab):
     assert dataplane.sql("cso-lab-db-pitr", "SELECT COUNT(*) FROM keystone.project") == ((3,),)
 
 
+def test_a_point_in_time_restore_has_the_data_as_of_restore_time(served, aws_lab):
+    """RestoreTime T: rows written before T are there, rows written after T are not (the binary
+    log has whole seconds, so T is kept more than a second away from both writes); the latest
+    restorable time has both. Also through a restart of the source (a new binary-log file)."""
+    import datetime
+
+    dataplane.sql("cso-lab-db", "CREATE DATABASE app")
+    dataplane.sql("cso-lab-db", "CREATE TABLE app.t (v VARCHAR(8) PRIMARY KEY)")
+    dataplane.sql("cso-lab-db", "INSERT INTO app.t VALUES ('A')")
+    dataplane.sql("cso-lab-db", "CREATE USER 'early'@'%' IDENTIFIED BY 'early-pass'")
+    time.sleep(1.2)
+    restore_time = datetime.datetime.now(datetime.timezone.utc)
+    time.sleep(1.2)
+    rds = aws_lab.boto3("rds")
+    rds.reboot_db_instance(DBInstanceIdentifier="cso-lab-db")
+    wait_available(rds)
+    dataplane.sql("cso-lab-db", "INSERT INTO app.t VALUES ('B')")
+    dataplane.sql("cso-lab-db", "DROP USER 'early'@'%'")
+
+    rds.restore_db_instance_to_point_in_time(SourceDBInstanceIdentifier="cso-lab-db",
+                                             TargetDBInstanceIdentifier="cso-lab-db-at-t", RestoreTime=restore_time)
+    rds.restore_db_instance_to_point_in_time(SourceDBInstanceIdentifier="cso-lab-db",
+                                             TargetDBInstanceIdentifier="cso-lab-db-latest", UseLatestRestorableTime=True)
+    wait_served(aws_lab, "cso-lab-db-at-t")
+    wait_served(aws_lab, "cso-lab-db-latest")
+    assert dataplane.sql("cso-lab-db-at-t", "SELECT v FROM app.t ORDER BY v") == (("A",),)
+    assert dataplane.sql("cso-lab-db-at-t", "SELECT CURRENT_USER()", user="early", password="early-pass") == \
+        (("early@%",),)
+    assert dataplane.sql("cso-lab-db-latest", "SELECT v FROM app.t ORDER BY v") == (("A",), ("B",))
+    with pytest.raises(pymysql.err.OperationalError, match="1045"):
+        dataplane.sql("cso-lab-db-latest", "SELECT 1", user="early", password="early-pass")
+    # the restored instance has the source's master user and serves it
+    assert dataplane.sql("cso-lab-db-at-t", "SELECT COUNT(*) FROM app.t") == ((1,),)
+
+
+def test_a_dr_restore_to_a_restore_time_after_the_source_is_deleted(served, aws_lab):
+    """The DR case: the source is gone, its replicated backups are restored in the other region to
+    a RestoreTime: rows written before it are there, rows written after it are not."""
+    import datetime
+
+    rds_dr = aws_lab.boto3("rds", "eu-west-1")
+    key = aws_lab.boto3("kms", "eu-west-1").create_key()["KeyMetadata"]["Arn"]
+    source_arn = aws_lab.boto3("rds").describe_db_instances(DBInstanceIdentifier="cso-lab-db")["DBInstances"][0][
+        "DBInstanceArn"]
+    backup = rds_dr.start_db_instance_automated_backups_replication(
+        SourceDBInstanceArn=source_arn, KmsKeyId=key, SourceRegion="eu-west-2")["DBInstanceAutomatedBackup"]
+    dataplane.sql("cso-lab-db", "CREATE DATABASE app")
+    dataplane.sql("cso-lab-db", "CREATE TABLE app.t (v VARCHAR(8) PRIMARY KEY)")
+    dataplane.sql("cso-lab-db", "INSERT INTO app.t VALUES ('A')")
+    time.sleep(1.2)
+    restore_time = datetime.datetime.now(datetime.timezone.utc)
+    time.sleep(1.2)
+    dataplane.sql("cso-lab-db", "INSERT INTO app.t VALUES ('B')")
+    aws_lab.boto3("rds").delete_db_instance(DBInstanceIdentifier="cso-lab-db", SkipFinalSnapshot=True)
+
+    rds_dr.restore_db_instance_to_point_in_time(
+        SourceDBInstanceAutomatedBackupsArn=backup["DBInstanceAutomatedBackupsArn"],
+        TargetDBInstanceIdentifier="cso-lab-db-dr", RestoreTime=restore_time)
+    rds_dr.restore_db_instance_to_point_in_time(
+        SourceDBInstanceAutomatedBackupsArn=backup["DBInstanceAutomatedBackupsArn"],
+        TargetDBInstanceIdentifier="cso-lab-db-dr-latest", UseLatestRestorableTime=True)
+    wait_served(aws_lab, "cso-lab-db-dr")
+    wait_served(aws_lab, "cso-lab-db-dr-latest")
+    assert dataplane.sql("cso-lab-db-dr", "SELECT v FROM app.t ORDER BY v") == (("A",),)
+    assert dataplane.sql("cso-lab-db-dr-latest", "SELECT v FROM app.t ORDER BY v") == (("A",), ("B",))
+
+
 def test_a_renamed_instance_keeps_its_data_under_the_new_name(served, aws_lab):
     dataplane.sql("cso-lab-db", "CREATE DATABASE app")
     dataplane.sql("cso-lab-db", "CREATE TABLE app.t (v INT)")
@@ -463,6 +558,11 @@ def _resolve(name):
     return socket.gethostbyname(name)
 
 
+def _names_address(ruleset, address):
+    """Whether the nft ruleset names this address (10.89.20.1 is not 10.89.20.14)."""
+    return re.search(re.escape(address) + r"(?![0-9])", ruleset) is not None
+
+
 def test_a_failover_is_a_shorter_outage_and_moves_the_endpoint_address(served, aws_lab, outage):
     rds = aws_lab.boto3("rds")
     rds.modify_db_instance(DBInstanceIdentifier="cso-lab-db", MultiAZ=True, ApplyImmediately=True)
@@ -488,9 +588,9 @@ def test_a_failover_is_a_shorter_outage_and_moves_the_endpoint_address(served, a
     assert back < OUTAGE + 0.5
     assert _session_is_cut(session)
     assert not _answers(before["loopback_ip"]), "the old primary's address still answers"
-    connect({"loopback_ip": before["name"], "port": 3306}).close()  # by name: the new address
-    assert after["namespace_ip"] in dataplane.status()["firewall"]
-    assert before["namespace_ip"] not in dataplane.status()["firewall"]
+    connect(before).close()  # by name: the new address
+    assert _names_address(dataplane.status()["firewall"], after["namespace_ip"])
+    assert not _names_address(dataplane.status()["firewall"], before["namespace_ip"])
 
 
 def test_ca_rotation_with_restart_serves_the_new_ca_after_the_outage(served, aws_lab, outage):

@@ -7,7 +7,7 @@ Python API (the host side and the tests use it; see docs/development.md "Data pl
     ca_bundle_path() / ca_path("rds-ca-2019") / rogue_ca_path()
     endpoint_for("cso-lab-db") -> {"name", "loopback_ip", "namespace_ip", "port"}
     wait_ready("cso-lab-db", timeout=30)
-    sql("cso-lab-db", "SELECT 1")           # as the master user, over 127.0.89.x with TLS
+    sql("cso-lab-db", "SELECT 1")           # as the master user, by endpoint name (127.0.89.x), TLS verified
     hosts_lines() -> ["10.89.20.1 cso-lab-db.aaaaaaaaaa.eu-west-2.rds.amazonaws.com", ...]
 
 Heavy imports (cryptography, PyMySQL) happen inside the functions: the moto server imports
@@ -196,7 +196,11 @@ def master_credentials(instance_id, lab=None):
 
 
 def sql(instance_id, query, user=None, password=None, state_dir=None, tls=True):
-    """Run one query as the master user (or ``user``) over 127.0.89.x; return the rows."""
+    """Run one query as the master user (or ``user``); return the rows.
+
+    Connects by the endpoint's DNS name (the controller's /etc/hosts maps it to 127.0.89.x), as an
+    RDS client must: the server certificate names no IP address, so host-name verification by
+    address fails."""
     import pymysql
 
     endpoint = endpoint_for(instance_id, state_dir)
@@ -205,7 +209,7 @@ def sql(instance_id, query, user=None, password=None, state_dir=None, tls=True):
         password = master_password if password is None else password
     ssl_args = {"ssl_ca": str(ca_bundle_path(state_dir)), "ssl_verify_cert": True, "ssl_verify_identity": True} \
         if tls else {}
-    connection = pymysql.connect(host=endpoint["loopback_ip"], port=endpoint["port"], user=user,
+    connection = pymysql.connect(host=endpoint["name"], port=endpoint["port"], user=user,
                                  password=password or "", connect_timeout=5, autocommit=True, **ssl_args)
     try:
         with connection.cursor() as cursor:

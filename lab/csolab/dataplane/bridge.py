@@ -107,10 +107,9 @@ class Bridge:
         return template / "data"
 
     def _issue_certificate(self, instance, uid):
-        slot = self.allocations[uid]["slot"]
         return pki.issue_server_certificate(
             layout.instance_dir(self.state_dir, uid), instance["ca_certificate_identifier"], instance["address"],
-            [net.loopback_ip(slot), net.namespace_ip(slot)], state_dir=self.state_dir)
+            state_dir=self.state_dir)
 
     def _provision(self, instance):
         uid = instance["uid"]
@@ -126,6 +125,7 @@ class Bridge:
         if fresh:
             try:
                 server.drop_anonymous_users()
+                dumps.mark_binlog_start(directory)  # the instance's own history starts here
                 source = (instance.get("restored_from") or {}).get("dump")
                 if source and Path(source).exists():
                     dumps.load(directory, source)

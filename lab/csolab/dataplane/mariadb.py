@@ -26,7 +26,10 @@ log-error = {dir}/mysqld.log
 bind-address = {address}
 port = {port}
 skip-name-resolve
-skip-log-bin
+# the binary log lets a point-in-time restore replay the changes up to RestoreTime (csolab.dataplane.dumps)
+log-bin = {dir}/binlog/mysql-bin
+binlog_format = MIXED
+server_id = 1
 ssl_ca = {dir}/ca.pem
 ssl_cert = {dir}/server.pem
 ssl_key = {dir}/server.key
@@ -75,6 +78,7 @@ class Server:
 
     def install(self):
         self.write_defaults()
+        (self.dir / "binlog").mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.dir / "data", ignore_errors=True)
         subprocess.run(
             ["mariadb-install-db", f"--defaults-file={self.defaults_file}", "--auth-root-authentication-method=socket",
@@ -94,6 +98,7 @@ class Server:
 
     def start(self, timeout=30):
         self.write_defaults()
+        (self.dir / "binlog").mkdir(parents=True, exist_ok=True)
         self.socket.unlink(missing_ok=True)
         with open(self.dir / "mysqld.out", "ab") as out:
             process = subprocess.Popen(  # noqa: S603

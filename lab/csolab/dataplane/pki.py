@@ -4,12 +4,15 @@ Generated once with ``cryptography`` and cached under ``<state dir>/dataplane/pk
 ``ca-<identifier>.pem`` per CA, ``global-bundle.pem`` with all of them (like AWS's
 ``global-bundle.pem``), and an unrelated ``rogue-ca.pem`` that negative tests trust instead.
 Server certificates are signed by the CA the instance's ``CACertificateIdentifier`` names,
-with SAN = the endpoint DNS name plus the instance's addresses.
+with SAN = the endpoint DNS name only: RDS server certificates name the endpoint (and, for
+Multi-AZ/cluster endpoints, other DNS names), never an IP address (AWS: RDS User Guide, "Using
+SSL/TLS to encrypt a connection to a DB instance or cluster": clients verify that the endpoint
+name they connect to matches the certificate), so a client that connects by IP address fails
+host-name verification here as it does in AWS.
 """
 
 import datetime
 import fcntl
-import ipaddress
 import os
 from pathlib import Path
 
@@ -135,7 +138,7 @@ def _load_ca(directory, identifier):
     return cert, key
 
 
-def issue_server_certificate(target_dir, identifier, dns_name, addresses, state_dir=None):
+def issue_server_certificate(target_dir, identifier, dns_name, state_dir=None):
     """Write ``server.pem``/``server.key``/``ca.pem`` into ``target_dir`` for that CA and name.
 
     The key is kept across re-issues (a CA rotation re-signs the same key, as RDS does).
@@ -151,7 +154,7 @@ def issue_server_certificate(target_dir, identifier, dns_name, addresses, state_
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         _write_private(key_path, key)
     now = datetime.datetime.now(datetime.timezone.utc)
-    san = [x509.DNSName(dns_name)] + [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]
+    san = [x509.DNSName(dns_name)]  # no IP-address SAN: see the module docstring
     # Clients verify the SAN; the CN only has to be a legal one (at most 64 characters), and
     # renamed instances (``<id>-rollback-<stamp>``) have longer endpoint names than that.
     common_name = dns_name if len(dns_name) <= 64 else dns_name.split(".")[0][:64]

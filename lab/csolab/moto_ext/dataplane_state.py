@@ -44,7 +44,7 @@ TRUE_VALUES = ("1", "on", "true", "yes")
 _LOCK = threading.RLock()
 _INSTANCES = {}  # id(moto DBInstance) -> {"obj", "uid", "restored_from"}
 _SNAPSHOT_DUMPS = {}  # id(moto DBSnapshot) -> (snapshot object, dump path)
-_FINAL_DUMPS = {}  # id(deleted moto DBInstance whose backups are replicated) -> (instance object, dump path)
+_FINAL_DUMPS = {}  # id(deleted moto DBInstance whose backups are replicated) -> (instance, dump path, binlog copy dir)
 _APPLIED_RST = {}  # uid -> require_secure_transport the "running" instance has applied
 _STATE = {"state_dir": None}
 
@@ -294,23 +294,46 @@ def _point_in_time_source(backend, source_db_identifier, overrides):
     return database
 
 
+def _history_until(database, restore_time, label, kept=None):
+    """The source's changes before ``restore_time``, replayed from its binary log (or from the copy
+    ``kept`` when it was deleted); None when the data plane has no history of it."""
+    state_dir = _state_dir()
+    if state_dir is None or (database is None and kept is None):
+        return None
+    history = kept or layout.instance_dir(state_dir, _entry(database)["uid"])
+    try:
+        return str(dumps.replay_until(history, backup_replication._as_utc(restore_time),
+                                      layout.dump_path(state_dir, label)))
+    except dumps.NotServed:
+        return None
+    except Exception:  # a failed replay must not fail the AWS call; the restored copy starts empty
+        LOG.exception("data-plane replay of %s to %s failed", label, restore_time)
+        return None
+
+
+# AWS: RDS User Guide, "Restoring a DB instance to a specified time" -- the new instance has the
+# data as of RestoreTime (UseLatestRestorableTime: the latest restorable time; in the lab, now).
 @around(RDSBackend, "restore_db_instance_to_point_in_time")
 def restore_db_instance_to_point_in_time(original, self, source_db_identifier, target_db_identifier, overrides, *args, **kwargs):
     with _LOCK:
         source = _point_in_time_source(self, source_db_identifier, overrides)
         label = f"pitr-{self.region_name}-{target_db_identifier}-{uuid.uuid4().hex[:6]}"
-        if source is None or _is_live(source):
+        requested = (overrides or {}).get("RestoreTime") or (overrides or {}).get("restore_time")
+        live = source is None or _is_live(source)
+        final = None if live else _FINAL_DUMPS.get(id(source))
+        final = final if final and final[0] is source else None
+        if requested is not None:
+            path = _history_until(source if live else None, requested, label, kept=final and final[2])
+        elif live:
             path = _dump_instance(source, label)
         else:  # the backups outlived their instance: its data as it was deleted
-            item = _FINAL_DUMPS.get(id(source))
-            path = item[1] if item and item[0] is source else None
+            path = final and final[1]
         database = original(self, source_db_identifier, target_db_identifier, overrides, *args, **kwargs)
-        restore_time = (overrides or {}).get("RestoreTime") or (overrides or {}).get("restore_time") or "latest"
         _entry(database)["restored_from"] = {
             "kind": "point-in-time",
             "source": source.db_instance_identifier if source is not None else source_db_identifier,
             "source_region": source.region if source is not None else self.region_name,
-            "restore_time": str(restore_time), "dump": path,
+            "restore_time": str(requested or "latest"), "dump": path,
         }
         return database
 
@@ -332,17 +355,32 @@ def create_db_instance_read_replica(original, self, db_kwargs, *args, **kwargs):
         return replica
 
 
+def _keep_history(database, label):
+    """Keep the binary log of an instance being deleted (a later point-in-time restore from its
+    replicated backups replays it); the copy's dir, or None."""
+    state_dir = _state_dir()
+    if state_dir is None:
+        return None
+    try:
+        return dumps.keep_binlog(layout.instance_dir(state_dir, _entry(database)["uid"]),
+                                 layout.dump_path(state_dir, label).with_suffix(".history"))
+    except Exception:  # noqa: BLE001 (keeping history must not fail the AWS call)
+        LOG.exception("keeping the binary log of %s failed", database.db_instance_identifier)
+        return None
+
+
 @around(RDSBackend, "delete_db_instance")
 def delete_db_instance(original, self, db_instance_identifier, *args, **kwargs):
     """An instance whose automated backups are replicated leaves its data with them (restorable
     in the destination region after the instance is gone)."""
     with _LOCK:
         database = self.databases.get(db_instance_identifier) if db_instance_identifier else None
-        path = None
+        path = history = None
         if database is not None and backup_replication.active_replications(database.db_instance_arn):
             label = f"final-{self.region_name}-{database.db_instance_identifier}-{uuid.uuid4().hex[:6]}"
             path = _dump_instance(database, label)
+            history = _keep_history(database, label)
         deleted = original(self, db_instance_identifier, *args, **kwargs)
-        if path:
-            _FINAL_DUMPS[id(deleted)] = (deleted, path)
+        if path or history:
+            _FINAL_DUMPS[id(deleted)] = (deleted, path, history)
         return deleted

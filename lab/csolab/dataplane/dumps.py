@@ -1,9 +1,13 @@
 """Copy a served instance's data: ``mariadb-dump`` over its Unix socket as root (socket auth).
 
 Used for snapshots, point-in-time restores and read replicas: the dump holds the user databases
-and the accounts (``mysql.global_priv`` and the grant tables), as an RDS snapshot would.
+and the accounts (``mysql.global_priv`` and the grant tables), as an RDS snapshot would. A dump
+for a read replica also records the source's binlog position (GTID) it is consistent with, as the
+``-- SET GLOBAL gtid_slave_pos='…';`` comment ``mariadb-dump --gtid --master-data=2`` writes; the
+replica replicates from there (:func:`gtid_position`).
 """
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -29,8 +33,21 @@ def user_schemas(instance_dir):
     return [name for name in out.split() if name not in SYSTEM_SCHEMAS]
 
 
-def dump(instance_dir, target):
-    """Write the instance's data to ``target``; raise :class:`NotServed` if it is not running."""
+GTID_COMMENT = re.compile(r"^-- SET GLOBAL gtid_slave_pos='([^']*)';", re.MULTILINE)
+
+
+def gtid_position(dump_file):
+    """The source's GTID position a replica dump is consistent with (None if it has none)."""
+    with open(dump_file) as handle:
+        head = handle.read(65536)
+    match = GTID_COMMENT.search(head)
+    return match.group(1) if match else None
+
+
+def dump(instance_dir, target, position=False):
+    """Write the instance's data to ``target``; raise :class:`NotServed` if it is not running.
+
+    ``position``: also record the binlog position the data is consistent with (for a replica)."""
     if not socket_path(instance_dir).exists():
         raise NotServed(str(instance_dir))
     target = Path(target)
@@ -40,9 +57,13 @@ def dump(instance_dir, target):
     with open(partial, "w") as out:
         schemas = user_schemas(instance_dir)
         if schemas:
-            out.flush()
-        subprocess.run(["mariadb-dump", *common, "--routines", "--events", "--triggers", "--databases", *schemas],
-                           check=True, stdout=out, stderr=subprocess.PIPE, timeout=120)
+            positioned = ["--gtid", "--master-data=2"] if position else []
+            subprocess.run(["mariadb-dump", *common, *positioned, "--routines", "--events", "--triggers",
+                            "--databases", *schemas], check=True, stdout=out, stderr=subprocess.PIPE, timeout=120)
+        elif position:  # no user data: the position now (nothing else to be consistent with)
+            pos = subprocess.run(_client(instance_dir, "-N", "-B", "-e", "SELECT @@GLOBAL.gtid_binlog_pos"),
+                                 check=True, capture_output=True, text=True, timeout=30).stdout.strip()
+            out.write(f"-- SET GLOBAL gtid_slave_pos='{pos}';\n")
         out.write("\nUSE mysql;\n")
         out.flush()
         subprocess.run(["mariadb-dump", *common, "--replace", "--no-create-info", "--skip-triggers",

@@ -5,6 +5,7 @@ Runs its own namespace (``csolab-dptest``) and bridge, so it refuses to run whil
 bridge serves the same instances) is up: `make test` runs this layer before the host lab.
 """
 
+import datetime
 import json
 import os
 import re
@@ -40,7 +41,7 @@ if _missing_requirements():
 import pymysql  # noqa: E402
 
 from csolab import dataplane, netns  # noqa: E402
-from csolab.dataplane import layout, net  # noqa: E402
+from csolab.dataplane import layout, mariadb, net  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -665,3 +666,126 @@ def test_ca_rotation_without_restart_where_the_engine_supports_it(served, aws_la
         connect(endpoint, ca=old_ca)
     connect(endpoint, ca=new_ca).close()
     session.close()
+
+
+# --- read replicas ----------------------------------------------------------------------------
+
+REPLICA = "cso-lab-db-replica"
+
+
+def _root_server(instance_id):
+    """The instance's MariaDB through its Unix socket as root (what RDS keeps for itself)."""
+    entry = dataplane.status()["instances"][instance_id]
+    return mariadb.Server(layout.instance_dir(layout.state_dir(), entry["uid"]), entry["loopback_ip"])
+
+
+def _wait_rows(instance_id, query, expected, timeout=10):
+    started = time.monotonic()
+    while (rows := dataplane.sql(instance_id, query)) != expected:
+        assert time.monotonic() - started < timeout, f"{instance_id}: {rows} instead of {expected} after {timeout} s"
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def _replica_lag_points(aws_lab, instance_id, since):
+    points = aws_lab.boto3("cloudwatch").get_metric_statistics(
+        Namespace="AWS/RDS", MetricName="ReplicaLag", StartTime=since, EndTime=since + datetime.timedelta(hours=1),
+        Period=1, Statistics=["Minimum", "Maximum"],
+        Dimensions=[{"Name": "DBInstanceIdentifier", "Value": instance_id}])["Datapoints"]
+    return sorted(points, key=lambda point: point["Timestamp"])
+
+
+@pytest.fixture
+def replica(served, aws_lab):
+    """A read replica of the seeded database, made after a row was written on the source."""
+    dataplane.sql("cso-lab-db", "CREATE DATABASE app")
+    dataplane.sql("cso-lab-db", "CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(32))")
+    dataplane.sql("cso-lab-db", "INSERT INTO app.t VALUES (1, 'before the replica')")
+    aws_lab.boto3("rds").create_db_instance_read_replica(DBInstanceIdentifier=REPLICA,
+                                                         SourceDBInstanceIdentifier="cso-lab-db")
+    return wait_served(aws_lab, REPLICA)
+
+
+def test_a_replica_replicates_over_verified_tls_and_refuses_writes(replica, aws_lab):
+    assert dataplane.sql(REPLICA, "SELECT id, v FROM app.t") == ((1, "before the replica"),)  # from the dump
+    dataplane.sql("cso-lab-db", "INSERT INTO app.t VALUES (2, 'after')")
+    took = _wait_rows(REPLICA, "SELECT id FROM app.t ORDER BY id", ((1,), (2,)), timeout=5)
+    print(f"a row written on the source was on the replica after {took:.2f} s")
+
+    with pytest.raises(pymysql.err.OperationalError) as refused:  # the master user, as on RDS
+        dataplane.sql(REPLICA, "INSERT INTO app.t VALUES (3, 'on the replica')")
+    assert refused.value.args[0] == 1290 and "read-only" in refused.value.args[1]
+    assert dataplane.sql(REPLICA, "SELECT @@read_only") == ((1,),)
+    assert dataplane.sql("cso-lab-db", "SELECT @@read_only") == ((0,),)
+    dataplane.sql("cso-lab-db", "INSERT INTO app.t VALUES (3, 'on the source')")  # the source takes it
+
+    status = _root_server(REPLICA).replication_status()
+    source = dataplane.endpoint_for("cso-lab-db")
+    assert (status["Slave_IO_Running"], status["Slave_SQL_Running"]) == ("Yes", "Yes"), status
+    assert status["Master_Host"] == source["loopback_ip"]
+    assert (status["Master_SSL_Allowed"], status["Master_SSL_Verify_Server_Cert"]) == ("Yes", "Yes")
+    assert status["Master_SSL_CA_File"] == str(dataplane.ca_bundle_path())
+    # on the source: the replication user cannot connect without TLS, and its session is the binlog dump
+    grants = dataplane.sql("cso-lab-db", f"SHOW CREATE USER '{status['Master_User']}'@'%'")[0][0]
+    assert "REQUIRE SSL" in grants
+    dumps = dataplane.sql("cso-lab-db", "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+                                        f"WHERE USER = '{status['Master_User']}' AND COMMAND = 'Binlog Dump'")
+    assert dumps == ((1,),)
+
+
+def test_replica_lag_is_published_as_the_replicalag_metric(replica, aws_lab):
+    since = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=5)
+    dataplane.sql("cso-lab-db", "INSERT INTO app.t VALUES (2, 'after')")
+    _wait_rows(REPLICA, "SELECT COUNT(*) FROM app.t", ((2,),), timeout=5)
+    deadline = time.monotonic() + 6
+    while not (points := _replica_lag_points(aws_lab, REPLICA, since)):
+        assert time.monotonic() < deadline, "no ReplicaLag datapoint within 6 s"
+        time.sleep(0.3)
+    print(f"ReplicaLag datapoints: {[(p['Minimum'], p['Maximum']) for p in points]}")
+    assert points[-1]["Unit"] == "Seconds"
+    assert 0 <= points[-1]["Maximum"] <= 1  # caught up: the replica just had the row
+    assert _replica_lag_points(aws_lab, "cso-lab-db", since) == []  # the source is no replica
+
+    # replication stopped (as a broken network would): -1, "replication is currently not active"
+    stopped_at = datetime.datetime.now(datetime.timezone.utc)
+    _root_server(REPLICA).execute("STOP SLAVE;\n")
+    deadline = time.monotonic() + 6
+    while not any(point["Minimum"] == -1 for point in _replica_lag_points(aws_lab, REPLICA, stopped_at)):
+        assert time.monotonic() < deadline, _replica_lag_points(aws_lab, REPLICA, stopped_at)
+        time.sleep(0.3)
+    _root_server(REPLICA).execute("START SLAVE;\n")
+
+
+def test_deleting_the_replica_stops_its_server(replica, aws_lab):
+    server = _root_server(REPLICA)
+    pid = server.pid()
+    assert pid and _runs_mariadbd(pid)
+    aws_lab.boto3("rds").delete_db_instance(DBInstanceIdentifier=REPLICA, SkipFinalSnapshot=True)
+    deadline = time.monotonic() + 15
+    while REPLICA in dataplane.status()["instances"] or _runs_mariadbd(pid):
+        assert time.monotonic() < deadline, "the deleted replica is still served"
+        time.sleep(0.2)
+    assert not _answers(replica["loopback_ip"])
+    assert dataplane.sql("cso-lab-db", "SELECT COUNT(*) FROM app.t") == ((1,),)  # the source is untouched
+
+
+def test_promotion_reboots_into_a_writable_independent_instance(replica, aws_lab, outage):
+    rds = aws_lab.boto3("rds")
+    aws_lab.set_outage(seconds=1.0)
+    started_epoch = time.time()
+    rds.promote_read_replica(DBInstanceIdentifier=REPLICA)
+    wait_available(rds, REPLICA)
+    entry = wait_served(aws_lab, REPLICA, timeout=30, read_only=False)
+    restarts = [item for item in dataplane.restarts_since(started_epoch) if item["instance"] == REPLICA]
+    assert [item["reason"] for item in restarts] == ["promotion"] and restarts[0]["up"] is not None
+    assert entry["replication"] is None
+    assert "ReadReplicaSourceDBInstanceIdentifier" not in \
+        rds.describe_db_instances(DBInstanceIdentifier=REPLICA)["DBInstances"][0]
+
+    assert _root_server(REPLICA).replication_status() == {}
+    dataplane.sql(REPLICA, "INSERT INTO app.t VALUES (10, 'on the promoted instance')")
+    dataplane.sql("cso-lab-db", "INSERT INTO app.t VALUES (20, 'on the former source')")
+    # before the promotion a row took well under a second to arrive; give it two
+    time.sleep(2)
+    assert dataplane.sql(REPLICA, "SELECT id FROM app.t ORDER BY id") == ((1,), (10,))
+    assert dataplane.sql("cso-lab-db", "SELECT id FROM app.t ORDER BY id") == ((1,), (20,))

@@ -7,10 +7,18 @@ modification applied with a restart: ``moto_ext.restarts``) stops the server for
 cutting live sessions, then starts it again; a failover also moves the instance to another slot,
 so its endpoint name resolves to another address and the old one stops answering. Instances that disappear are torn down;
 instances restored from a snapshot / point in time / made replicas start with the dumped data.
+
+A read replica's server then replicates from its source's server (GTID from the position of the
+dump, TLS verified against the lab's CA bundle, as a per-replica user that requires SSL) and runs
+``read_only``; its lag (``Seconds_Behind_Master``, -1 while replication is not active) is
+measured every ``LAG_INTERVAL`` s and reported with the next poll (the AWS lab publishes it as
+``ReplicaLag``). When the AWS side no longer names a source (a promotion), replication is stopped
+and ``read_only`` turned off; a source that moved (failover) is followed.
 """
 
 import json
 import logging
+import secrets
 import shutil
 import signal
 import time
@@ -27,14 +35,17 @@ ADDRESS_CHECK_INTERVAL = 3.0
 SERVED_ENGINES = ("mysql", "mariadb")
 MAX_SLOT = 254
 RESTART_LOG_SIZE = 50
+LAG_INTERVAL = 2.0
 
 
-def fetch_instances(endpoint_url, state_dir, restarted=None, timeout=10):
+def fetch_instances(endpoint_url, state_dir, restarted=None, timeout=10, replica_lag=None):
     """The instances; ``restarted`` ({uid: restart sequence}) tells the AWS lab which restarts the
-    servers are back from (it keeps the instance ``rebooting`` until then)."""
+    servers are back from (it keeps the instance ``rebooting`` until then); ``replica_lag``
+    ({uid: seconds, -1 when not replicating}) what was measured on replicas since the last poll."""
     request = urllib.request.Request(
         f"{endpoint_url}/_lab/dataplane-instances",
-        data=json.dumps({"state_dir": str(state_dir), "restarted": restarted or {}}).encode(),
+        data=json.dumps({"state_dir": str(state_dir), "restarted": restarted or {},
+                         "replica_lag": replica_lag or {}}).encode(),
         headers={"Content-Type": "application/json", "X-Lab-Internal": "1"},
         method="POST",
     )
@@ -59,6 +70,8 @@ class Bridge:
         self.down_until = {}  # uid -> (monotonic time the outage ends, restart sequence)
         self.finishing = {}  # uid -> restart sequence whose server is being started again
         self.restart_log = []  # the restarts acted out: instance, reason, down/up (epoch seconds)
+        self.replica_lag = {}  # uid -> lag measured since the last poll (reported with the next one)
+        self.lag_checked = {}  # uid -> monotonic time of the last measurement
         self.firewall_script = None
         self.names = None
         self.stopping = False
@@ -121,6 +134,8 @@ class Bridge:
         if fresh:
             shutil.copytree(self._template(), directory / "data")
         applied = {"name": instance["address"], "ca": self._issue_certificate(instance, uid)}
+        if fresh and instance.get("replica_source_uid"):
+            server.read_only_marker.touch()  # read-only from its first start, as an RDS replica
         server.start()
         if fresh:
             try:
@@ -130,6 +145,8 @@ class Bridge:
                 if source and Path(source).exists():
                     dumps.load(directory, source)
                     LOG.info("%s: loaded %s", instance["id"], source)
+                if instance.get("replica_source_uid"):
+                    self._start_replication(instance, server, source if source and Path(source).exists() else None)
             except Exception:
                 server.stop()  # the next attempt starts from a fresh copy again
                 shutil.rmtree(directory / "data", ignore_errors=True)
@@ -160,7 +177,69 @@ class Bridge:
             server.set_require_secure_transport(instance["require_secure_transport"])
             applied["rst"] = instance["require_secure_transport"]
             LOG.info("%s: require_secure_transport=%s", instance["id"], applied["rst"])
+        self._converge_replication(instance, server, applied)
         self._ensure_relays(uid)
+
+    # --- read replicas ----------------------------------------------------------------------
+
+    def _source_server(self, instance):
+        source_uid = instance["replica_source_uid"]
+        if source_uid not in self.applied or source_uid not in self.allocations:
+            raise RuntimeError(f"the source of {instance['id']} is not served yet")
+        return self._server(source_uid)
+
+    def _start_replication(self, instance, server, dump_file):
+        source = self._source_server(instance)
+        position = dumps.gtid_position(dump_file) if dump_file else None
+        if position is None:  # the source was not served when the replica was made: from now on
+            position = source.gtid_binlog_pos()
+        username, password = f"rdsrepl_{instance['uid']}", secrets.token_urlsafe(18)
+        source.ensure_replication_user(username, password)
+        server.start_replication(source.address, source.port, username, password,
+                                 str(pki.bundle_path(self.state_dir)), position)
+        LOG.info("%s: replicating from %s (uid %s) from GTID %r, TLS verified", instance["id"], source.address,
+                 instance["replica_source_uid"], position)
+
+    def _converge_replication(self, instance, server, applied):
+        replica = bool(instance.get("replica_source_uid"))
+        if not replica and applied.get("replicating", True):
+            if server.replication_status():  # promoted (or a source that is gone): stand alone
+                server.stop_replication()
+                LOG.info("%s: replication stopped (no longer a read replica)", instance["id"])
+            applied["replicating"] = False
+            self.lag_checked.pop(instance["uid"], None)
+        elif replica:
+            applied["replicating"] = True
+        if applied.get("read_only") != replica:
+            server.set_read_only(replica)
+            applied["read_only"] = replica
+            LOG.info("%s: read_only=%s", instance["id"], replica)
+        if replica and time.monotonic() - self.lag_checked.get(instance["uid"], 0.0) >= LAG_INTERVAL:
+            self._measure_lag(instance, server, applied)
+
+    def _measure_lag(self, instance, server, applied):
+        uid = instance["uid"]
+        self.lag_checked[uid] = time.monotonic()
+        status = server.replication_status()
+        source_uid = instance["replica_source_uid"]
+        if source_uid in self.allocations and status.get("Master_Host") and \
+                status["Master_Host"] != net.loopback_ip(self.allocations[source_uid]["slot"]):
+            server.move_replication_source(net.loopback_ip(self.allocations[source_uid]["slot"]))
+            LOG.info("%s: the source moved; replicating from %s", instance["id"],
+                     net.loopback_ip(self.allocations[source_uid]["slot"]))
+        behind = status.get("Seconds_Behind_Master")
+        lag = int(behind) if behind and behind.isdigit() else -1  # NULL: replication not active
+        self.replica_lag[uid] = lag
+        applied["replication"] = {
+            "lag": lag, "io_running": status.get("Slave_IO_Running"), "sql_running": status.get("Slave_SQL_Running"),
+            "master_host": status.get("Master_Host"), "master_ssl_allowed": status.get("Master_SSL_Allowed"),
+            "master_ssl_verify_server_cert": status.get("Master_SSL_Verify_Server_Cert"),
+            "last_error": status.get("Last_IO_Error") or status.get("Last_SQL_Error") or None,
+        }
+
+    def take_replica_lag(self):
+        lag, self.replica_lag = self.replica_lag, {}
+        return lag
 
     # --- restarts AWS makes -----------------------------------------------------------------
 
@@ -234,7 +313,7 @@ class Bridge:
             _stop_pid_file(directory / "mysqld.pid")
         self.applied.pop(uid, None)
         self.errors.pop(uid, None)
-        for progress in (self.restarted, self.down_until, self.finishing):
+        for progress in (self.restarted, self.down_until, self.finishing, self.replica_lag, self.lag_checked):
             progress.pop(uid, None)
         for entry in self.restart_log:
             if entry["uid"] == uid and entry["up"] is None:
@@ -313,6 +392,9 @@ class Bridge:
                 "restarted": self.restarted.get(uid),
                 "ca_certificate_identifier": applied.get("ca"),
                 "require_secure_transport": applied.get("rst"),
+                "read_only": applied.get("read_only"),
+                "replica_source_uid": item.get("replica_source_uid"),
+                "replication": applied.get("replication") if item.get("replica_source_uid") else None,
                 "error": self.errors.get(uid, (None,))[0],
             }
         _write_json(layout.status_file(self.state_dir),
@@ -342,7 +424,13 @@ class Bridge:
                 try:
                     if endpoint is None:
                         endpoint = json.loads(self.aws_state_file.read_text())["endpoint_url"]
-                    self.converge(fetch_instances(endpoint, self.state_dir, self.restarted))
+                    lag = self.take_replica_lag()
+                    try:
+                        instances = fetch_instances(endpoint, self.state_dir, self.restarted, replica_lag=lag)
+                    except (OSError, ValueError, KeyError):
+                        self.replica_lag = {**lag, **self.replica_lag}  # report it with the next poll
+                        raise
+                    self.converge(instances)
                     last_error = None
                 except (OSError, ValueError, KeyError) as exc:
                     endpoint = None

@@ -12,11 +12,16 @@ fresh datadir, which every instance shares: a copy of the same template), and
 into a fresh server, that gives the source's data as of that time: rows written later are absent.
 The binary log has whole seconds: events in the second that ``RestoreTime`` falls into are left
 out (``mariadb-binlog --stop-datetime`` stops at the first event at or after it).
+
+A dump for a read replica also records the source's binlog position (GTID) it is consistent with,
+as the ``-- SET GLOBAL gtid_slave_pos='…';`` comment ``mariadb-dump --gtid --master-data=2``
+writes; the replica replicates from there (:func:`gtid_position`).
 """
 
 import datetime
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -43,8 +48,21 @@ def user_schemas(instance_dir):
     return [name for name in out.split() if name not in SYSTEM_SCHEMAS]
 
 
-def dump(instance_dir, target):
-    """Write the instance's data to ``target``; raise :class:`NotServed` if it is not running."""
+GTID_COMMENT = re.compile(r"^-- SET GLOBAL gtid_slave_pos='([^']*)';", re.MULTILINE)
+
+
+def gtid_position(dump_file):
+    """The source's GTID position a replica dump is consistent with (None if it has none)."""
+    with open(dump_file) as handle:
+        head = handle.read(65536)
+    match = GTID_COMMENT.search(head)
+    return match.group(1) if match else None
+
+
+def dump(instance_dir, target, position=False):
+    """Write the instance's data to ``target``; raise :class:`NotServed` if it is not running.
+
+    ``position``: also record the binlog position the data is consistent with (for a replica)."""
     if not socket_path(instance_dir).exists():
         raise NotServed(str(instance_dir))
     target = Path(target)
@@ -54,9 +72,13 @@ def dump(instance_dir, target):
     with open(partial, "w") as out:
         schemas = user_schemas(instance_dir)
         if schemas:
-            out.flush()
-        subprocess.run(["mariadb-dump", *common, "--routines", "--events", "--triggers", "--databases", *schemas],
-                           check=True, stdout=out, stderr=subprocess.PIPE, timeout=120)
+            positioned = ["--gtid", "--master-data=2"] if position else []
+            subprocess.run(["mariadb-dump", *common, *positioned, "--routines", "--events", "--triggers",
+                            "--databases", *schemas], check=True, stdout=out, stderr=subprocess.PIPE, timeout=120)
+        elif position:  # no user data: the position now (nothing else to be consistent with)
+            pos = subprocess.run(_client(instance_dir, "-N", "-B", "-e", "SELECT @@GLOBAL.gtid_binlog_pos"),
+                                 check=True, capture_output=True, text=True, timeout=30).stdout.strip()
+            out.write(f"-- SET GLOBAL gtid_slave_pos='{pos}';\n")
         out.write("\nUSE mysql;\n")
         out.flush()
         subprocess.run(["mariadb-dump", *common, "--replace", "--no-create-info", "--skip-triggers",

@@ -5,6 +5,12 @@ Everything of an instance lives in its instance dir: ``my.cnf``, ``data/``, ``my
 The server listens on ``127.0.89.x:3306`` in the root namespace; the lab's namespace reaches it
 through the socat relays (so the server sees TCP and ``require_secure_transport`` applies).
 Administration goes through the Unix socket as root (socket authentication).
+
+Every server writes a binary log (GTID, ``server-id`` from the instance's uid), as an RDS instance
+with automated backups does, so that a read replica can replicate from it; a replica is a server
+with a ``CHANGE MASTER`` to its source (TLS, CA-verified) and ``read_only`` on (the ``read-only``
+marker file in the instance dir puts it in ``my.cnf``, so a restart never opens a window for
+writes).
 """
 
 import os
@@ -27,9 +33,13 @@ bind-address = {address}
 port = {port}
 skip-name-resolve
 # the binary log lets a point-in-time restore replay the changes up to RestoreTime (csolab.dataplane.dumps)
+# and a read replica replicate from its source (GTID, own server-id)
+server-id = {server_id}
 log-bin = {dir}/binlog/mysql-bin
+relay-log = relay-bin
 binlog_format = MIXED
-server_id = 1
+max_binlog_size = 16M
+read_only = {read_only}
 ssl_ca = {dir}/ca.pem
 ssl_cert = {dir}/server.pem
 ssl_key = {dir}/server.key
@@ -73,8 +83,22 @@ class Server:
     def installed(self):
         return (self.dir / "data" / "mysql").is_dir()
 
+    @property
+    def server_id(self):
+        """Unique per instance (replication needs distinct ids): from the instance dir's hex uid."""
+        try:
+            return int(self.dir.name[:7], 16) + 2
+        except ValueError:
+            return 1
+
+    @property
+    def read_only_marker(self):
+        return self.dir / "read-only"
+
     def write_defaults(self):
-        self.defaults_file.write_text(DEFAULTS.format(dir=self.dir, address=self.address, port=self.port))
+        self.defaults_file.write_text(DEFAULTS.format(
+            dir=self.dir, address=self.address, port=self.port, server_id=self.server_id,
+            read_only="ON" if self.read_only_marker.exists() else "OFF"))
 
     def install(self):
         self.write_defaults()
@@ -144,7 +168,70 @@ class Server:
             f"CREATE USER IF NOT EXISTS {user} IDENTIFIED BY {sql_literal(password)};\n"
             f"ALTER USER {user} IDENTIFIED BY {sql_literal(password)};\n"
             f"GRANT ALL PRIVILEGES ON *.* TO {user} WITH GRANT OPTION;\n"
+            # RDS's master user has no SUPER: it cannot write on a read-only replica. In MariaDB
+            # 10.11 the privilege that writes despite read_only is READ_ONLY ADMIN (not in SUPER).
+            f"REVOKE READ_ONLY ADMIN ON *.* FROM {user};\n"
         )
+
+    # --- replication ------------------------------------------------------------------------
+
+    def set_read_only(self, enabled):
+        if enabled:
+            self.read_only_marker.touch()
+        else:
+            self.read_only_marker.unlink(missing_ok=True)
+        self.execute(f"SET GLOBAL read_only = {'ON' if enabled else 'OFF'};\n")
+
+    def read_only(self):
+        return self.execute("SELECT @@GLOBAL.read_only;\n").strip() == "1"
+
+    def ensure_replication_user(self, username, password):
+        """A user the replica connects as (not binlogged: it belongs to this server only); TLS required."""
+        user = f"{sql_literal(username)}@'%'"
+        self.execute(
+            "SET SESSION sql_log_bin = 0;\n"
+            f"CREATE USER IF NOT EXISTS {user} IDENTIFIED BY {sql_literal(password)} REQUIRE SSL;\n"
+            f"ALTER USER {user} IDENTIFIED BY {sql_literal(password)} REQUIRE SSL;\n"
+            f"GRANT REPLICATION SLAVE ON *.* TO {user};\n"
+        )
+
+    def gtid_binlog_pos(self):
+        return self.execute("SELECT @@GLOBAL.gtid_binlog_pos;\n").strip()
+
+    def start_replication(self, host, port, username, password, ca_file, gtid_position):
+        """Replicate from ``host:port`` from ``gtid_position`` on, over TLS that verifies the
+        source's certificate against ``ca_file`` and its name (the address) ."""
+        self.execute(
+            "STOP SLAVE;\nRESET SLAVE ALL;\n"
+            f"SET GLOBAL gtid_slave_pos = {sql_literal(gtid_position)};\n"
+            f"CHANGE MASTER TO MASTER_HOST = {sql_literal(host)}, MASTER_PORT = {int(port)}, "
+            f"MASTER_USER = {sql_literal(username)}, MASTER_PASSWORD = {sql_literal(password)}, "
+            f"MASTER_SSL = 1, MASTER_SSL_CA = {sql_literal(ca_file)}, MASTER_SSL_VERIFY_SERVER_CERT = 1, "
+            "MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1;\n"
+            "START SLAVE;\n"
+        )
+
+    def move_replication_source(self, host):
+        """The source's endpoint moved (a failover): follow it, keeping the position."""
+        self.execute(f"STOP SLAVE;\nCHANGE MASTER TO MASTER_HOST = {sql_literal(host)};\nSTART SLAVE;\n")
+
+    def stop_replication(self):
+        self.execute("STOP SLAVE;\nRESET SLAVE ALL;\n")
+
+    def replication_status(self):
+        """``SHOW SLAVE STATUS`` as a dict (empty when this server replicates from nobody)."""
+        completed = subprocess.run(
+            ["mariadb", f"--socket={self.socket}", "--user=root", "-E", "-e", "SHOW SLAVE STATUS"],
+            capture_output=True, text=True, timeout=30,
+        )
+        if completed.returncode:
+            raise RuntimeError(f"SHOW SLAVE STATUS failed on {self.dir.name}: {completed.stderr.strip()}")
+        status = {}
+        for line in completed.stdout.splitlines():
+            key, sep, value = line.partition(": ")
+            if sep and not key.startswith("*"):
+                status[key.strip()] = value.strip()
+        return status
 
     def set_require_secure_transport(self, enabled):
         self.execute(f"SET GLOBAL require_secure_transport = {'ON' if enabled else 'OFF'};\n")

@@ -6,7 +6,9 @@ failover, address index: see ``restarts``), master credentials, the *effective* 
 (the parameter group's value once it applies: at once when the group is in sync, only after a
 reboot / the maintenance window while it is ``pending-reboot``), the security groups with the
 sources their ingress rules allow on the instance's port, and where its data comes from
-(snapshot, point-in-time source, read-replica source).
+(snapshot, point-in-time source, read-replica source and the uid of the instance a replica
+replicates from). The bridge's poll carries the lag it measured on each replica, which
+``read_replicas`` publishes as the ``ReplicaLag`` metric.
 
 Each instance gets a ``uid`` that survives renames (modify with ``NewDBInstanceIdentifier`` keeps
 the same moto object), so the data plane keeps its data across the identifier swap of a
@@ -33,7 +35,7 @@ from moto.rds.models import RDSBackend, rds_backends
 
 from csolab.dataplane import dumps, layout
 from csolab.labapi import lab_route
-from csolab.moto_ext import backup_replication, restarts
+from csolab.moto_ext import backup_replication, read_replicas, restarts
 from csolab.moto_ext._common import around
 
 LOG = logging.getLogger(__name__)
@@ -182,7 +184,20 @@ def _describe(account_id, region, backend, database):
         "security_groups": _security_groups(account_id, region, list(database.vpc_security_group_ids or []), port),
         "restored_from": entry["restored_from"],
         "replica_source": database.source_db_instance_identifier if getattr(database, "is_replica", False) else None,
+        "replica_source_uid": _replica_source_uid(database),
     }
+
+
+def _replica_source_uid(database):
+    """The uid of the instance a read replica replicates from (None: not a replica, or the source is gone)."""
+    if not getattr(database, "is_replica", False) or not database.source_db_instance_identifier:
+        return None
+    try:
+        backend = rds_backends[database.account_id][database.region]
+        source = backend.find_db_from_id(database.source_db_instance_identifier)
+    except Exception:  # noqa: BLE001 (the source was deleted)
+        return None
+    return _entry(source)["uid"]
 
 
 @lab_route("dataplane-instances")
@@ -193,6 +208,7 @@ def _instances(payload):
     if from_bridge:
         _STATE["state_dir"] = payload["state_dir"]
     restarted = payload.get("restarted") or {}  # uid -> the last restart the bridge brought the server back from
+    replica_lag = payload.get("replica_lag") or {}  # uid -> Seconds_Behind_Master the bridge measured (-1: not replicating)
     with _LOCK:
         described, seen = [], set()
         for account_id, region, backend in _all_backends():
@@ -203,6 +219,8 @@ def _instances(payload):
                 seen.add(id(database))
                 if from_bridge and database.engine in SERVED_ENGINES:
                     restarts.dataplane_report(database, restarted.get(item["uid"]))
+                    if item["uid"] in replica_lag and item["replica_source_uid"]:
+                        read_replicas.publish_replica_lag(database, replica_lag[item["uid"]])
                 described.append(item)
         for key in [key for key in _INSTANCES if key not in seen]:
             _APPLIED_RST.pop(_INSTANCES.pop(key)["uid"], None)
@@ -212,15 +230,16 @@ def _instances(payload):
 # --- data follows snapshots and restores --------------------------------------------------
 
 
-def _dump_instance(database, label):
-    """Dump a served instance now; the path, or None when the data plane does not serve it."""
+def _dump_instance(database, label, position=False):
+    """Dump a served instance now; the path, or None when the data plane does not serve it.
+    ``position``: record the binlog position too (a read replica replicates from there)."""
     state_dir = _state_dir()
     if state_dir is None or database is None:
         return None
     uid = _entry(database)["uid"]
     target = layout.dump_path(state_dir, label)
     try:
-        return str(dumps.dump(layout.instance_dir(state_dir, uid), target))
+        return str(dumps.dump(layout.instance_dir(state_dir, uid), target, position=position))
     except dumps.NotServed:
         return None
     except Exception:  # a failed dump must not fail the AWS call; the restored copy starts empty
@@ -347,7 +366,7 @@ def create_db_instance_read_replica(original, self, db_kwargs, *args, **kwargs):
         except Exception:  # noqa: BLE001 (moto raises the proper error below)
             source = None
         label = f"replica-{self.region_name}-{db_kwargs.get('db_instance_identifier')}-{uuid.uuid4().hex[:6]}"
-        path = _dump_instance(source, label)
+        path = _dump_instance(source, label, position=True)
         replica = original(self, db_kwargs, *args, **kwargs)
         # moto's replica is a shallow copy of the primary: give it its own entry
         _INSTANCES.pop(id(replica), None)

@@ -16,6 +16,7 @@ from csolab.moto_ext import (
     iam_managed_policies,
     monitoring,
     pending,
+    read_replicas,
     restarts,
 )
 from csolab.moto_ext._common import install_wrappers
@@ -30,6 +31,7 @@ EXTENSIONS = (
     cloudwatch_anomaly,
     event_subscriptions,
     iam_managed_policies,  # AWS managed policies moto lacks
+    read_replicas,  # replicas as AWS makes them (source checks, promotion); inside dataplane_state's dump
     dataplane_state,  # outermost: dumps data around snapshot/restore calls the others shaped
 )
 

@@ -407,12 +407,10 @@ try:
 except ImportError:
     pass  # handled by AnsibleAWSModule
 
-from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.rds import ensure_tags
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
-from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 
 from ansible_collections.cso.rds_hardening.plugins.module_utils import instance_checks as checks
 from ansible_collections.cso.rds_hardening.plugins.module_utils import instance_plan as planning
@@ -420,6 +418,9 @@ from ansible_collections.cso.rds_hardening.plugins.module_utils.common import aw
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import get_db_instance
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import run_module
 from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_reencrypt import reencrypt
+from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_result import result_for
+from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_result import tag_changes
+from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_result import tags_entry
 from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_reencrypt import staging_identifier
 from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_spec import creation_errors
 from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_spec import desired_state
@@ -547,26 +548,6 @@ def validate_existing(module, instance, current, desired):
     fail_on(module, errors)
 
 
-def tag_changes(instance, tags, purge_tags):
-    if tags is None:
-        return False
-    to_add, to_remove = compare_aws_tags(boto3_tag_list_to_ansible_dict(instance.get("TagList", [])), tags, purge_tags)
-    return bool(to_add or to_remove)
-
-
-def tags_entry(instance, tags):
-    return planning.entry("tags", boto3_tag_list_to_ansible_dict(instance.get("TagList", [])), tags,
-                          planning.IMMEDIATELY, "none")
-
-
-def pending_of(instance):
-    pending = camel_dict_to_snake_dict(instance.get("PendingModifiedValues") or {})
-    for group in instance.get("DBParameterGroups") or []:
-        if group.get("ParameterApplyStatus") == "pending-reboot":
-            pending["db_parameter_group_name"] = f"{group['DBParameterGroupName']} (pending-reboot)"
-    return pending
-
-
 def describe(module, rds, identifier):
     return get_db_instance(rds, identifier)
 
@@ -632,16 +613,6 @@ def fail_if_reencryption_interrupted(module, rds):
             f"exists: an earlier re-encryption was interrupted. Rename {staging} to {module.params['db_instance_identifier']} "
             "(or the rollback instance back) before running this task again."
         )
-
-
-def result_for(instance, plan, changed, extra=None):
-    result = dict(changed=changed, plan=plan, diff=planning.diff(plan), pending_modified_values={})
-    if instance:
-        result["pending_modified_values"] = pending_of(instance)
-        result["instance"] = camel_dict_to_snake_dict(instance, ignore_list=["TagList"])
-        result["instance"]["tags"] = boto3_tag_list_to_ansible_dict(result["instance"].pop("tag_list", []))
-    result.update(extra or {})
-    return result
 
 
 def create_new(module, rds, desired):

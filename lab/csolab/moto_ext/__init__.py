@@ -17,6 +17,7 @@ from csolab.moto_ext import (
     monitoring,
     pending,
     read_replicas,
+    replica_settings,
     restarts,
 )
 from csolab.moto_ext._common import install_wrappers
@@ -31,6 +32,7 @@ EXTENSIONS = (
     cloudwatch_anomaly,
     event_subscriptions,
     iam_managed_policies,  # AWS managed policies moto lacks
+    replica_settings,  # a replica's own Performance Insights, monitoring, deletion protection
     read_replicas,  # replicas as AWS makes them (source checks, promotion); inside dataplane_state's dump
     dataplane_state,  # outermost: dumps data around snapshot/restore calls the others shaped
 )

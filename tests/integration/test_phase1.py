@@ -44,173 +44,15 @@ lab as it is: the session's ``csolab.hosts.release`` resets it (or takes it down
 
 import json
 import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DB = "cso-lab-db"
-KEYSTONE_HOSTS = ("keystone-1", "keystone-2")
-HOST_FILES = {"keystone-1": "/etc/keystone/keystone.conf", "keystone-2": "/etc/keystone/keystone.conf",
-              "cso-1": "/opt/cso/setup.properties"}
-ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
-# rollback_tls.yml leaves the hosts' files alone unless asked to restore them
-RESTORE_HOSTS = ("-e", "rollback_tls_restore_hosts=true")
-
-
-@pytest.fixture(scope="module")
-def phase1_lab(host_lab, aws_env_module, request):
-    """Start from the database accepting plaintext and the hosts on their previous settings:
-    rolled back unless the lab is already there (no TLS requirement, no role backup on a host)."""
-    if requires_tls() or any(role_backups().values()):
-        completed = run_ansible(aws_env_module, "rollback_tls.yml", *RESTORE_HOSTS)
-        assert completed.returncode == 0, completed.stdout[-3000:]
-    yield host_lab
-    if not host_lab_used_after(request):
-        print("phase1_lab: no later test uses the host lab; the session's release resets it")
-        return
-    if instance_ca(host_lab) != SEEDED_CA:
-        back_to_the_seeded_ca(host_lab)
-    completed = run_ansible(aws_env_module, "rollback_tls.yml", *RESTORE_HOSTS)
-    assert completed.returncode == 0, completed.stdout[-3000:]
-
-
-def host_lab_used_after(request):
-    """Whether a test after this module's last one in the session uses the host lab."""
-    items = request.session.items
-    last = max(index for index, item in enumerate(items) if item.module is request.module)
-    return any("host_lab" in getattr(item, "fixturenames", ()) for item in items[last + 1:])
-
-
-@pytest.fixture(scope="module")
-def aws_env_module(host_lab):
-    state = host_lab.state
-    return dict(os.environ, AWS_ENDPOINT_URL=state["endpoint_url"], AWS_REGION=state["region"],
-                AWS_DEFAULT_REGION=state["region"], AWS_ACCESS_KEY_ID=state["aws_access_key_id"],
-                AWS_SECRET_ACCESS_KEY=state["aws_secret_access_key"],
-                ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"))
-
-
-def run_ansible(env, playbook, *args, inventories=("inventories/lab",), timeout=1500):
-    command = [ANSIBLE_PLAYBOOK, playbook]
-    for inventory in inventories:
-        command += ["-i", inventory]
-    command += list(args)
-    run_env = dict(env, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CALLBACK_RESULT_FORMAT="json",
-                   ANSIBLE_SSH_CONTROL_PATH_DIR=control_path_dir())
-    return timed(command, run_env, timeout)
-
-
-def timed(command, env, timeout):
-    """Run and print the run's wall time (shown with the test's output: where the module's time goes)."""
-    began = time.monotonic()
-    completed = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-    print(f"{time.monotonic() - began:6.1f} s  rc={completed.returncode}  {' '.join(command[1:])[:200]}")
-    return completed
-
-
-def run_ansible_as_a_user_sees_it(env, playbook, *args):
-    """-vvv --diff with the default output, as an operator debugging a run would see it."""
-    command = [ANSIBLE_PLAYBOOK, playbook, "-i", "inventories/lab", "-vvv", "--diff", *args]
-    run_env = dict(env, ANSIBLE_STDOUT_CALLBACK="default", ANSIBLE_SSH_CONTROL_PATH_DIR=control_path_dir())
-    return timed(command, run_env, 1500)
-
-
-def leaked_secrets(completed, what):
-    """Where the run's output shows a secret the lab knows (csolab.leaks: names, never the values)."""
-    from csolab import leaks
-
-    return leaks.report({what: completed.stdout + completed.stderr})
-
-
-def control_path_dir():
-    """SSH masters per lab: every lab's hosts have the same addresses, so a shared
-    ~/.ansible/cp would let this run reuse another lab's live connection."""
-    from csolab import paths
-
-    return str(Path(paths.LAB_DIR) / "ssh" / "cp")
-
-
-def stats(completed):
-    return json.loads(completed.stdout)["stats"]
-
-
-def total(completed, key):
-    return sum(host.get(key, 0) for host in stats(completed).values())
-
-
-def changed_tasks(completed):
-    out = []
-    for play in json.loads(completed.stdout)["plays"]:
-        for task in play["tasks"]:
-            for host, result in task["hosts"].items():
-                if result.get("changed"):
-                    out.append(f"{host}: {task['task']['name']}")
-    return out
-
-
-def failure_messages(completed):
-    out = []
-    for play in json.loads(completed.stdout)["plays"]:
-        for task in play["tasks"]:
-            for host, result in task["hosts"].items():
-                if result.get("failed") and not result.get("ignore_errors"):
-                    out.append(f"{host}: {result.get('msg', '')}")
-    return out
-
-
-def requires_tls():
-    from csolab import dataplane
-
-    return bool(dataplane.status()["instances"][DB]["require_secure_transport"])
-
-
-def wait_requires_tls(expected, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if requires_tls() == expected:
-            return True
-        time.sleep(0.5)
-    return requires_tls() == expected
-
-
-def role_backups():
-    """{host: [backup files keystone_db / cso_db left]} (a previous phase 1 ran on this lab)."""
-    from csolab.hosts import fixtures
-
-    return {host: fixtures.sh(host, f"ls {path}.*.bak 2>/dev/null; true").stdout.split()
-            for host, path in HOST_FILES.items()}
-
-
-def host_checksums():
-    from csolab.hosts import fixtures
-
-    return {host: fixtures.sh(host, f"sha256sum {path}").stdout.split()[0] for host, path in HOST_FILES.items()}
-
-
-def keystone_through_lb():
-    from csolab.hosts import topology
-    from csolab.probe import in_namespace, keystone_round_trip
-
-    return in_namespace(lambda: keystone_round_trip(*topology.KEYSTONE_LB))
-
-
-def probe_failures(summary):
-    return {name: target["failures"] for name, target in summary["targets"].items() if target["failures"]}
-
-
-# the targets that reach keystone-2 when its hosts_tls step was refused (no token cache there)
-WITHOUT_TOKEN_CACHE = ("keystone-validate:keystone-2", "keystone-validate:lb")
-
-
-def failures_outside_restarts(summary, restarts):
-    """Probe failures a database restart does not explain (csolab.probe.explain_failures)."""
-    from csolab.probe import explain_failures
-
-    return explain_failures(summary, restarts)[1]
+from phase_support import (  # noqa: F401  (phase1_lab, aws_env_module: fixtures used by name)
+    REPO_ROOT, DB, KEYSTONE_HOSTS, HOST_FILES, RESTORE_HOSTS, phase1_lab, aws_env_module, run_ansible,
+    run_ansible_as_a_user_sees_it, leaked_secrets, total, changed_tasks, failure_messages, requires_tls,
+    wait_requires_tls, host_checksums, keystone_through_lb, WITHOUT_TOKEN_CACHE, failures_outside_restarts,
+    SEEDED_CA, NEW_CA, TO_THE_NEW_CA, served_ca, instance_ca, back_to_the_seeded_ca, rds)
 
 
 @pytest.mark.parametrize("playbook", ["phase1.yml", "rollback_tls.yml"])
@@ -474,29 +316,6 @@ def test_interrupted_phase1_reaches_the_same_end_state(rolled_back, aws_env_modu
 
 
 # Step ca_rotation, on the converged lab (TLS enforced): from the seeded CA to another lab CA.
-SEEDED_CA, NEW_CA = "rds-ca-rsa2048-g1", "rds-ca-rsa4096-g1"
-TO_THE_NEW_CA = ("-e", f"phase1_ca_certificate_identifier={NEW_CA}", "-e", "phase1_stop_after=ca_rotation")
-
-
-def served_ca():
-    from csolab import dataplane
-
-    return dataplane.status()["instances"][DB]["ca_certificate_identifier"]
-
-
-def instance_ca(lab):
-    return rds(lab).describe_db_instances(DBInstanceIdentifier=DB)["DBInstances"][0]["CACertificateIdentifier"]
-
-
-def back_to_the_seeded_ca(lab):
-    """One more restart, outside any measurement."""
-    from csolab import dataplane
-
-    rds(lab).modify_db_instance(DBInstanceIdentifier=DB, CACertificateIdentifier=SEEDED_CA, ApplyImmediately=True)
-    dataplane.wait_ready(DB, timeout=60, predicate=lambda entry: entry["ca_certificate_identifier"] == SEEDED_CA and entry["ready"])
-    dataplane.wait_restarts_over()
-
-
 @pytest.mark.hosts
 @pytest.mark.lab
 def test_a_host_without_the_new_ca_stops_the_rotation_before_the_instance_is_touched(converged, aws_env_module,
@@ -605,10 +424,6 @@ INSIDE_THE_WINDOW = {"phase1_force_outside_window": False, "phase1_maintenance_w
                      "phase1_now": "2026-11-22T04:30:00Z", "phase1_stop_after": "security_group",
                      "phase1_snapshot": False}
 HEALTH_GATE = "The instance is available with its parameter group in sync"
-
-
-def rds(lab):
-    return lab.boto3("rds")
 
 
 def put_instance_on_a_custom_group(lab):

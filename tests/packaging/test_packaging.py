@@ -34,7 +34,8 @@ def test_galaxy_build_is_clean(tmp_path):
               or n.startswith(".lab") or "__pycache__" in n or n.endswith(".pyc") or n.startswith("tests/output")]
     assert not leaked, f"the tarball carries development files: {leaked[:10]}"
     # what users need is there: every role with its README, the playbooks, the docs
-    wanted = {"README.md", "playbooks/phase1.yml", "playbooks/rollback_tls.yml", "docs/phases.md",
+    wanted = {"README.md", "playbooks/phase1.yml", "playbooks/rollback_tls.yml", "playbooks/phase2.yml",
+              "playbooks/rollback_phase2.yml", "docs/runbook-phase2.md", "docs/phases.md",
               "docs/runbook-phase1.md", *(f"roles/{role}/README.md" for role in ROLES),
               *(f"docs/modules/{module}.md" for module in MODULES), *(f"plugins/modules/{module}.py" for module in MODULES)}
     assert not wanted - set(names), f"the tarball lacks {sorted(wanted - set(names))}"

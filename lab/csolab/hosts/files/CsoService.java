@@ -304,7 +304,14 @@ public class CsoService {
         Pool writes = new Pool(setup, "db.");
         String readUrl = setup.getProperty("db.read.url", "").trim();
         Pool reads = readUrl.isEmpty() ? writes : new Pool(setup, "db.read.");
-        String host = java.net.InetAddress.getLocalHost().getHostName();
+        String host = System.getenv().getOrDefault("HOSTNAME", "");
+        if (host.isEmpty()) {
+            try {
+                host = java.net.InetAddress.getLocalHost().getHostName();
+            } catch (IOException unresolved) {
+                host = "cso";
+            }
+        }
         Service pool = new Service(writes, reads, host);
         Executors.newSingleThreadScheduledExecutor().scheduleWithFixedDelay(writes::maintain, 0, 1, TimeUnit.SECONDS);
         if (reads != writes) {

@@ -197,3 +197,83 @@ def test_cso_reads_from_the_replica_with_zero_probe_failures(replica, env, tmp_p
     again = cso_db(env, {"cso_db_read_host": replica})
     assert again.returncode == 0, failures(again)
     assert not cso_db_result(again)["changed"] and cso_db_result(again)["read_split_verified"]
+
+
+# --- Keystone (opt-in keystone_db_read_host) on keystone-1, reusing the replica ----------------
+
+KEYSTONE = "keystone-1"
+KEYSTONE_CONF = "/etc/keystone/keystone.conf"
+
+
+def keystone_db(env, *extra_vars):
+    command = [ANSIBLE_PLAYBOOK, "playbooks/keystone_db.yml", "-i", "inventories/lab",
+               "-e", json.dumps({"keystone_db_hosts": KEYSTONE})]
+    for variables in extra_vars:
+        command += ["-e", json.dumps(variables)]
+    began = time.monotonic()
+    completed = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
+    print(f"{time.monotonic() - began:6.1f} s  rc={completed.returncode}  keystone_db.yml {extra_vars}")
+    return completed
+
+
+def put_todays_keystone_conf():
+    from csolab.hosts import database, fixtures, topology
+
+    conf = fixtures.keystone_conf(database.endpoint_name(), topology.lab_secrets()["keystone_db_password"])
+    fixtures.put(KEYSTONE, KEYSTONE_CONF, conf, "0640")
+    fixtures.sh(KEYSTONE, f"rm -f {KEYSTONE_CONF}.keystone_db.bak* {KEYSTONE_CONF}.keystone_db.written "
+                          "&& systemctl reload keystone")
+
+
+@pytest.fixture
+def todays_keystone_conf(replica):
+    from csolab.hosts import wait_ready
+
+    put_todays_keystone_conf()
+    wait_ready()
+    yield replica
+    put_todays_keystone_conf()
+    wait_ready()
+
+
+def keystone_connections(instance_id):
+    from csolab import dataplane
+
+    return dataplane.sql(instance_id, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'keystone'")[0][0]
+
+
+def test_keystone_read_host_that_is_not_a_replica_is_refused(todays_keystone_conf, env):
+    from csolab.hosts import database
+
+    before = checksum_on(KEYSTONE, KEYSTONE_CONF)
+    completed = keystone_db(env, {"keystone_db_read_host": database.endpoint_name()})
+    assert completed.returncode != 0
+    messages = failures(completed)
+    assert any("refusing to change" in m and "not a read replica (read_only=0)" in m for m in messages), messages
+    assert checksum_on(KEYSTONE, KEYSTONE_CONF) == before
+
+
+def test_keystone_reads_from_the_replica_when_opted_in(todays_keystone_conf, env):
+    from csolab import probe
+    from csolab.hosts import fixtures, topology
+
+    replica = todays_keystone_conf
+    completed = keystone_db(env, {"keystone_db_read_host": replica})
+    assert completed.returncode == 0, failures(completed)
+    results = [result["ansible_facts"]["keystone_db_result"] for play in json.loads(completed.stdout)["plays"]
+               for task in play["tasks"] for host, result in task["hosts"].items()
+               if "keystone_db_result" in result.get("ansible_facts", {})]
+    assert results and results[-1]["read_split_verified"], results
+    assert results[-1]["read_preflight"]["read_only"] == 1 and results[-1]["preflight"]["read_only"] == 0
+    conf = fixtures.sh(KEYSTONE, f"grep -E '^(slave_connection|synchronous_reader)' {KEYSTONE_CONF}").stdout
+    assert f"@{replica}:3306/keystone?" in conf and "ssl_check_hostname=true" in conf, conf
+    assert "synchronous_reader = false" in conf, conf
+    # Keystone itself now holds connections to the replica (its reader engine), and serves tokens
+    probe.in_namespace(lambda: probe.keystone_round_trip(topology.HOSTS[KEYSTONE]["ip"], 5000))
+    assert keystone_connections(REPLICA) > 0, "Keystone opened no connection to the replica"
+
+
+def checksum_on(host, path):
+    from csolab.hosts import fixtures
+
+    return fixtures.sh(host, f"sha256sum {path}").stdout.split()[0]

@@ -185,9 +185,11 @@ def test_cso_reads_from_the_replica_with_zero_probe_failures(replica, env, tmp_p
     # CSO's writes (through db.url, on the primary) reach the replica it reads from
     beats = "SELECT COALESCE(SUM(beats), 0) FROM ssp.cso_heartbeat"
     written = int(dataplane.sql(DB, beats)[0][0])
-    deadline = time.monotonic() + 10
-    while int(dataplane.sql(REPLICA, beats)[0][0]) < written:
-        assert time.monotonic() < deadline, f"CSO's {written} heartbeats on the primary never reached the replica"
+    deadline = time.monotonic() + 30
+    while (replicated := int(dataplane.sql(REPLICA, beats)[0][0])) < written:
+        assert time.monotonic() < deadline, (
+            f"CSO's {written} heartbeats on the primary never reached the replica ({replicated} there): "
+            f"{dataplane.status()['instances']}")
         time.sleep(0.5)
 
     stats = summary["targets"][f"cso:{CSO}"]

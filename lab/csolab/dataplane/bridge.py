@@ -195,9 +195,14 @@ class Bridge:
             position = source.gtid_binlog_pos()
         username, password = f"rdsrepl_{instance['uid']}", secrets.token_urlsafe(18)
         source.ensure_replication_user(username, password)
-        server.start_replication(source.address, source.port, username, password,
+        # By the source's endpoint name, not its address: MASTER_SSL_VERIFY_SERVER_CERT checks the
+        # name against the certificate, which carries the endpoint's DNS name only (an address
+        # fails with "SSL certificate validation failure"). The name resolves on this machine
+        # (the /etc/hosts block of _converge_names) and follows the source when its address moves.
+        source_name = self.applied[instance["replica_source_uid"]]["name"]
+        server.start_replication(source_name, source.port, username, password,
                                  str(pki.bundle_path(self.state_dir)), position)
-        LOG.info("%s: replicating from %s (uid %s) from GTID %r, TLS verified", instance["id"], source.address,
+        LOG.info("%s: replicating from %s (uid %s) from GTID %r, TLS verified", instance["id"], source_name,
                  instance["replica_source_uid"], position)
 
     def _converge_replication(self, instance, server, applied):
@@ -222,11 +227,10 @@ class Bridge:
         self.lag_checked[uid] = time.monotonic()
         status = server.replication_status()
         source_uid = instance["replica_source_uid"]
-        if source_uid in self.allocations and status.get("Master_Host") and \
-                status["Master_Host"] != net.loopback_ip(self.allocations[source_uid]["slot"]):
-            server.move_replication_source(net.loopback_ip(self.allocations[source_uid]["slot"]))
-            LOG.info("%s: the source moved; replicating from %s", instance["id"],
-                     net.loopback_ip(self.allocations[source_uid]["slot"]))
+        source_name = self.applied.get(source_uid, {}).get("name")
+        if source_name and status.get("Master_Host") and status["Master_Host"] != source_name:
+            server.move_replication_source(source_name)  # the source was renamed
+            LOG.info("%s: the source moved; replicating from %s", instance["id"], source_name)
         behind = status.get("Seconds_Behind_Master")
         lag = int(behind) if behind and behind.isdigit() else -1  # NULL: replication not active
         self.replica_lag[uid] = lag

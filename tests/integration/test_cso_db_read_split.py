@@ -14,7 +14,12 @@ server id and its own certificate). playbooks/cso_db.yml then runs with ``cso_db
   server id for reads, the primary's for writes), its writes reach the replica by replication,
   and the lab probe on CSO's /health (both paths) sees zero failures during the switch.
 
-The module puts today's setup.properties back and deletes the replica at the end.
+Keystone on keystone-1, with the same replica (playbooks/keystone_db.yml, opt-in
+``keystone_db_read_host``): the primary's endpoint as read host is refused before keystone.conf
+changes; the replica's is proved (``read_split_verified``), written as ``slave_connection`` plus
+``synchronous_reader = false``, and Keystone then holds connections to the replica.
+
+The module puts today's setup.properties and keystone.conf back and deletes the replica at the end.
 """
 
 import json

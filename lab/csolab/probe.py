@@ -5,7 +5,9 @@ Each round trip on a ``keystone:`` target issues a token as ``admin`` (POST /v3/
 validates it (GET /v3/auth/tokens with X-Subject-Token); both hit the database unless Keystone
 caches. A ``keystone-validate:`` target validates one token issued earlier and kept (what users
 who are already logged in see). Targets: every keystone host directly, the load balancer, and
-CSO's ``/health`` (which runs ``SELECT 1``).
+CSO's ``/health``, which makes one request on each of CSO's database paths: a write through
+``db.url`` and a read through ``db.read.url`` (its own pool; the write pool when the file has no
+read URL), so a CSO target fails when either path does (``cso_paths`` says where each landed).
 Traffic goes only into the lab's namespace: the probe moves itself there before it opens a socket.
 
     python -m csolab.probe --duration 60             # run, then print the summary
@@ -127,6 +129,15 @@ def cso_health(address, port=8080, timeout=10):
     if status != 200:
         raise RuntimeError(f"health: HTTP {status} {text.strip()[:300]}")
     return True
+
+
+def cso_paths(address, port=8080, timeout=10):
+    """Where CSO's two database paths landed on one /health request:
+    ``{"write": {"server_id", "read_only"}, "read": {"server_id", "read_only", "split"}}``."""
+    status, _headers, text = _request(address, port, "GET", "/health", timeout=timeout)
+    if status != 200 or not text.startswith("OK {"):
+        raise RuntimeError(f"health: HTTP {status} {text.strip()[:300]}")
+    return json.loads(text[3:])
 
 
 def default_targets():

@@ -195,8 +195,10 @@ class Bridge:
             position = source.gtid_binlog_pos()
         username, password = f"rdsrepl_{instance['uid']}", secrets.token_urlsafe(18)
         source.ensure_replication_user(username, password)
-        # by name, as an RDS replica reaches its source: the certificate is issued for the name
-        # (no IP SANs), and after a failover the name resolves to the source's new address
+        # By the source's endpoint name, not its address: MASTER_SSL_VERIFY_SERVER_CERT checks the
+        # name against the certificate, which carries the endpoint's DNS name only (an address
+        # fails with "SSL certificate validation failure"). The name resolves on this machine
+        # (the /etc/hosts block of _converge_names) and follows the source when its address moves.
         source_name = self.applied[instance["replica_source_uid"]]["name"]
         server.start_replication(source_name, source.port, username, password,
                                  str(pki.bundle_path(self.state_dir)), position)
@@ -228,7 +230,7 @@ class Bridge:
         source_name = self.applied.get(source_uid, {}).get("name")
         if source_name and status.get("Master_Host") and status["Master_Host"] != source_name:
             server.move_replication_source(source_name)  # the source was renamed
-            LOG.info("%s: the source was renamed; replicating from %s", instance["id"], source_name)
+            LOG.info("%s: the source moved; replicating from %s", instance["id"], source_name)
         behind = status.get("Seconds_Behind_Master")
         lag = int(behind) if behind and behind.isdigit() else -1  # NULL: replication not active
         self.replica_lag[uid] = lag

@@ -200,7 +200,8 @@ class Server:
 
     def start_replication(self, host, port, username, password, ca_file, gtid_position):
         """Replicate from ``host:port`` from ``gtid_position`` on, over TLS that verifies the
-        source's certificate against ``ca_file`` and its name (``host``)."""
+        source's certificate against ``ca_file`` and its name (``host``: the source's endpoint
+        name, which its certificate carries)."""
         self.execute(
             "STOP SLAVE;\nRESET SLAVE ALL;\n"
             f"SET GLOBAL gtid_slave_pos = {sql_literal(gtid_position)};\n"
@@ -212,7 +213,7 @@ class Server:
         )
 
     def move_replication_source(self, host):
-        """The source's endpoint has another name (a rename): follow it, keeping the position."""
+        """The source's endpoint moved (a failover): follow it, keeping the position."""
         self.execute(f"STOP SLAVE;\nCHANGE MASTER TO MASTER_HOST = {sql_literal(host)};\nSTART SLAVE;\n")
 
     def stop_replication(self):

@@ -4,14 +4,20 @@
 // Preflight of the cso_db role: prove that a JDBC URL gives an encrypted session whose server
 // certificate and host name were verified, with the driver the application uses.
 //
-//   java -cp <driver jar> CsoDbCheck.java <url|-> <user> [--negatives]
+//   java -cp <driver jar> CsoDbCheck.java <url|-> <user> [--negatives] [--expect=primary|replica]
 //
 // The password is read from the environment variable CSO_DB_CHECK_PASSWORD, or from the first
 // line of standard input when that variable is not set; with "-" as URL the URL is read from
 // CSO_DB_CHECK_URL or the next line of standard input. Secrets never go on the command line.
 // Prints one JSON object (no secrets). Exit codes: 0 verified TLS; 2 connected without TLS;
 // 3 could not connect (reason in "reason"); 4 verification is not effective (a negative check
-// connected); 5 a negative check could not be run or failed for a reason other than TLS; 64 usage.
+// connected); 5 a negative check could not be run or failed for a reason other than TLS; 6 the
+// server is not what --expect says; 64 usage.
+//
+// Every report names the server the session landed on: "server_id" (@@server_id) and "read_only"
+// (@@global.read_only, 0 or 1). With --expect=primary the server must be writable (read_only 0),
+// with --expect=replica read-only (read_only 1, as an RDS read replica is); otherwise exit 6.
+// Whether two URLs land on different servers (their server_id) is the caller's comparison.
 //
 // A cipher alone proves encryption, not verification. With --negatives, once the URL gave an
 // encrypted session, the same URL must FAIL twice, with the same driver:
@@ -101,6 +107,14 @@ public class CsoDbCheck {
     static String status(Statement statement, String name) throws SQLException {
         try (ResultSet rows = statement.executeQuery("SHOW SESSION STATUS LIKE '" + name + "'")) {
             return rows.next() ? rows.getString(2) : "";
+        }
+    }
+
+    /** @@server_id and @@global.read_only of the server the session landed on. */
+    static String[] identity(Statement statement) throws SQLException {
+        try (ResultSet rows = statement.executeQuery("SELECT @@server_id, @@global.read_only")) {
+            rows.next();
+            return new String[] {rows.getString(1), rows.getString(2)};
         }
     }
 
@@ -217,10 +231,21 @@ public class CsoDbCheck {
     }
 
     public static void main(String[] args) throws Exception {
-        boolean negatives = args.length == 3 && "--negatives".equals(args[2]);
-        if (args.length != 2 && !negatives) {
+        boolean negatives = false;
+        String expect = null;
+        boolean usage = args.length < 2;
+        for (int index = 2; index < args.length; index++) {
+            if ("--negatives".equals(args[index])) {
+                negatives = true;
+            } else if ("--expect=primary".equals(args[index]) || "--expect=replica".equals(args[index])) {
+                expect = args[index].substring("--expect=".length());
+            } else {
+                usage = true;
+            }
+        }
+        if (usage) {
             System.err.println("usage: java -cp <driver jar> CsoDbCheck.java <url|-> <user> [--negatives]"
-                + "  (password: CSO_DB_CHECK_PASSWORD or stdin)");
+                + " [--expect=primary|replica]  (password: CSO_DB_CHECK_PASSWORD or stdin)");
             System.exit(64);
         }
         BufferedReader stdin = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
@@ -242,6 +267,7 @@ public class CsoDbCheck {
         String head = "{\"url\": " + json(redact(url)) + ", \"user\": " + json(args[1]);
         String driverClass = null;
         String session;
+        String readOnly;
         try {
             Driver driver = DriverManager.getDriver(url);
             driverClass = driver.getClass().getName();
@@ -250,10 +276,14 @@ public class CsoDbCheck {
                 DatabaseMetaData meta = connection.getMetaData();
                 String cipher = status(statement, "Ssl_cipher");
                 String version = status(statement, "Ssl_version");
+                String[] server = identity(statement);
+                readOnly = server[1];
                 boolean ok = cipher != null && !cipher.isEmpty();
                 session = head + ", \"driver_class\": " + json(driverClass)
                     + ", \"driver\": " + json(meta.getDriverName() + " " + meta.getDriverVersion())
                     + ", \"server\": " + json(meta.getDatabaseProductVersion())
+                    + ", \"server_id\": " + server[0] + ", \"read_only\": " + server[1]
+                    + ", \"expect\": " + json(expect)
                     + ", \"cipher\": " + json(cipher) + ", \"tls_version\": " + json(version);
                 if (!ok) {
                     System.out.println(session + ", \"ok\": false, \"reason\": "
@@ -267,6 +297,18 @@ public class CsoDbCheck {
                 + json(chain.length() > 600 ? chain.substring(0, 600) : chain) + ", \"reason\": " + json(reasonFor(chain)) + "}");
             System.exit(3);
             return;
+        }
+        // The server the URL lands on must be the kind the caller expects (before the negatives: a
+        // replica behind the primary's name, or the primary behind the replica's, is refused as such)
+        if ("primary".equals(expect) && !"0".equals(readOnly)) {
+            System.out.println(session + ", \"ok\": false, \"reason\": \"the server is read-only (read_only=" + readOnly
+                + "): writes through this URL would fail; expected the primary (a writable instance)\"}");
+            System.exit(6);
+        }
+        if ("replica".equals(expect) && !"1".equals(readOnly)) {
+            System.out.println(session + ", \"ok\": false, \"reason\": \"the server is not a read replica (read_only="
+                + readOnly + "): reads through this URL would not be offloaded; expected a read-only replica\"}");
+            System.exit(6);
         }
         if (!negatives) {
             System.out.println(session + ", \"ok\": true}");

@@ -6,7 +6,7 @@ Run with Keystone's own interpreter (its SQLAlchemy and PyMySQL), the URL on sta
 in the environment variable KEYSTONE_DB_PREFLIGHT_URL), never on the command line: it carries
 the password.
 
-    printf '%s' 'mysql+pymysql://...' | /opt/keystone/venv/bin/python keystone_db_preflight.py
+    printf '%s' 'mysql+pymysql://...' | /opt/keystone/venv/bin/python keystone_db_preflight.py [--expect=primary|replica]
 
 The URL is turned into PyMySQL's connect() arguments by SQLAlchemy's own dialect, exactly as
 oslo.db does, so the check exercises the parameters Keystone will use. It passes only if the
@@ -20,10 +20,16 @@ connection shows that it is enforced):
   on the loopback interface to the real endpoint (the same server, through a name its
   certificate does not carry; no DNS change on the host).
 
+The report names the server the session landed on: ``server_id`` (@@server_id) and ``read_only``
+(@@global.read_only, 0 or 1). ``--expect=primary`` requires a writable server (read_only 0: the
+``[database] connection`` Keystone writes through), ``--expect=replica`` a read-only one (read_only
+1, an RDS read replica: the ``slave_connection``); the caller compares the server ids.
+
 Prints one JSON object without secrets. Exit codes: 0 verified TLS; 2 connected but not verified
 TLS (a URL that must not be used); 3 could not connect (wrong CA, host name mismatch, network,
 credentials: see "reason"); 4 verification is not effective (a negative connected); 5 a negative
-could not be run or failed for a reason other than TLS (it proves nothing).
+could not be run or failed for a reason other than TLS (it proves nothing); 6 the server is not
+what --expect says; 64 usage.
 """
 
 import json
@@ -165,7 +171,24 @@ def negatives(engine):
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def main():
+EXPECTATIONS = {
+    "primary": (0, "the server is read-only (read_only=1): Keystone's writes through this URL would fail; "
+                   "expected the primary (a writable instance)"),
+    "replica": (1, "the server is not a read replica (read_only=0): reads through this URL would not be offloaded; "
+                   "expected a read-only replica"),
+}
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    expect = None
+    for argument in argv:
+        if argument.startswith("--expect=") and argument.split("=", 1)[1] in EXPECTATIONS:
+            expect = argument.split("=", 1)[1]
+        else:
+            print(json.dumps({"ok": False, "reason": f"usage: keystone_db_preflight.py [--expect=primary|replica] "
+                                                     f"(unknown argument {argument!r})"}))
+            return 64
     url = os.environ.get(URL_VARIABLE) or sys.stdin.readline().strip()
     if not url:
         print(json.dumps({"ok": False, "reason": f"no URL on standard input or in {URL_VARIABLE}"}))
@@ -178,6 +201,7 @@ def main():
             raw = connection.connection.dbapi_connection
             cipher = connection.execute(text("SHOW SESSION STATUS LIKE 'Ssl_cipher'")).fetchone()[1]
             version = connection.execute(text("SHOW SESSION STATUS LIKE 'Ssl_version'")).fetchone()[1]
+            server_id, read_only = connection.execute(text("SELECT @@server_id, @@global.read_only")).fetchone()
             context = getattr(raw, "ctx", None)
             sock = getattr(raw, "_sock", None)
             peer = sock.getpeercert() if isinstance(sock, ssl.SSLSocket) else None
@@ -187,6 +211,9 @@ def main():
         print(json.dumps(report))
         return 3
     report.update(
+        server_id=int(server_id),
+        read_only=int(read_only),
+        expect=expect,
         cipher=cipher,
         tls_version=version,
         verify_mode=context.verify_mode.name if context else None,
@@ -206,6 +233,10 @@ def main():
         report.update(ok=False, reason="; ".join(problems))
         print(json.dumps(report))
         return 2
+    if expect and report["read_only"] != EXPECTATIONS[expect][0]:
+        report.update(ok=False, reason=EXPECTATIONS[expect][1])
+        print(json.dumps(report))
+        return 6
     try:
         report["negatives"] = negatives(engine)
     except Exception as error:  # noqa: BLE001 (a negative that cannot run proves nothing)

@@ -1,5 +1,14 @@
-// The CSO stand-in (lab fixture, test-only): reads setup.properties, keeps a small JDBC pool
-// with Debian's MariaDB driver and answers GET /health with the result of the validation query.
+// The CSO stand-in (lab fixture, test-only): reads setup.properties, keeps JDBC pools with
+// Debian's MariaDB driver and answers GET /health through the database.
+//
+// Read/write split, as CSO does it: writes go through db.url (its pool), reads through
+// db.read.url with db.read.username/db.read.password (a second pool, same db.pool.* settings)
+// when setup.properties has db.read.url, else through the write pool. GET /health makes one
+// request on each path, so a probe on /health exercises both: a write (the validation query, then
+// an upsert of this host's row in ssp.cso_heartbeat on the write pool) and a read (the validation
+// query on the read pool). Each path then reads @@server_id and @@read_only, and a 200 answers
+// "OK " and one JSON line naming the server each path landed on:
+//   OK {"write": {"server_id": 1, "read_only": 0}, "read": {"server_id": 2, "read_only": 1, "split": true}}
 //
 // Pool settings follow setup.properties (db.pool.maxActive/maxIdle/minIdle/testOnBorrow/
 // validationQuery). One lab-only addition, db.pool.maxAgeSeconds (default 5): a connection older
@@ -61,10 +70,11 @@ public class CsoService {
         private final Semaphore active;
         private final Deque<Pooled> idle = new ArrayDeque<>();
 
-        Pool(Properties setup) {
-            url = setup.getProperty("db.url");
-            credentials.setProperty("user", setup.getProperty("db.username", ""));
-            credentials.setProperty("password", setup.getProperty("db.password", ""));
+        /** The pool of db.url (prefix "db.") or of db.read.url (prefix "db.read."); db.pool.* for both. */
+        Pool(Properties setup, String prefix) {
+            url = setup.getProperty(prefix + "url");
+            credentials.setProperty("user", setup.getProperty(prefix + "username", ""));
+            credentials.setProperty("password", setup.getProperty(prefix + "password", ""));
             credentials.setProperty("connectTimeout", setup.getProperty("db.pool.connectTimeoutMillis", "3000"));
             credentials.setProperty("socketTimeout", setup.getProperty("db.pool.socketTimeoutMillis", "5000"));
             active = new Semaphore(Integer.parseInt(setup.getProperty("db.pool.maxActive", "8")));
@@ -154,17 +164,57 @@ public class CsoService {
         }
     }
 
-    static String check(Pool pool) throws Exception {
+    /** Both paths: a write through the write pool, a read through the read pool (may be the same pool). */
+    static final class Service {
+        final Pool writes;
+        final Pool reads;
+        final String host;
+
+        Service(Pool writes, Pool reads, String host) {
+            this.writes = writes;
+            this.reads = reads;
+            this.host = host;
+        }
+    }
+
+    static final String HEARTBEAT_TABLE = "CREATE TABLE IF NOT EXISTS cso_heartbeat "
+        + "(host VARCHAR(64) PRIMARY KEY, beats BIGINT NOT NULL, at TIMESTAMP(6) NOT NULL)";
+
+    /** One request on a pool: the validation query, then the path's own statement; the server it ran on. */
+    static String onPool(Pool pool, boolean write, String host) throws Exception {
         Pooled pooled = pool.borrow();
         boolean broken = true;
-        try (Statement statement = pooled.connection.createStatement();
-             ResultSet result = statement.executeQuery(pool.validationQuery)) {
-            result.next();
-            broken = false;
-            return "OK";
+        try (Statement statement = pooled.connection.createStatement()) {
+            try (ResultSet result = statement.executeQuery(pool.validationQuery)) {
+                result.next();
+            }
+            if (write) {
+                String upsert = "INSERT INTO cso_heartbeat VALUES ('" + host.replace("'", "") + "', 1, NOW(6)) "
+                    + "ON DUPLICATE KEY UPDATE beats = beats + 1, at = NOW(6)";
+                try {
+                    statement.executeUpdate(upsert);
+                } catch (SQLException missing) {
+                    if (missing.getErrorCode() != 1146) {  // ER_NO_SUCH_TABLE: first write of this schema
+                        throw missing;
+                    }
+                    statement.execute(HEARTBEAT_TABLE);
+                    statement.executeUpdate(upsert);
+                }
+            }
+            try (ResultSet result = statement.executeQuery("SELECT @@server_id, @@read_only")) {
+                result.next();
+                broken = false;
+                return "{\"server_id\": " + result.getLong(1) + ", \"read_only\": " + result.getInt(2);
+            }
         } finally {
             pool.giveBack(pooled, broken);
         }
+    }
+
+    static String check(Service service) throws Exception {
+        String write = onPool(service.writes, true, service.host) + "}";
+        String read = onPool(service.reads, false, service.host) + ", \"split\": " + (service.reads != service.writes) + "}";
+        return "OK {\"write\": " + write + ", \"read\": " + read + "}";
     }
 
     static void answer(HttpExchange exchange, int status, String body) throws IOException {
@@ -176,7 +226,7 @@ public class CsoService {
         }
     }
 
-    static String health(Pool pool) {
+    static String health(Service pool) {
         try {
             return "200 " + check(pool);
         } catch (Exception failure) {
@@ -185,7 +235,7 @@ public class CsoService {
     }
 
     /** Minimal HTTP/1.1 on the socket systemd hands over: GET /health, one request per connection. */
-    static void serve(ServerSocketChannel listener, Pool pool) throws IOException {
+    static void serve(ServerSocketChannel listener, Service pool) throws IOException {
         ExecutorService workers = Executors.newFixedThreadPool(4);
         Thread acceptor = Thread.currentThread();
         Runtime.getRuntime().addShutdownHook(new Thread(() -> stopServing(listener, acceptor, workers)));
@@ -215,7 +265,7 @@ public class CsoService {
         }
     }
 
-    static void respond(Socket client, Pool pool) {
+    static void respond(Socket client, Service pool) {
         try (client) {
             client.setSoTimeout(10000);
             BufferedReader in = new BufferedReader(new InputStreamReader(client.getInputStream(), StandardCharsets.ISO_8859_1));
@@ -241,17 +291,36 @@ public class CsoService {
         }
     }
 
+    static String redact(String url) {
+        return url == null ? null : url.replaceAll("(?i)(password=)[^&]*", "$1***");
+    }
+
     public static void main(String[] args) throws Exception {
         String setupPath = args.length > 0 ? args[0] : "/opt/cso/setup.properties";
         Properties setup = new Properties();
         try (FileInputStream in = new FileInputStream(setupPath)) {
             setup.load(in);
         }
-        Pool pool = new Pool(setup);
-        Executors.newSingleThreadScheduledExecutor().scheduleWithFixedDelay(pool::maintain, 0, 1, TimeUnit.SECONDS);
+        Pool writes = new Pool(setup, "db.");
+        String readUrl = setup.getProperty("db.read.url", "").trim();
+        Pool reads = readUrl.isEmpty() ? writes : new Pool(setup, "db.read.");
+        String host = System.getenv().getOrDefault("HOSTNAME", "");
+        if (host.isEmpty()) {
+            try {
+                host = java.net.InetAddress.getLocalHost().getHostName();
+            } catch (IOException unresolved) {
+                host = "cso";
+            }
+        }
+        Service pool = new Service(writes, reads, host);
+        Executors.newSingleThreadScheduledExecutor().scheduleWithFixedDelay(writes::maintain, 0, 1, TimeUnit.SECONDS);
+        if (reads != writes) {
+            Executors.newSingleThreadScheduledExecutor().scheduleWithFixedDelay(reads::maintain, 0, 1, TimeUnit.SECONDS);
+        }
         Channel inherited = System.inheritedChannel();
         if (inherited instanceof ServerSocketChannel listener) {
-            System.out.println("cso: serving the socket systemd passed, database " + setup.getProperty("db.url"));
+            System.out.println("cso: serving the socket systemd passed, database " + redact(setup.getProperty("db.url"))
+                + (reads != writes ? ", reads " + redact(readUrl) : ""));
             serve(listener, pool);
             return;
         }
@@ -264,6 +333,7 @@ public class CsoService {
         });
         server.setExecutor(Executors.newFixedThreadPool(4));
         server.start();
-        System.out.println("cso: listening on :" + port + ", database " + setup.getProperty("db.url"));
+        System.out.println("cso: listening on :" + port + ", database " + redact(setup.getProperty("db.url"))
+            + (reads != writes ? ", reads " + redact(readUrl) : ""));
     }
 }

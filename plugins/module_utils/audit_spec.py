@@ -37,6 +37,11 @@ SETTING_FOR = {
 SENSITIVE_EVENTS = ("QUERY", "QUERY_DML", "QUERY_DML_NO_SELECT")
 _USER = re.compile(r"^[^,\s]+$")
 _SETTING_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+# AWS: RDS User Guide, "MariaDB Audit Plugin support for MySQL", "Removing the MariaDB Audit Plugin": "When you
+# remove the MariaDB Audit Plugin, the DB instance is restarted automatically to stop auditing", and removing it
+# from an option group "affects all DB instances that use the option group".
+REMOVAL_EFFECT = ("RDS restarts every instance that uses option group {group} to stop auditing: every client "
+                  "connection drops until the database is back.")
 
 
 def _joined(values):
@@ -187,12 +192,14 @@ def _group_entry(name, group, engine, major):
 
 
 def plan(params, instance, group, apply_mode):
-    """Every change, as plan items (what/impact/before/after + apply/effect), in the order they are made.
+    """Every change, as plan items (what/impact/before/after + apply/effect), in the order they are made (group,
+    option, instance; on removal the instance first).
 
     AWS: RDS User Guide, "MariaDB Audit Plugin support for MySQL": after the option is added no restart is
     needed, auditing begins as soon as the option group is active; ModifyDBInstance ``OptionGroupName``: the
     change causes no outage (the exception is an option that enables OEM, an Oracle option) and follows
     ``ApplyImmediately``; log exports apply at once ("Publishing MySQL logs to Amazon CloudWatch Logs").
+    Removing the option restarts the instance ("Removing the MariaDB Audit Plugin").
     """
     name, present = params["option_group_name"], params["state"] == "present"
     engine, version = instance["Engine"], instance["EngineVersion"]
@@ -202,8 +209,8 @@ def plan(params, instance, group, apply_mode):
     if present and settings_differ(current, desired):
         before = None if current is None else {key: current.get(key) for key in desired}
         items.append(plan_item(f"{OPTION_NAME} settings", "none", before, desired, apply=apply_mode, effect=None))
-    if not present and current is not None:
-        items.append(plan_item(f"{OPTION_NAME} settings", "none", current, None, apply=apply_mode, effect=None))
+    removal = [] if present or current is None else [plan_item(
+        f"{OPTION_NAME} settings", "restart", current, None, apply=apply_mode, effect=REMOVAL_EFFECT.format(group=name))]
     attached = instance_option_group(instance)
     if present and (attached or "").lower() != name.lower():
         items.append(plan_item("option_group_name", "none", attached, name, apply=apply_mode, effect=None))
@@ -212,7 +219,17 @@ def plan(params, instance, group, apply_mode):
     if wanted != (AUDIT_LOG_TYPE in logs):
         after = sorted(set(logs) | {AUDIT_LOG_TYPE}) if wanted else [log for log in logs if log != AUDIT_LOG_TYPE]
         items.append(plan_item("enable_cloudwatch_logs_exports", "none", logs, after, apply="immediately", effect=None))
-    return items
+    return items + removal  # the export stops before the restart that removes the option
+
+
+def refusals(items, allow_reboot):
+    """Messages for planned changes the task did not allow (empty when everything may go ahead)."""
+    restarts = [item for item in items if item["impact"] == "restart"]
+    if restarts and not allow_reboot:
+        return [f"Removing {OPTION_NAME} restarts every instance that uses the option group (AWS restarts them to "
+                "stop auditing). Run again with allow_reboot=true (ideally with apply=maintenance-window), or keep "
+                "auditing."]
+    return []
 
 
 def option_to_include(params):

@@ -19,7 +19,7 @@ description:
   - No restart. AWS (RDS User Guide, "MariaDB Audit Plugin support for MySQL") says that after the option
     is added the instance needs no restart and auditing starts once the option group is active. Attaching an
     option group causes no outage (RDS API Reference, ModifyDBInstance C(OptionGroupName)). Every plan entry has
-    impact C(none).
+    impact C(none), except the removal below.
   - By default it logs C(CONNECT,QUERY_DDL,QUERY_DCL). C(QUERY), C(QUERY_DML) and C(QUERY_DML_NO_SELECT) write
     the text of data statements to the log, with their values (personal data, tokens, password hashes written by
     the applications), so the module warns when they are chosen. DCL text (C(CREATE USER ... IDENTIFIED BY),
@@ -29,7 +29,9 @@ description:
     (C(DescribeOptionGroupOptions)) - setting names, whether RDS lets them change, and their allowed values -
     and against the instance (engine, minimum version, the group's engine and major version).
   - With O(state=absent) the option is removed from the group and C(audit) from the exports. The group stays
-    attached. AWS does not let the plugin's logging be turned off any other way.
+    attached. AWS does not let the plugin's logging be turned off any other way, and it B(restarts) every instance
+    that uses the group to stop auditing (RDS User Guide, "Removing the MariaDB Audit Plugin"). That plan entry
+    has impact C(restart) and is refused unless O(allow_reboot=true).
   - Check mode returns the plan and makes no mutating call; C(--diff) shows the planned items before and after.
 author:
   - CSO platform engineering (@cso-platform)
@@ -104,6 +106,10 @@ options:
     type: str
     choices: [immediately, maintenance-window]
     default: immediately
+  allow_reboot:
+    description: Allow the removal of the option (O(state=absent)), which restarts every instance using the group.
+    type: bool
+    default: false
   wait_timeout:
     description: Seconds to wait, at most, for the instance after it is modified.
     type: int
@@ -139,14 +145,16 @@ EXAMPLES = r"""
     db_instance_identifier: cso-prod-db
     option_group_name: cso-prod-mysql80-audit
     state: absent
+    allow_reboot: true   # AWS restarts the instances of the group to stop auditing
+    apply: maintenance-window
 """
 
 RETURN = r"""
 plan:
   description:
     - Every change, in the order it is made. C(what) is C(option_group), C(MARIADB_AUDIT_PLUGIN settings),
-      C(option_group_name) or C(enable_cloudwatch_logs_exports); C(impact) is C(none) for all of them; C(apply) says
-      when AWS applies it.
+      C(option_group_name) or C(enable_cloudwatch_logs_exports); C(impact) is C(none), except C(restart) for the
+      removal of the option; C(apply) says when AWS applies it; C(effect) says who notices it (null for C(none)).
   returned: always
   type: list
   elements: dict
@@ -193,6 +201,7 @@ ARGUMENT_SPEC = dict(
     option_settings=dict(type="dict", default={}),
     export_audit_log=dict(type="bool", default=True),
     apply=dict(type="str", choices=["immediately", "maintenance-window"], default="immediately"),
+    allow_reboot=dict(type="bool", default=False),
     wait_timeout=dict(type="int", default=1800),
 )
 BUSY_ERRORS = ["InvalidDBInstanceState", "InvalidOptionGroupStateFault"]
@@ -263,6 +272,12 @@ def apply_instance(module, rds, items, instance):
     wait_applied(module, rds, identifier, {"ApplyImmediately": parameters["ApplyImmediately"]})
 
 
+def wait_restarted(module, rds, items, instance):
+    """A removal applied now restarts the instance: wait until it is back."""
+    if any(item["impact"] == "restart" for item in items) and module.params["apply"] == "immediately":
+        wait_available(module, rds, instance["DBInstanceIdentifier"])
+
+
 def run(module):
     params = module.params
     fail_on(module, spec.input_errors(params))
@@ -278,9 +293,17 @@ def run(module):
             module.warn(f"events includes {event}: the audit log will hold the text of data statements with their "
                         "values (personal data, tokens); make sure the log group's readers may see them.")
     items = spec.plan(params, instance, group, params["apply"])
+    refusals = spec.refusals(items, params["allow_reboot"])
+    if module.check_mode:
+        for message in refusals:
+            module.warn(f"A real run would fail: {message}")
+    else:
+        fail_on(module, refusals)
     if items and not module.check_mode:
-        apply_group(module, rds, items, instance)
-        apply_instance(module, rds, items, instance)
+        steps = (apply_group, apply_instance) if params["state"] == "present" else (apply_instance, apply_group)
+        for step in steps:
+            step(module, rds, items, instance)
+        wait_restarted(module, rds, items, instance)
     result = dict(changed=bool(items), plan=items, log_group=f"/aws/rds/instance/{identifier}/{spec.AUDIT_LOG_TYPE}")
     if params["state"] == "present":
         result["settings"] = spec.desired_settings(params)

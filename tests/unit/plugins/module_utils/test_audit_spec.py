@@ -108,8 +108,10 @@ def test_absent_removes_the_option_and_the_export_but_keeps_the_group():
     instance = dict(INSTANCE, OptionGroupMemberships=[{"OptionGroupName": "db-audit", "Status": "in-sync"}],
                     EnabledCloudwatchLogsExports=["audit", "error"])
     items = spec.plan(params(state="absent"), instance, group_with({"SERVER_AUDIT_EVENTS": "CONNECT"}), "immediately")
+    assert items[1]["impact"] == "restart" and "restarts every instance" in items[1]["effect"]
+    assert spec.refusals(items, allow_reboot=False) and spec.refusals(items, allow_reboot=True) == []
     assert [(item["what"], item["after"]) for item in items] == [
-        ("MARIADB_AUDIT_PLUGIN settings", None), ("enable_cloudwatch_logs_exports", ["error"])]
+        ("enable_cloudwatch_logs_exports", ["error"]), ("MARIADB_AUDIT_PLUGIN settings", None)]
     assert spec.instance_parameters(items, "immediately") == {
         "CloudwatchLogsExportConfiguration": {"DisableLogTypes": ["audit"]}, "ApplyImmediately": True}
     assert spec.plan(params(state="absent"), dict(instance, EnabledCloudwatchLogsExports=["error"]),

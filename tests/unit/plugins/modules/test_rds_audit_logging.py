@@ -116,3 +116,32 @@ def test_input_errors_fail_before_any_call():
         run_module(module, rds_audit_logging.run, "converging audit logging")
     assert "events is empty" in failed.value.result["msg"]
     module.assert_all_calls_made()
+
+
+def test_removal_restarts_so_it_needs_allow_reboot():
+    module = make_module(state="absent")
+    rds = module.stub("rds")
+    rds.add_response("describe_db_instances", {"DBInstances": [ATTACHED]}, {"DBInstanceIdentifier": "db"})
+    rds.add_response("describe_option_groups", {"OptionGroupsList": [GROUP]}, {"OptionGroupName": "db-audit"})
+    with pytest.raises(Failed) as failed:
+        run_module(module, rds_audit_logging.run, "converging audit logging")
+    assert "allow_reboot=true" in failed.value.result["msg"]
+    module.assert_all_calls_made()
+
+
+def test_removal_with_allow_reboot_removes_the_option_and_the_export():
+    module = make_module(state="absent", allow_reboot=True)
+    rds = module.stub("rds")
+    rds.add_response("describe_db_instances", {"DBInstances": [ATTACHED]}, {"DBInstanceIdentifier": "db"})
+    rds.add_response("describe_option_groups", {"OptionGroupsList": [GROUP]}, {"OptionGroupName": "db-audit"})
+    rds.add_response("modify_db_instance", {"DBInstance": {}}, {
+        "DBInstanceIdentifier": "db", "ApplyImmediately": True,
+        "CloudwatchLogsExportConfiguration": {"DisableLogTypes": ["audit"]}})
+    done = dict(ATTACHED, EnabledCloudwatchLogsExports=["error"])
+    rds.add_response("describe_db_instances", {"DBInstances": [done]}, {"DBInstanceIdentifier": "db"})  # applied
+    rds.add_response("modify_option_group", {"OptionGroup": {}}, {
+        "OptionGroupName": "db-audit", "ApplyImmediately": True, "OptionsToRemove": ["MARIADB_AUDIT_PLUGIN"]})
+    rds.add_response("describe_db_instances", {"DBInstances": [done]}, {"DBInstanceIdentifier": "db"})  # restarted
+    result = run(module).result
+    assert [(item["what"], item["impact"]) for item in result["plan"]] == [
+        ("enable_cloudwatch_logs_exports", "none"), ("MARIADB_AUDIT_PLUGIN settings", "restart")]

@@ -3,18 +3,73 @@ for MySQL"; the lab's rules are in csolab/moto_ext/audit_logs.py): with the opti
 its MariaDB runs ``server_audit`` with the group's settings, and with ``audit`` exported the lines reach the log
 group ``/aws/rds/instance/<id>/audit``, read back here with ``logs filter-log-events`` as an operator would.
 
-Same namespace and bridge rules as test_dataplane.py (its fixtures are reused)."""
+Same namespace and bridge rules as test_dataplane.py (own bridge in ``csolab-dptest``, refused while a host
+lab's data plane is up)."""
 
+import os
+import shutil
 import time
 
 import pytest
 
-from test_dataplane import connect, data_plane, served, wait_served  # noqa: F401 (fixtures)
-
-from csolab import dataplane
-from csolab.dataplane import audit, layout
+from support import unavailable
 
 pytestmark = [pytest.mark.lab, pytest.mark.dataplane]
+
+NETNS = "csolab-dptest"
+
+
+def _missing_requirements():
+    if os.geteuid() != 0:
+        return "needs root (network namespace, nftables, /etc/hosts)"
+    for tool in ("mariadbd", "mariadb-install-db", "socat", "nft", "nsenter", "openssl"):
+        if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
+            return f"{tool} is not installed (apt-get install mariadb-server socat nftables util-linux openssl)"
+    if not os.path.exists("/usr/lib/mysql/plugin/server_audit.so"):
+        return "MariaDB's server_audit plugin is missing (apt-get install mariadb-server)"
+    return None
+
+
+if _missing_requirements():
+    unavailable(_missing_requirements(), "run as root with `make setup` done", allow_module_level=True)
+
+import pymysql  # noqa: E402
+
+from csolab import dataplane, netns  # noqa: E402
+from csolab.dataplane import audit, layout  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def data_plane(lab):
+    if dataplane.status()["bridge"] == "up":
+        pytest.fail("a data plane is already running (a host lab?): these tests start and stop their own; "
+                    "run `make lab-down` first", pytrace=False)
+    created = not netns.exists(NETNS)
+    dataplane.start(netns_name=NETNS)
+    yield dataplane
+    dataplane.stop()
+    if created:
+        netns.delete(NETNS)
+
+
+def wait_served(lab, instance_id, timeout=60, **expect):
+    uid = next(item["uid"] for item in lab.api("dataplane-instances")["instances"] if item["id"] == instance_id)
+    return dataplane.wait_ready(
+        instance_id, timeout=timeout,
+        predicate=lambda entry: entry["uid"] == uid and all(entry.get(k) == v for k, v in expect.items()))
+
+
+@pytest.fixture
+def served(aws_lab, data_plane):
+    """The seeded database, served by a freshly provisioned MariaDB."""
+    return wait_served(aws_lab, "cso-lab-db")
+
+
+def connect(endpoint, user, password, **kwargs):
+    """TLS verified against the lab's RDS CA bundle, by the endpoint's DNS name (as RDS clients must)."""
+    return pymysql.connect(host=endpoint["name"], port=endpoint["port"], user=user, password=password,
+                           connect_timeout=5, ssl_ca=str(dataplane.ca_bundle_path()), ssl_verify_cert=True,
+                           ssl_verify_identity=True, **kwargs)
 
 DB = "cso-lab-db"
 GROUP = "cso-lab-db-audit"
@@ -49,8 +104,8 @@ def users():
 
 
 def as_user(user, *statements):
-    with connect(dataplane.endpoint_for(DB), ca=dataplane.ca_bundle_path(), user=user,
-                 password=KEYSTONE_PASSWORD, autocommit=True) as connection, connection.cursor() as cursor:
+    with connect(dataplane.endpoint_for(DB), user, KEYSTONE_PASSWORD, autocommit=True) as connection, \
+            connection.cursor() as cursor:
         for statement in statements:
             cursor.execute(statement)
 
@@ -64,10 +119,12 @@ def published(aws_lab):
 
 def wait_published(aws_lab, *fragments, timeout=10):
     deadline = time.monotonic() + timeout
-    while not all(any(fragment in line for line in (lines := published(aws_lab))) for fragment in fragments):
+    while True:
+        lines = published(aws_lab)
+        if all(any(fragment in line for line in lines) for fragment in fragments):
+            return lines
         assert time.monotonic() < deadline, f"{fragments} not published within {timeout} s: {lines}"
         time.sleep(0.3)
-    return lines
 
 
 def audit_file_lines():

@@ -187,3 +187,35 @@ def validate_monitoring_role(module, iam, role_arn):
             msg=f"Enhanced monitoring role {role_arn} does not exist. Create it (trust monitoring.rds.amazonaws.com, "
             "policy AmazonRDSEnhancedMonitoringRole) or fix monitoring_role_arn."
         )
+
+
+def _describe_option_group(rds, name):
+    if not name or name.startswith("default:"):
+        return None  # a default group holds no option (and is not always describable by name)
+    try:
+        return rds.describe_option_groups(OptionGroupName=name, aws_retry=True)["OptionGroupsList"][0]
+    except is_boto3_error_code("OptionGroupNotFoundFault"):
+        return None
+
+
+def validate_option_group(module, rds, name, engine, version):
+    """The option group exists and is made for the engine and major version the instance will run."""
+    if name.startswith("default:"):
+        return
+    group = _describe_option_group(rds, name)
+    major = ".".join(str(version).split(".")[:2])
+    if group is None:
+        module.fail_json(msg=f"Option group {name} does not exist. Create it first ({engine} {major}), for example "
+                             "with cso.rds_hardening.rds_audit_logging or amazon.aws.rds_option_group. Nothing was changed.")
+    if (group.get("EngineName"), group.get("MajorEngineVersion")) != (engine, major):
+        module.fail_json(msg=f"Option group {name} is for {group.get('EngineName')} {group.get('MajorEngineVersion')}, "
+                             f"the instance runs {engine} {version}. Use an option group for {engine} {major}. "
+                             "Nothing was changed.")
+
+
+def drops_audit_plugin(rds, current_name, desired_name):
+    """Whether moving from ``current_name`` to ``desired_name`` removes the MariaDB Audit Plugin (AWS restarts then)."""
+    def has_plugin(name):
+        group = _describe_option_group(rds, name)
+        return any(option.get("OptionName") == "MARIADB_AUDIT_PLUGIN" for option in (group or {}).get("Options") or [])
+    return has_plugin(current_name) and not has_plugin(desired_name)

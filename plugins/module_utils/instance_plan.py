@@ -62,6 +62,11 @@ RULES = {
     # (or off) replaces the master password at once.
     "manage_master_user_password": (_ALWAYS, "interruption"),
     "master_user_secret_kms_key_id": (_ALWAYS, "none"),
+    # AWS: RDS API Reference, ModifyDBInstance "OptionGroupName": no outage (the exception is an Oracle OEM option),
+    # applied with ApplyImmediately or in the window. Leaving a group with the MariaDB Audit Plugin for one without
+    # it restarts the instance (RDS User Guide, "MariaDB Audit Plugin support for MySQL", "Removing the MariaDB
+    # Audit Plugin"): see _when_and_impact.
+    "option_group_name": (_FOLLOWS, "none"),
 }
 KEY_ATTRIBUTES = ("kms_key_id", "performance_insights_kms_key_id", "master_user_secret_kms_key_id")
 
@@ -93,6 +98,7 @@ API_PARAMETER = {
     "storage_throughput": "StorageThroughput",
     "manage_master_user_password": "ManageMasterUserPassword",
     "master_user_secret_kms_key_id": "MasterUserSecretKmsKeyId",
+    "option_group_name": "OptionGroupName",
 }
 # Sent together: AWS rejects one without the other.
 _COMPANIONS = {
@@ -159,6 +165,8 @@ def current_state(instance):
         "manage_master_user_password": secret is not None,
         "master_user_secret_kms_key_id": secret.get("KmsKeyId") if secret else None,
         "master_username": instance.get("MasterUsername"),  # not managed: named in the plan's ``effect``
+        "option_group_name": next((group["OptionGroupName"] for group in instance.get("OptionGroupMemberships") or []
+                                   if group.get("Status") != "removing"), None),
     }
 
 
@@ -194,6 +202,8 @@ def differs(attribute, current, desired):
         return current is None or desired > current  # storage only grows; shrinking is rejected by validation
     if attribute == "engine_version":
         return engine_upgrade_needed(current, desired)  # never a downgrade
+    if attribute == "option_group_name":
+        return (current or "").lower() != desired.lower()  # RDS stores option group names in lower case
     return current != desired
 
 
@@ -210,6 +220,8 @@ def _when_and_impact(attribute, current, desired, apply_mode):
         # AWS: RDS User Guide, "Backup retention period": lowering it deletes the automated backups
         # older than the new period at once.
         impact = "data-loss"
+    if attribute == "option_group_name" and current.get("option_group_drops_audit_plugin"):
+        impact = "restart"  # the audit plugin leaves with the old group: AWS restarts the instance
     if attribute == "performance_insights_kms_key_id" and current["enable_performance_insights"]:
         when, impact = REPLACEMENT, "replacement"  # AWS cannot change the key of enabled Performance Insights
     if when == _ALWAYS:

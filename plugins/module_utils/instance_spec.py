@@ -72,6 +72,7 @@ def desired_state(params, key_arns):
         "iops": params["iops"],
         "storage_throughput": params["storage_throughput"],
         "manage_master_user_password": params["manage_master_user_password"],
+        "option_group_name": params.get("option_group_name"),
     }
     if params["enable_performance_insights"]:
         desired["performance_insights_kms_key_id"] = key_arns["performance_insights"]

@@ -195,6 +195,16 @@ options:
       - A new group takes effect at the next reboot (C(apply=reboot)); with O(allow_reboot=true) and
         O(apply=immediately) the module reboots the instance.
     type: str
+  option_group_name:
+    description:
+      - Option group of the instance. It must exist and be made for the engine and major version the instance runs.
+      - Moving onto an option group causes no outage (impact C(none), applied as O(apply) says), except when it
+        leaves the MariaDB Audit Plugin behind (the current group has C(MARIADB_AUDIT_PLUGIN), the new one does not).
+        AWS then restarts the instance to stop auditing, so the change has impact C(restart) and needs
+        O(allow_reboot).
+      - Not set, the instance keeps its option group. cso.rds_hardening.rds_audit_logging manages the audit group
+        itself.
+    type: str
   storage_type:
     description: Storage type.
     type: str
@@ -461,6 +471,7 @@ ARGUMENT_SPEC = dict(
     ca_certificate_identifier=dict(type="str"),
     ca_certificate_rotation_restart=dict(type="bool", default=True),
     db_parameter_group_name=dict(type="str"),
+    option_group_name=dict(type="str"),
     storage_type=dict(type="str", choices=["gp2", "gp3", "io1", "io2"], default="gp3"),
     allocated_storage=dict(type="int"),
     max_allocated_storage=dict(type="int"),
@@ -506,6 +517,8 @@ def validate_against_aws(module, clients, instance, desired):
         checks.validate_rotation_without_restart(module, engine_version, current_ca, desired["ca_certificate_identifier"])
     if desired["db_parameter_group_name"]:
         checks.validate_parameter_group(module, rds, desired["db_parameter_group_name"], family)
+    if desired["option_group_name"]:
+        checks.validate_option_group(module, rds, desired["option_group_name"], params["engine"], engine_version["EngineVersion"])
     if desired["vpc_security_group_ids"]:
         vpc_id = (
             instance["DBSubnetGroup"]["VpcId"]
@@ -634,6 +647,9 @@ def converge(module, rds, instance, desired):
     """Converge an existing instance; returns the result. The plan is computed once, here."""
     params = module.params
     current = planning.current_state(instance)
+    if planning.differs("option_group_name", current["option_group_name"], desired["option_group_name"]):
+        current["option_group_drops_audit_plugin"] = checks.drops_audit_plugin(
+            rds, current["option_group_name"], desired["option_group_name"])
     validate_existing(module, instance, current, desired)
     plan = planning.compute_plan(current, desired, params["apply"])
     if tag_changes(instance, params["tags"], params["purge_tags"]):

@@ -14,6 +14,10 @@ dump, TLS verified against the lab's CA bundle, as a per-replica user that requi
 measured every ``LAG_INTERVAL`` s and reported with the next poll (the AWS lab publishes it as
 ``ReplicaLag``). When the AWS side no longer names a source (a promotion), replication is stopped
 and ``read_only`` turned off; a source that moved (failover) is followed.
+
+Audit logging (``csolab.dataplane.audit``): the instance's MariaDB runs ``server_audit`` with the settings of
+its option group's ``MARIADB_AUDIT_PLUGIN`` option, and the new lines of its audit file go with the next poll
+(the AWS lab publishes them to CloudWatch Logs when the instance exports ``audit``).
 """
 
 import json
@@ -26,7 +30,7 @@ import urllib.request
 from pathlib import Path
 
 from csolab import netns, paths
-from csolab.dataplane import dumps, layout, mariadb, net, pki
+from csolab.dataplane import audit, dumps, layout, mariadb, net, pki
 
 LOG = logging.getLogger("csolab.dataplane")
 POLL_INTERVAL = 0.3
@@ -38,14 +42,15 @@ RESTART_LOG_SIZE = 50
 LAG_INTERVAL = 2.0
 
 
-def fetch_instances(endpoint_url, state_dir, restarted=None, timeout=10, replica_lag=None):
+def fetch_instances(endpoint_url, state_dir, restarted=None, timeout=10, replica_lag=None, audit_lines=None):
     """The instances; ``restarted`` ({uid: restart sequence}) tells the AWS lab which restarts the
     servers are back from (it keeps the instance ``rebooting`` until then); ``replica_lag``
-    ({uid: seconds, -1 when not replicating}) what was measured on replicas since the last poll."""
+    ({uid: seconds, -1 when not replicating}) what was measured on replicas since the last poll; ``audit_lines``
+    ({uid: [line]}) the audit log lines read since."""
     request = urllib.request.Request(
         f"{endpoint_url}/_lab/dataplane-instances",
         data=json.dumps({"state_dir": str(state_dir), "restarted": restarted or {},
-                         "replica_lag": replica_lag or {}}).encode(),
+                         "replica_lag": replica_lag or {}, "audit_lines": audit_lines or {}}).encode(),
         headers={"Content-Type": "application/json", "X-Lab-Internal": "1"},
         method="POST",
     )
@@ -72,6 +77,7 @@ class Bridge:
         self.restart_log = []  # the restarts acted out: instance, reason, down/up (epoch seconds)
         self.replica_lag = {}  # uid -> lag measured since the last poll (reported with the next one)
         self.lag_checked = {}  # uid -> monotonic time of the last measurement
+        self.audit = audit.Follower()  # audit plugin settings applied, audit lines not reported yet
         self.firewall_script = None
         self.names = None
         self.stopping = False
@@ -178,6 +184,7 @@ class Bridge:
             applied["rst"] = instance["require_secure_transport"]
             LOG.info("%s: require_secure_transport=%s", instance["id"], applied["rst"])
         self._converge_replication(instance, server, applied)
+        self.audit.converge(instance, server, applied)
         self._ensure_relays(uid)
 
     # --- read replicas ----------------------------------------------------------------------
@@ -319,6 +326,7 @@ class Bridge:
         self.errors.pop(uid, None)
         for progress in (self.restarted, self.down_until, self.finishing, self.replica_lag, self.lag_checked):
             progress.pop(uid, None)
+        self.audit.forget(uid)
         for entry in self.restart_log:
             if entry["uid"] == uid and entry["up"] is None:
                 entry.update(up=round(time.time(), 3), torn_down=True)
@@ -399,6 +407,7 @@ class Bridge:
                 "read_only": applied.get("read_only"),
                 "replica_source_uid": item.get("replica_source_uid"),
                 "replication": applied.get("replication") if item.get("replica_source_uid") else None,
+                "audit": applied.get("audit"),
                 "error": self.errors.get(uid, (None,))[0],
             }
         _write_json(layout.status_file(self.state_dir),
@@ -428,11 +437,13 @@ class Bridge:
                 try:
                     if endpoint is None:
                         endpoint = json.loads(self.aws_state_file.read_text())["endpoint_url"]
-                    lag = self.take_replica_lag()
+                    lag, lines = self.take_replica_lag(), self.audit.take()
                     try:
-                        instances = fetch_instances(endpoint, self.state_dir, self.restarted, replica_lag=lag)
+                        instances = fetch_instances(endpoint, self.state_dir, self.restarted, replica_lag=lag,
+                                                    audit_lines=lines)
                     except (OSError, ValueError, KeyError):
                         self.replica_lag = {**lag, **self.replica_lag}  # report it with the next poll
+                        self.audit.give_back(lines)
                         raise
                     self.converge(instances)
                     last_error = None

@@ -7,6 +7,7 @@ they wrap, innermost first: each one wraps what the ones before it left.
 """
 
 from csolab.moto_ext import (
+    audit_logs,
     backup_replication,
     certificates,
     cloudwatch_anomaly,
@@ -34,6 +35,7 @@ EXTENSIONS = (
     iam_managed_policies,  # AWS managed policies moto lacks
     replica_settings,  # a replica's own Performance Insights, monitoring, deletion protection
     read_replicas,  # replicas as AWS makes them (source checks, promotion); inside dataplane_state's dump
+    audit_logs,  # the audit plugin follows option groups (restart on removal)
     dataplane_state,  # outermost: dumps data around snapshot/restore calls the others shaped
 )
 

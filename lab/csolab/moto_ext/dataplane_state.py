@@ -7,8 +7,9 @@ failover, address index: see ``restarts``), master credentials, the *effective* 
 reboot / the maintenance window while it is ``pending-reboot``), the security groups with the
 sources their ingress rules allow on the instance's port, and where its data comes from
 (snapshot, point-in-time source, read-replica source and the uid of the instance a replica
-replicates from). The bridge's poll carries the lag it measured on each replica, which
-``read_replicas`` publishes as the ``ReplicaLag`` metric.
+replicates from), and what the MariaDB Audit Plugin should do (``audit_logs``). The bridge's poll
+carries the lag it measured on each replica, which ``read_replicas`` publishes as the ``ReplicaLag``
+metric, and the new audit log lines, which ``audit_logs`` publishes to CloudWatch Logs.
 
 Each instance gets a ``uid`` that survives renames (modify with ``NewDBInstanceIdentifier`` keeps
 the same moto object), so the data plane keeps its data across the identifier swap of a
@@ -35,7 +36,7 @@ from moto.rds.models import RDSBackend, rds_backends
 
 from csolab.dataplane import dumps, layout
 from csolab.labapi import lab_route
-from csolab.moto_ext import backup_replication, read_replicas, restarts
+from csolab.moto_ext import audit_logs, backup_replication, read_replicas, restarts
 from csolab.moto_ext._common import around
 
 LOG = logging.getLogger(__name__)
@@ -185,6 +186,7 @@ def _describe(account_id, region, backend, database):
         "restored_from": entry["restored_from"],
         "replica_source": database.source_db_instance_identifier if getattr(database, "is_replica", False) else None,
         "replica_source_uid": _replica_source_uid(database),
+        "audit": audit_logs.describe(database),
     }
 
 
@@ -209,6 +211,7 @@ def _instances(payload):
         _STATE["state_dir"] = payload["state_dir"]
     restarted = payload.get("restarted") or {}  # uid -> the last restart the bridge brought the server back from
     replica_lag = payload.get("replica_lag") or {}  # uid -> Seconds_Behind_Master the bridge measured (-1: not replicating)
+    audit_lines = payload.get("audit_lines") or {}  # uid -> lines of the audit log the bridge read since its last poll
     with _LOCK:
         described, seen = [], set()
         for account_id, region, backend in _all_backends():
@@ -221,6 +224,7 @@ def _instances(payload):
                     restarts.dataplane_report(database, restarted.get(item["uid"]))
                     if item["uid"] in replica_lag and item["replica_source_uid"]:
                         read_replicas.publish_replica_lag(database, replica_lag[item["uid"]])
+                    audit_logs.publish(database, audit_lines.get(item["uid"]))
                 described.append(item)
         for key in [key for key in _INSTANCES if key not in seen]:
             _APPLIED_RST.pop(_INSTANCES.pop(key)["uid"], None)

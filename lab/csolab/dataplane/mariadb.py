@@ -22,8 +22,7 @@ from pathlib import Path
 
 from csolab.dataplane import auth_plugin
 from csolab.dataplane.dumps import socket_path
-
-VERIFIER_SOCKET_NAME = "iam-verifier.sock"  # in <state dir>/dataplane (csolab.dataplane.layout.verifier_socket)
+from csolab.dataplane.layout import VERIFIER_SOCKET_NAME
 
 DEFAULTS = """\
 [mysqld]

@@ -47,7 +47,7 @@ def test_users_keys_and_their_inline_managed_and_group_policies_count(aws_lab, v
     assert {name: answer.split()[0] for name, answer in answers.items()} == {
         "inline": "ALLOW", "managed": "ALLOW", "group": "ALLOW", "none": "DENY", "other-user": "DENY",
         "denied": "DENY"}, answers
-    assert "does not allow" in answers["none"] and "explicitly denies" in answers["denied"]
+    assert "do not allow" in answers["none"] and "explicitly deny" in answers["denied"]
     accepted = [entry for entry in iam_verifier.sessions(verifier.state_dir) if entry["allowed"]]
     assert sorted(entry["identity_arn"] for entry in accepted) == sorted(
         identities[name]["arn"] for name in ("inline", "managed", "group"))

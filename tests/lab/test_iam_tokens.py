@@ -157,7 +157,7 @@ def test_a_session_policy_narrows_the_roles_policies():
     session = "FwoGZXIvYXdzEJr//////////wEaDG1vdG8+c2Vzc2lvbg=="
     ctx = context(session_token=session, session_policy=policy({"Effect": "Allow", "Action": "s3:*", "Resource": "*"}))
     decision = check(token(session_token=session), ctx=ctx)
-    assert not decision.allowed and "does not allow" in decision.reason, decision
+    assert not decision.allowed and "do not allow" in decision.reason, decision
 
 
 def test_the_user_name_is_compared_exactly_and_encoded_like_boto3():

@@ -240,6 +240,6 @@ def check(login, context, now):  # noqa: C901 (one rule after the other, in the 
     if verdict == "allow" and credential.get("session_policy"):
         verdict = evaluate([credential["session_policy"]], ACTION, arn)
     if verdict != "allow":
-        how = "explicitly denies" if verdict == "deny" else "does not allow"
+        how = "explicitly deny" if verdict == "deny" else "do not allow"
         return deny(f"{credential['identity_arn']}: its policies {how} {ACTION} on {arn}", credential, access_key_id)
     return Decision(True, "token valid", credential["identity_arn"], access_key_id)

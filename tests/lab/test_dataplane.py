@@ -32,6 +32,8 @@ def _missing_requirements():
     for tool in ("mariadbd", "mariadb-install-db", "socat", "nft", "nsenter", "openssl"):
         if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
             return f"{tool} is not installed (apt-get install mariadb-server socat nftables util-linux openssl)"
+    if shutil.which("gcc") is None or not os.path.exists("/usr/include/mariadb/server/mysql/plugin_auth.h"):
+        return "gcc and the MariaDB server plugin headers are missing (apt-get install gcc libmariadbd-dev)"
     return None
 
 
@@ -494,7 +496,6 @@ def test_iam_logins_are_checked_like_rds(served, aws_lab):
     IAM authentication": a 15-minute token from generate_db_auth_token, for this endpoint and user,
     signed by an identity allowed rds-db:connect on the user's ARN, over TLS, while the instance
     has IAM authentication enabled. Every refusal is a 1045, and the lab logs why and who signed."""
-    from csolab.dataplane import iam_verifier
     from iam_lab import auth_token, connect_policy, dbuser_arn, enable_iam_auth, role_session, user_with_key
 
     dataplane.sql("cso-lab-db", "CREATE USER 'keystone_iam'@'%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'")
@@ -511,7 +512,7 @@ def test_iam_logins_are_checked_like_rds(served, aws_lab):
     def token(identity=good, user="keystone_iam", host=endpoint["name"], port=endpoint["port"]):
         return auth_token(identity, host, port, user)
 
-    log_start = len(iam_verifier.sessions())
+    log_start = len(dataplane.iam_sessions())
     assert _refused(endpoint, "keystone_iam", token()) == 1045  # IAM authentication not enabled yet
     enable_iam_auth(aws_lab, "cso-lab-db")
     started = time.monotonic()
@@ -546,7 +547,7 @@ def test_iam_logins_are_checked_like_rds(served, aws_lab):
     assert set(refused.values()) == {1045}, refused
     assert _iam_login(endpoint, "keystone_iam", fresh)[0] == "keystone_iam@%"  # the clock is back: still valid
 
-    logged = iam_verifier.sessions()[log_start:]
+    logged = dataplane.iam_sessions()[log_start:]
     expected = [  # allowed: who signed; refused: how the reason starts
         (False, "IAM database authentication is not enabled on the instance"),
         (True, good["arn"]), (True, session["arn"]), (True, good["arn"]),
@@ -571,7 +572,7 @@ def test_iam_logins_are_checked_like_rds(served, aws_lab):
     # password logins never ask the verifier
     with connect(endpoint, ca=dataplane.ca_bundle_path()) as connection:
         assert cipher(connection)
-    assert len(iam_verifier.sessions()) == log_start + len(logged)
+    assert len(dataplane.iam_sessions()) == log_start + len(logged)
 
 
 # --- disruptive events: restarts, failover, CA rotation -----------------------------------------

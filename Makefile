@@ -15,7 +15,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 # Debian packages for the lab: data plane, hosts, JDBC client, image build.
 APT_PACKAGES := make git mariadb-server mariadb-client podman runc debootstrap socat nftables \
-	iptables iproute2 uidmap libmariadb-java openjdk-17-jdk-headless haproxy
+	iptables iproute2 uidmap libmariadb-java libmariadbd-dev gcc libc6-dev openjdk-17-jdk-headless haproxy
 LAB := $(VENV_BIN)/python -m csolab
 PYTEST := $(VENV_BIN)/pytest
 

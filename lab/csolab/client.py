@@ -55,6 +55,11 @@ class LabClient:
         down; None keeps the current value. Returns the setting."""
         return self.api("outage", {"seconds": seconds, "failover_seconds": failover_seconds})
 
+    def set_clock_offset(self, seconds):
+        """Move the clock the data plane checks IAM tokens with (``csolab.moto_ext.iam_auth``);
+        0 puts it back. Returns the setting."""
+        return self.api("clock", {"offset_seconds": seconds})
+
     def reach_maintenance_window(self, db_instance_identifier=None):
         return self.api("maintenance-window", {"db_instance_identifier": db_instance_identifier})
 
@@ -69,6 +74,7 @@ class LabClient:
         request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", data=b"", method="POST")
         urllib.request.urlopen(request, timeout=30).close()  # noqa: S310 (loopback only)
         self.api("outage", {"reset": True})  # a demo's realistic outage must not outlive it
+        self.api("clock", {"reset": True})  # an aged lab clock neither
         self.state["seed"] = seed.seed_all(self, with_database=seed_database)
         save_if_current(self.state)  # tools read the seeded ids in aws.json
         self.clear_calls()

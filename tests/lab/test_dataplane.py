@@ -32,6 +32,8 @@ def _missing_requirements():
     for tool in ("mariadbd", "mariadb-install-db", "socat", "nft", "nsenter", "openssl"):
         if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
             return f"{tool} is not installed (apt-get install mariadb-server socat nftables util-linux openssl)"
+    if shutil.which("gcc") is None or not os.path.exists("/usr/include/mariadb/server/mysql/plugin_auth.h"):
+        return "gcc and the MariaDB server plugin headers are missing (apt-get install gcc libmariadbd-dev)"
     return None
 
 
@@ -470,6 +472,107 @@ def test_a_managed_master_password_comes_from_secrets_manager(served, aws_lab):
     with pytest.raises(pymysql.err.OperationalError) as refused:
         connect(endpoint, ca=dataplane.ca_bundle_path(), user="boss", password="not-the-secret")
     assert refused.value.args[0] == 1045
+
+
+# --- IAM database authentication (AWSAuthenticationPlugin, csolab.dataplane.iam_verifier) -------
+
+
+def _iam_login(endpoint, user, token, tls=True):
+    """Log in with an IAM token as pymysql does: the server switches it to mysql_clear_password."""
+    with connect(endpoint, ca=dataplane.ca_bundle_path() if tls else None, user=user, password=token) as connection:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT CURRENT_USER()")
+            return cursor.fetchone()[0], cipher(connection)
+
+
+def _refused(endpoint, user, token, tls=True):
+    with pytest.raises(pymysql.err.OperationalError) as refused:
+        _iam_login(endpoint, user, token, tls=tls)
+    return refused.value.args[0]
+
+
+def test_iam_logins_are_checked_like_rds(served, aws_lab):
+    """AWS: RDS User Guide, "IAM database authentication" and "Connecting to your DB instance using
+    IAM authentication": a 15-minute token from generate_db_auth_token, for this endpoint and user,
+    signed by an identity allowed rds-db:connect on the user's ARN, over TLS, while the instance
+    has IAM authentication enabled. Every refusal is a 1045, and the lab logs why and who signed."""
+    from iam_lab import auth_token, connect_policy, dbuser_arn, enable_iam_auth, role_session, user_with_key
+
+    dataplane.sql("cso-lab-db", "CREATE USER 'keystone_iam'@'%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'")
+    dataplane.sql("cso-lab-db", "CREATE USER 'cso_iam'@'%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'")
+    endpoint = dataplane.endpoint_for("cso-lab-db")
+    arn = dbuser_arn(aws_lab, "cso-lab-db", "keystone_iam")
+    good = user_with_key(aws_lab, "keystone-db", inline=connect_policy(arn))
+    session = role_session(aws_lab, "keystone-role", connect_policy(arn), session_name="keystone-1")
+    no_policy = user_with_key(aws_lab, "no-policy")
+    other_arn = user_with_key(aws_lab, "cso-db", inline=connect_policy(arn.replace("keystone_iam", "cso_iam")))
+    lab_key = {"key": aws_lab.state["aws_access_key_id"], "secret": aws_lab.state["aws_secret_access_key"],
+               "session_token": None}
+
+    def token(identity=good, user="keystone_iam", host=endpoint["name"], port=endpoint["port"]):
+        return auth_token(identity, host, port, user)
+
+    log_start = len(dataplane.iam_sessions())
+    assert _refused(endpoint, "keystone_iam", token()) == 1045  # IAM authentication not enabled yet
+    enable_iam_auth(aws_lab, "cso-lab-db")
+    started = time.monotonic()
+    assert _iam_login(endpoint, "keystone_iam", token())[0] == "keystone_iam@%"
+    print(f"an IAM login took {time.monotonic() - started:.3f} s")
+    user, used_cipher = _iam_login(endpoint, "keystone_iam", token(session))
+    assert (user, used_cipher.startswith("TLS_")) == ("keystone_iam@%", True)
+    cli = subprocess.run(
+        ["mariadb", f"--host={endpoint['name']}", f"--port={endpoint['port']}", "--user=keystone_iam",
+         f"--password={token()}", f"--ssl-ca={dataplane.ca_bundle_path()}", "--ssl-verify-server-cert",
+         "--enable-cleartext-plugin", "-N", "-B", "-e", "SELECT CURRENT_USER()"],
+        capture_output=True, text=True, timeout=30)
+    assert (cli.returncode, cli.stdout.strip().splitlines()[-1:]) == (0, ["keystone_iam@%"]), cli.stdout + cli.stderr
+
+    fresh = token()
+    aws_lab.set_clock_offset(16 * 60)
+    try:
+        assert _refused(endpoint, "keystone_iam", fresh) == 1045  # 16 minutes later: expired
+    finally:
+        aws_lab.set_clock_offset(0)
+    altered = fresh[:-1] + ("0" if fresh[-1] != "0" else "1")
+    refused = {
+        "another user's token": _refused(endpoint, "keystone_iam", token(user="cso_iam")),
+        "another host": _refused(endpoint, "keystone_iam", token(host="other-db.aaaaaaaaaa.eu-west-2.rds.amazonaws.com")),
+        "another port": _refused(endpoint, "keystone_iam", token(port=3307)),
+        "altered signature": _refused(endpoint, "keystone_iam", altered),
+        "unknown key": _refused(endpoint, "keystone_iam", token(lab_key)),
+        "identity without the policy": _refused(endpoint, "keystone_iam", token(no_policy)),
+        "policy on another user's ARN": _refused(endpoint, "keystone_iam", token(other_arn)),
+        "plaintext": _refused(endpoint, "keystone_iam", token(), tls=False),
+    }
+    assert set(refused.values()) == {1045}, refused
+    assert _iam_login(endpoint, "keystone_iam", fresh)[0] == "keystone_iam@%"  # the clock is back: still valid
+
+    logged = dataplane.iam_sessions()[log_start:]
+    expected = [  # allowed: who signed; refused: how the reason starts
+        (False, "IAM database authentication is not enabled on the instance"),
+        (True, good["arn"]), (True, session["arn"]), (True, good["arn"]),
+        (False, "token expired 60 s ago"),
+        (False, "token is for database user 'cso_iam', not 'keystone_iam'"),
+        (False, "token is for other-db.aaaaaaaaaa.eu-west-2.rds.amazonaws.com:3306, not this endpoint"),
+        (False, f"token is for {endpoint['name']}:3307, not this endpoint"),
+        (False, "signature does not match"),
+        (False, f"unknown access key {lab_key['key']}"),
+        (False, f"{no_policy['arn']}: its policies do not allow rds-db:connect on {arn}"),
+        (False, f"{other_arn['arn']}: its policies do not allow rds-db:connect on {arn}"),
+        (False, "IAM authentication requires an SSL/TLS connection"),
+        (True, good["arn"]),
+    ]
+    summary = [(entry["allowed"], entry["identity_arn"] if entry["allowed"] else
+                re.sub(r"expired 6\d s ago", "expired 60 s ago", entry["reason"])) for entry in logged]
+    assert len(summary) == len(expected), summary
+    for (allowed, seen), (want_allowed, want) in zip(summary, expected):
+        assert allowed == want_allowed and seen.startswith(want), (seen, want)
+    assert {entry["instance"] for entry in logged} == {"cso-lab-db"}
+    assert [entry["tls"] for entry in logged][-2:] == [False, True]
+    # password logins never ask the verifier
+    with connect(endpoint, ca=dataplane.ca_bundle_path()) as connection:
+        assert cipher(connection)
+    assert len(dataplane.iam_sessions()) == log_start + len(logged)
 
 
 # --- disruptive events: restarts, failover, CA rotation -----------------------------------------

@@ -9,6 +9,7 @@ Python API (the host side and the tests use it; see docs/development.md "Data pl
     wait_ready("cso-lab-db", timeout=30)
     sql("cso-lab-db", "SELECT 1")           # as the master user, by endpoint name (127.0.89.x), TLS verified
     hosts_lines() -> ["10.89.20.1 cso-lab-db.aaaaaaaaaa.eu-west-2.rds.amazonaws.com", ...]
+    iam_sessions()                          # IAM logins checked: who signed each accepted one
 
 Heavy imports (cryptography, PyMySQL) happen inside the functions: the moto server imports
 this package for the snapshot dumps.
@@ -129,6 +130,8 @@ def status(state_dir=None):
             "instances": (report or {}).get("instances", {}), "netns": (report or {}).get("netns"),
             "firewall": (report or {}).get("firewall"), "restarts": (report or {}).get("restarts", []),
             "ca_bundle": str(layout.pki_dir(base) / "global-bundle.pem"),
+            "iam_verifier_socket": str(layout.verifier_socket(base)),
+            "iam_sessions_log": str(layout.iam_sessions_log(base)),
             "hosts_fragment": str(layout.hosts_fragment_file(base))}
 
 
@@ -145,6 +148,15 @@ def wait_restarts_over(timeout=120, state_dir=None):
         if time.monotonic() > deadline:
             raise TimeoutError(f"a database restart did not finish within {timeout}s: {status(state_dir)['restarts'][-3:]}")
         time.sleep(0.3)
+
+
+def iam_sessions(state_dir=None):
+    """The IAM logins the data plane checked (oldest first): ts, lab_time, instance, uid, user, client,
+    tls, allowed, identity_arn (who signed the token), access_key_id, reason
+    (``csolab.dataplane.iam_verifier``; the file is ``<state dir>/dataplane/iam-sessions.log``)."""
+    from csolab.dataplane import iam_verifier
+
+    return iam_verifier.sessions(state_dir)
 
 
 def endpoint_for(instance_id, state_dir=None):

@@ -30,7 +30,7 @@ import urllib.request
 from pathlib import Path
 
 from csolab import netns, paths
-from csolab.dataplane import audit, dumps, layout, mariadb, net, pki
+from csolab.dataplane import audit, dumps, iam_verifier, layout, mariadb, net, pki
 
 LOG = logging.getLogger("csolab.dataplane")
 POLL_INTERVAL = 0.3
@@ -431,6 +431,8 @@ class Bridge:
         netns.ensure(self.netns)
         pki.ensure(self.state_dir)
         endpoint, last_error = None, None
+        verifier = iam_verifier.Verifier(
+            self.state_dir, lambda: json.loads(self.aws_state_file.read_text())["endpoint_url"]).start()
         try:
             while not self.stopping:
                 started = time.monotonic()
@@ -455,6 +457,7 @@ class Bridge:
                 time.sleep(max(0.05, POLL_INTERVAL - (time.monotonic() - started)))
         finally:
             self.shutdown()
+            verifier.stop()
 
     def _stop(self, *_):
         self.stopping = True
@@ -473,6 +476,7 @@ def cleanup_leftovers(state_dir, netns_name):
     net.remove_etc_hosts_block(netns_name)
     _write_text(layout.hosts_fragment_file(state_dir), "")
     layout.status_file(state_dir).unlink(missing_ok=True)
+    layout.verifier_socket(state_dir).unlink(missing_ok=True)
 
 
 def _stop_pid_file(pid_file):

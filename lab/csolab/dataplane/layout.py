@@ -37,6 +37,18 @@ def dump_path(base, label):
     return root(base) / "dumps" / f"{safe}.sql"
 
 
+VERIFIER_SOCKET_NAME = "iam-verifier.sock"
+
+
+def verifier_socket(base):
+    """The IAM token verifier's socket (csolab.dataplane.iam_verifier); the plugin of every server asks it."""
+    return root(base) / VERIFIER_SOCKET_NAME
+
+
+def iam_sessions_log(base):
+    return root(base) / "iam-sessions.log"
+
+
 def pid_file(base):
     return root(base) / "bridge.pid"
 

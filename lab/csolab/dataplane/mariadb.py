@@ -20,7 +20,9 @@ import subprocess
 import time
 from pathlib import Path
 
+from csolab.dataplane import auth_plugin
 from csolab.dataplane.dumps import socket_path
+from csolab.dataplane.layout import VERIFIER_SOCKET_NAME
 
 DEFAULTS = """\
 [mysqld]
@@ -52,9 +54,18 @@ innodb_log_file_size = 16M
 key_buffer_size = 1M
 aria_pagecache_buffer_size = 1M
 query_cache_size = 0
-
+{auth_plugin}
 [client]
 socket = {dir}/mysqld.sock
+"""
+
+# AWS: RDS User Guide, "IAM database authentication" -- accounts IDENTIFIED WITH
+# AWSAuthenticationPlugin AS 'RDS' log in with a token; the plugin asks the lab's verifier.
+AUTH_PLUGIN = """\
+plugin_dir = {plugin_dir}
+plugin-load-add = {plugin_soname}
+awsauthenticationplugin-verifier-socket = {verifier_socket}
+awsauthenticationplugin-instance = {uid}
 """
 
 
@@ -63,10 +74,13 @@ def sql_literal(value):
 
 
 class Server:
-    def __init__(self, directory, address, port=3306):
+    def __init__(self, directory, address, port=3306, verifier_socket=None):
         self.dir = Path(directory)
         self.address = address
         self.port = port
+        if verifier_socket is None and self.dir.parent.name == "i":  # <state dir>/dataplane/i/<uid>
+            verifier_socket = self.dir.parent.parent / VERIFIER_SOCKET_NAME
+        self.verifier_socket = verifier_socket or ""
 
     @property
     def defaults_file(self):
@@ -95,13 +109,18 @@ class Server:
     def read_only_marker(self):
         return self.dir / "read-only"
 
-    def write_defaults(self):
+    def write_defaults(self, with_auth_plugin=True):
+        """``with_auth_plugin``: load AWSAuthenticationPlugin (not for mariadb-install-db, which
+        overrides ``plugin_dir``)."""
         self.defaults_file.write_text(DEFAULTS.format(
             dir=self.dir, address=self.address, port=self.port, server_id=self.server_id,
-            read_only="ON" if self.read_only_marker.exists() else "OFF"))
+            read_only="ON" if self.read_only_marker.exists() else "OFF",
+            auth_plugin=AUTH_PLUGIN.format(plugin_dir=auth_plugin.plugin_dir(), plugin_soname=auth_plugin.SONAME,
+                                           verifier_socket=self.verifier_socket, uid=self.dir.name)
+            if with_auth_plugin else ""))
 
     def install(self):
-        self.write_defaults()
+        self.write_defaults(with_auth_plugin=False)
         (self.dir / "binlog").mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.dir / "data", ignore_errors=True)
         subprocess.run(

@@ -14,6 +14,7 @@ from csolab.moto_ext import (
     dataplane_state,
     engines,
     event_subscriptions,
+    iam_auth,  # lab routes only (the IAM token verifier's context, the lab clock): wraps nothing
     iam_managed_policies,
     monitoring,
     pending,

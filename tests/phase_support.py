@@ -29,20 +29,35 @@ def phase1_lab(host_lab, aws_env_module, request):
         completed = run_ansible(aws_env_module, "rollback_tls.yml", *RESTORE_HOSTS)
         assert completed.returncode == 0, completed.stdout[-3000:]
     yield host_lab
-    if not host_lab_used_after(request):
-        print("phase1_lab: no later test uses the host lab; the session's release resets it")
+    leave_host_lab(host_lab, aws_env_module, request)
+
+
+def leave_host_lab(host_lab, env, request):
+    """Teardown of the phase modules: leave the lab as the next module using it wants it, phase 1's
+    end state (STARTS_FROM_PHASE1_END_STATE = True in that module) or rolled back."""
+    following = next_host_lab_module(request)
+    if following is None:
+        print("no later test uses the host lab; the session's release resets it")
         return
     if instance_ca(host_lab) != SEEDED_CA:
         back_to_the_seeded_ca(host_lab)
-    completed = run_ansible(aws_env_module, "rollback_tls.yml", *RESTORE_HOSTS)
+    if getattr(following, "STARTS_FROM_PHASE1_END_STATE", False) and requires_tls():
+        print(f"{following.__name__} starts from phase 1's end state: left converged")
+        return
+    completed = run_ansible(env, "rollback_tls.yml", *RESTORE_HOSTS)
     assert completed.returncode == 0, completed.stdout[-3000:]
+
+
+def next_host_lab_module(request):
+    """The module of the first test after this module's last one that uses the host lab, or None."""
+    items = request.session.items
+    last = max(index for index, item in enumerate(items) if item.module is request.module)
+    return next((item.module for item in items[last + 1:] if "host_lab" in getattr(item, "fixturenames", ())), None)
 
 
 def host_lab_used_after(request):
     """Whether a test after this module's last one in the session uses the host lab."""
-    items = request.session.items
-    last = max(index for index, item in enumerate(items) if item.module is request.module)
-    return any("host_lab" in getattr(item, "fixturenames", ()) for item in items[last + 1:])
+    return next_host_lab_module(request) is not None
 
 
 @pytest.fixture(scope="module")

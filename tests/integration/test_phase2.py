@@ -1,17 +1,19 @@
 """playbooks/phase2.yml and rollback_phase2.yml end to end on the host lab.
 
-Shares the session's host lab and test_phase1's helpers. In file order:
+Shares the session's host lab and the helpers of tests/phase_support.py. Starts from phase 1's end
+state: test_phase1 leaves it converged for this module (STARTS_FROM_PHASE1_END_STATE), else the
+module fixture runs phase1.yml. In file order:
 
 1. ``--syntax-check`` of both playbooks against inventories/prod (no lab);
-2. from the lab's start state (phase 1 not run: plaintext accepted, the seeded shared security
-   group) phase 2's preflight refuses, names phase 1's missing step, and makes no mutating call;
-3. ``phase2_run`` (module fixture): phase 1 converged, then phase 2 with the probe running, then a
+2. from phase 1's end state with another name for phase 1's dedicated security group, phase 2's
+   preflight refuses, names phase 1's missing step, and makes no mutating call;
+3. ``phase2_run`` (module fixture): phase 2 with the probe running, then a
    second run: the replica exists as hardened as its source and really replicates, CSO's
    ``db.read.url`` names the replica, zero probe failures, the second run changes nothing;
 4. rollback_phase2.yml: CSO's read URL goes, no host refers to the replica, the replica is deleted.
 
-When a later module uses the host lab, the module leaves it as it found it (rollback_tls.yml with
-the hosts restored), as test_phase1 does.
+When a later module uses the host lab, the module leaves it rolled back (rollback_tls.yml with the
+hosts restored), as test_phase1 does.
 """
 
 import json
@@ -20,11 +22,13 @@ import time
 
 import pytest
 
-from phase_support import (  # noqa: F401  (aws_env_module, phase1_lab: fixtures used by name)
-    DB, REPO_ROOT, RESTORE_HOSTS, aws_env_module, changed_tasks, failure_messages, host_lab_used_after,
-    leaked_secrets, phase1_lab, requires_tls, run_ansible, total)
+from phase_support import (  # noqa: F401  (aws_env_module: a fixture used by name)
+    DB, REPO_ROOT, SEEDED_CA, aws_env_module, changed_tasks, failure_messages, instance_ca, leave_host_lab,
+    leaked_secrets, requires_tls, run_ansible, total)
 
 REPLICA = f"{DB}-replica"
+# test_phase1 (before this module) leaves its converged end state instead of rolling back
+STARTS_FROM_PHASE1_END_STATE = True
 
 
 def property_line(key, host="cso-1"):
@@ -44,14 +48,16 @@ def replica_instance(lab):
 
 
 @pytest.fixture(scope="module")
-def phase2_lab(phase1_lab, aws_env_module, request):
-    yield phase1_lab
-    if replica_instance(phase1_lab):
+def phase2_lab(host_lab, aws_env_module, request):
+    """Phase 1's end state: as test_phase1 left it, else converged here."""
+    if not (requires_tls() and instance_ca(host_lab) == SEEDED_CA):
+        completed = run_ansible(aws_env_module, "phase1.yml")
+        assert completed.returncode == 0, failure_messages(completed) or completed.stdout[-3000:]
+    yield host_lab
+    if replica_instance(host_lab):
         completed = run_ansible(aws_env_module, "rollback_phase2.yml")
         assert completed.returncode == 0, failure_messages(completed) or completed.stdout[-3000:]
-    if host_lab_used_after(request) and requires_tls():
-        completed = run_ansible(aws_env_module, "rollback_tls.yml", *RESTORE_HOSTS)
-        assert completed.returncode == 0, completed.stdout[-3000:]
+    leave_host_lab(host_lab, aws_env_module, request)
 
 
 @pytest.mark.parametrize("playbook", ["phase2.yml", "rollback_phase2.yml"])
@@ -63,25 +69,22 @@ def test_syntax_check_against_prod(playbook):
 
 @pytest.mark.hosts
 @pytest.mark.lab
-def test_preflight_refuses_without_phase1(phase2_lab, aws_env_module):
-    assert not requires_tls(), "phase1_lab starts from the database accepting plaintext"
+def test_preflight_refuses_when_a_phase1_step_is_missing(phase2_lab, aws_env_module):
+    """The instance is not in the group phase 1 would have made: refused before any change."""
     phase2_lab.clear_calls()
-    completed = run_ansible(aws_env_module, "phase2.yml")
+    completed = run_ansible(aws_env_module, "phase2.yml", "-e", "phase1_security_group_name=not-phase1s-group")
     assert completed.returncode != 0
     messages = " ".join(failure_messages(completed))
-    assert "phase 1 is not complete" in messages and "security_group" in messages, messages
+    assert "phase 1 is not complete" in messages and "(phase 1 step security_group)" in messages, messages
     assert [(c["service"], c["action"]) for c in phase2_lab.mutating_calls()] == []
     assert replica_instance(phase2_lab) is None and read_url() == ""
 
 
 @pytest.fixture(scope="module")
 def phase2_run(phase2_lab, aws_env_module, tmp_path_factory):
-    """Phase 1 converged (a no-op when test_phase1 left it there), then phase 2 twice with the probe
-    running; what was observed right after."""
+    """Phase 2 twice from phase 1's end state, the probe running; what was observed right after."""
     from csolab.probe import BackgroundProbe
 
-    phase1 = run_ansible(aws_env_module, "phase1.yml")
-    assert phase1.returncode == 0, failure_messages(phase1) or phase1.stdout[-3000:]
     tmp_path = tmp_path_factory.mktemp("phase2-run")
     summary_path = tmp_path / "phase2-summary.json"
     probe = BackgroundProbe(tmp_path / "probe.json").start()
@@ -145,7 +148,9 @@ def test_phase2_adds_a_hardened_replica_and_cso_reads_from_it(phase2_run, phase2
 
     report = phase2_run["report"]
     assert set(report["steps"]) >= {"preflight", "replica", "read_split", "monitoring"}
-    assert report["steps"]["read_split"]["cso-1"]["changed"] is True
+    split = report["steps"]["read_split"]["cso-1"]
+    assert split["changed"] is True and split["read_split_verified"] is True, split
+    assert split["read_server_id"] != split["write_server_id"], split
 
 
 @pytest.mark.hosts

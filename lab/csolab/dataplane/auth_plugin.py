@@ -40,12 +40,32 @@ def build_hash():
     return digest.hexdigest()[:16]
 
 
+SERVER_PLUGIN_DIR = Path("/usr/lib/mysql/plugin")
+
+
 def plugin_dir():
-    """The directory holding the built plugin (built now if this source/server has none yet)."""
+    """The directory holding the built plugin (built now if this source/server has none yet) and
+    links to the server's own plugins, which ``plugin_dir`` must still reach (e.g. ``server_audit``
+    for the audit option)."""
     directory = CACHE_DIR / build_hash()
     target = directory / SONAME
-    if target.exists():
-        return directory
+    if not target.exists():
+        _build(directory, target)
+    _link_server_plugins(directory)
+    return directory
+
+
+def _link_server_plugins(directory):
+    for plugin in SERVER_PLUGIN_DIR.glob("*.so"):
+        link = directory / plugin.name
+        if not link.exists():
+            try:
+                link.symlink_to(plugin)
+            except FileExistsError:  # another lab linked it meanwhile
+                pass
+
+
+def _build(directory, target):
     directory.mkdir(parents=True, exist_ok=True)
     with open(CACHE_DIR / "build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -58,4 +78,3 @@ def plugin_dir():
                 partial.unlink(missing_ok=True)
                 raise BuildError(f"building {SOURCE.name} failed:\n{completed.stderr}")
             partial.replace(target)
-    return directory

@@ -78,6 +78,7 @@ def start(state_dir=None, netns_name=None, wait=True, timeout=START_TIMEOUT):
         return status(base)
     layout.root(base).mkdir(parents=True, exist_ok=True)
     bridge.cleanup_leftovers(base, name)
+    _netns_record(base).write_text(name)  # what stop() cleans up, even after a crash
     netns.ensure(name)
     pki.ensure(base)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(paths.REPO_ROOT / "lab"),
@@ -106,7 +107,12 @@ def stop(state_dir=None, timeout=60):
 
     base = layout.state_dir(state_dir)
     pid = _bridge_pid(base)
-    name = (_read_status(base) or {}).get("netns") or netns.NAME
+    name = (_read_status(base) or {}).get("netns") or _recorded_netns(base)
+    if name is None:
+        # no bridge ever ran from this lab dir (e.g. an AWS-only lab): the namespace's firewall and
+        # /etc/hosts names belong to another lab's bridge and must stay
+        layout.pid_file(base).unlink(missing_ok=True)
+        return
     if pid:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
@@ -120,6 +126,17 @@ def stop(state_dir=None, timeout=60):
             os.kill(pid, signal.SIGKILL)
     bridge.cleanup_leftovers(base, name)
     layout.pid_file(base).unlink(missing_ok=True)
+
+
+def _netns_record(base):
+    return layout.root(base) / "netns"
+
+
+def _recorded_netns(base):
+    try:
+        return _netns_record(base).read_text().strip() or None
+    except FileNotFoundError:
+        return None
 
 
 def status(state_dir=None):

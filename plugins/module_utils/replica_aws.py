@@ -59,11 +59,15 @@ def validate_keys(module, kms, params, source, instance):
             "a replica is encrypted with its source's key, which must be Enabled. Enable the key (or cancel its deletion) first."
         )
     if source_key.get("KeyManager") != "CUSTOMER" and source_key["Arn"] != in_use["storage"]:
-        module.fail_json(
-            msg=f"Source {name} is encrypted with the AWS-managed key {source_key['Arn']}, and a same-region replica always "
-            "uses its source's key (AWS: CreateDBInstanceReadReplica, KmsKeyId). Re-encrypt the source under a "
-            "customer-managed key first (rds_hardened_instance with kms_key_id and allow_replacement=true)."
-        )
+        inherited = (f"Source {name} is encrypted with the AWS-managed key {source_key['Arn']}, and a same-region replica "
+                     "always uses its source's key (AWS: CreateDBInstanceReadReplica, KmsKeyId)")
+        if not params["allow_aws_managed_source_key"]:
+            module.fail_json(
+                msg=f"{inherited}. Re-encrypt the source under a customer-managed key first (rds_hardened_instance with "
+                "kms_key_id and allow_replacement=true), or set allow_aws_managed_source_key=true to accept it."
+            )
+        module.warn(f"{inherited}: the replica inherits it. Re-encrypting the source under a customer-managed key "
+                    "later means making the replica again.")
     storage = source_key["Arn"]
     if params["kms_key_id"]:
         wanted = validate_kms_key(module, kms, params["kms_key_id"], region, "the replica's storage encryption")["Arn"]

@@ -20,7 +20,8 @@ description:
     module_utils), so drift of a replica is planned, refused and applied exactly like drift of an instance."
   - "Encryption: a read replica in the same region is always encrypted with the KMS key of its source, and AWS
     refuses another key (AWS RDS API Reference, CreateDBInstanceReadReplica, C(KmsKeyId)). The replica therefore
-    uses the source's key, which must be customer-managed; O(kms_key_id), when given, must name that key."
+    uses the source's key, which must be customer-managed (unless O(allow_aws_managed_source_key=true));
+    O(kms_key_id), when given, must name that key."
   - "Creating a replica takes a DB snapshot of the source. A single-AZ source's I/O is suspended very briefly
     (typically about one second) when the snapshot starts; a Multi-AZ source's snapshot comes from its standby,
     without suspension (AWS RDS User Guide, Creating a read replica). The plan's create item says which applies;
@@ -57,8 +58,15 @@ options:
     description:
       - Storage KMS key. A same-region replica always uses its source's key, so this only asserts which key that is
         (id, ARN or alias); a different key or a key of another region is refused.
-      - The source's key must be customer-managed and enabled.
+      - The source's key must be enabled, and customer-managed unless O(allow_aws_managed_source_key=true).
     type: str
+  allow_aws_managed_source_key:
+    description:
+      - Accept a source encrypted with the AWS-managed key C(aws/rds); the replica inherits that key, with a warning.
+      - By default such a source is refused, so that the replica is not made under a key the account cannot
+        govern (no key policy of its own, no grants to revoke).
+    type: bool
+    default: false
   db_instance_class:
     description:
       - Instance class of the replica. Defaults to the source's class.
@@ -263,6 +271,7 @@ ARGUMENT_SPEC = dict(
     source_db_instance_identifier=dict(type="str", required=True),
     engine=dict(type="str", choices=list(spec.ENGINES), default="mysql"),
     kms_key_id=dict(type="str", no_log=False),
+    allow_aws_managed_source_key=dict(type="bool", default=False),
     db_instance_class=dict(type="str"),
     db_subnet_group_name=dict(type="str"),
     vpc_security_group_ids=dict(type="list", elements="str", required=True),

@@ -89,8 +89,9 @@ def failures(completed):
 
 
 def task_results(completed, name):
+    """Results of the task called name; a role's task is reported as "<role> : <name>"."""
     return {host: result for play in json.loads(completed.stdout)["plays"] for task in play["tasks"]
-            if task["task"]["name"] == name for host, result in task["hosts"].items()}
+            if task["task"]["name"].split(" : ")[-1] == name for host, result in task["hosts"].items()}
 
 
 def checksum(host, path):

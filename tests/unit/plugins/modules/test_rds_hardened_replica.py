@@ -273,6 +273,20 @@ def test_source_under_an_aws_managed_key_refused():
     expect_key(module, KEY_ARN, manager="AWS")
     outcome = run(module)
     assert isinstance(outcome, Failed) and "Re-encrypt the source under a customer-managed key" in outcome.result["msg"]
+    assert "allow_aws_managed_source_key=true" in outcome.result["msg"]
+
+
+def test_source_under_an_aws_managed_key_accepted_with_a_warning_when_allowed():
+    module = make_module(base_params(allow_aws_managed_source_key=True), check_mode=True)
+    expect_describe(module, "db", source())
+    expect_describe(module, "db-replica", None)
+    expect_key(module, KEY_ARN, manager="AWS")
+    expect_group(module)
+    expect_rest_of_checks(module)
+    result = run(module).result
+    assert not result.get("failed"), result
+    assert {entry["attribute"]: entry["after"] for entry in result["plan"][1:]}["kms_key_id"] == KEY_ARN
+    assert any("the replica inherits it" in warning for warning in module.warnings), module.warnings
 
 
 @pytest.mark.parametrize("tls, shown", [("0", "is 0"), (None, "is not set")])

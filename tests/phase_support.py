@@ -32,18 +32,26 @@ def phase1_lab(host_lab, aws_env_module, request):
     leave_host_lab(host_lab, aws_env_module, request)
 
 
-def leave_host_lab(host_lab, env, request):
+def leave_host_lab(host_lab, env, request, reset_instead_of_rollback=False):
     """Teardown of the phase modules: leave the lab as the next module using it wants it, phase 1's
-    end state (STARTS_FROM_PHASE1_END_STATE = True in that module) or rolled back."""
+    end state (STARTS_FROM_PHASE1_END_STATE = True in that module) or rolled back (by rollback_tls,
+    or by a host lab reset when ``reset_instead_of_rollback``)."""
+    from csolab import hosts
+
     following = next_host_lab_module(request)
     if following is None:
         print("no later test uses the host lab; the session's release resets it")
         return
-    if instance_ca(host_lab) != SEEDED_CA:
-        back_to_the_seeded_ca(host_lab)
     if getattr(following, "STARTS_FROM_PHASE1_END_STATE", False) and requires_tls():
+        if instance_ca(host_lab) != SEEDED_CA:
+            back_to_the_seeded_ca(host_lab)
         print(f"{following.__name__} starts from phase 1's end state: left converged")
         return
+    if reset_instead_of_rollback:
+        print(f"host lab reset for {following.__name__}: {hosts.reset()}")
+        return
+    if instance_ca(host_lab) != SEEDED_CA:
+        back_to_the_seeded_ca(host_lab)
     completed = run_ansible(env, "rollback_tls.yml", *RESTORE_HOSTS)
     assert completed.returncode == 0, completed.stdout[-3000:]
 

@@ -57,7 +57,9 @@ def phase2_lab(host_lab, aws_env_module, request):
     if replica_instance(host_lab):
         completed = run_ansible(aws_env_module, "rollback_phase2.yml")
         assert completed.returncode == 0, failure_messages(completed) or completed.stdout[-3000:]
-    leave_host_lab(host_lab, aws_env_module, request)
+    # After rollback_phase2 the newest CSO backup is phase 2's file (reads from the deleted replica):
+    # rollback_tls would restore it and fail safe (docs/runbook-phase2.md, "Rolling back phase 1 too").
+    leave_host_lab(host_lab, aws_env_module, request, reset_instead_of_rollback=True)
 
 
 @pytest.mark.parametrize("playbook", ["phase2.yml", "rollback_phase2.yml"])

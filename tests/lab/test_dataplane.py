@@ -809,6 +809,33 @@ def replica(served, aws_lab):
     return wait_served(aws_lab, REPLICA)
 
 
+def test_a_new_replica_is_creating_until_served_with_its_name_on_the_hosts(served, aws_lab, tmp_path):
+    """AWS ("DB instance status"): a new instance is ``creating`` until it accepts connections, and
+    its DNS name answers from then on. The lab's hosts learn names through the names hook: while the
+    hook fails, the replica stays ``creating`` even though its server runs."""
+    base = layout.state_dir()
+    published = tmp_path / "names"
+    copy = f"import shutil; shutil.copy({str(layout.hosts_fragment_file(base))!r}, {str(published)!r})"
+    hook = layout.names_hook_file(base)
+    hook.write_text(json.dumps({"argv": [sys.executable, "-c", "raise SystemExit(1)"]}))
+    rds = aws_lab.boto3("rds")
+    try:
+        created = rds.create_db_instance_read_replica(DBInstanceIdentifier=REPLICA,
+                                                      SourceDBInstanceIdentifier="cso-lab-db")["DBInstance"]
+        assert created["DBInstanceStatus"] == "creating"
+        wait_served(aws_lab, REPLICA)  # the server runs ...
+        time.sleep(3)
+        assert rds.describe_db_instances(DBInstanceIdentifier=REPLICA)["DBInstances"][0]["DBInstanceStatus"] == "creating"
+        hook.write_text(json.dumps({"argv": [sys.executable, "-c", copy]}))  # ... the hosts can now learn its name
+        rds.get_waiter("db_instance_available").wait(DBInstanceIdentifier=REPLICA,
+                                                      WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    finally:
+        hook.unlink(missing_ok=True)
+    address = rds.describe_db_instances(DBInstanceIdentifier=REPLICA)["DBInstances"][0]["Endpoint"]["Address"]
+    assert address in published.read_text()
+    assert dataplane.sql(REPLICA, "SELECT @@read_only") == ((1,),)
+
+
 def test_a_replica_replicates_over_verified_tls_and_refuses_writes(replica, aws_lab):
     assert dataplane.sql(REPLICA, "SELECT id, v FROM app.t") == ((1, "before the replica"),)  # from the dump
     dataplane.sql("cso-lab-db", "INSERT INTO app.t VALUES (2, 'after')")

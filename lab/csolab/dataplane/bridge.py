@@ -42,15 +42,17 @@ RESTART_LOG_SIZE = 50
 LAG_INTERVAL = 2.0
 
 
-def fetch_instances(endpoint_url, state_dir, restarted=None, timeout=10, replica_lag=None, audit_lines=None):
+def fetch_instances(endpoint_url, state_dir, restarted=None, timeout=10, replica_lag=None, audit_lines=None, ready=None):
     """The instances; ``restarted`` ({uid: restart sequence}) tells the AWS lab which restarts the
     servers are back from (it keeps the instance ``rebooting`` until then); ``replica_lag``
     ({uid: seconds, -1 when not replicating}) what was measured on replicas since the last poll; ``audit_lines``
-    ({uid: [line]}) the audit log lines read since."""
+    ({uid: [line]}) the audit log lines read since; ``ready`` the uids served with their names published
+    (a new instance is ``creating`` until then)."""
     request = urllib.request.Request(
         f"{endpoint_url}/_lab/dataplane-instances",
         data=json.dumps({"state_dir": str(state_dir), "restarted": restarted or {},
-                         "replica_lag": replica_lag or {}, "audit_lines": audit_lines or {}}).encode(),
+                         "replica_lag": replica_lag or {}, "audit_lines": audit_lines or {},
+                         "ready": sorted(ready or ())}).encode(),
         headers={"Content-Type": "application/json", "X-Lab-Internal": "1"},
         method="POST",
     )
@@ -80,6 +82,7 @@ class Bridge:
         self.audit = audit.Follower()  # audit plugin settings applied, audit lines not reported yet
         self.firewall_script = None
         self.names = None
+        self.published = set()  # uids whose names the hosts resolve
         self.stopping = False
         self.present_addresses, self.addresses_checked = set(), 0.0
 
@@ -383,12 +386,14 @@ class Bridge:
 
     def _converge_names(self, live):
         names = sorted((item["address"], self.allocations[item["uid"]]["slot"]) for item in live)
-        if names == self.names:
-            return
-        net.write_etc_hosts_block([f"{net.loopback_ip(slot)} {name}" for name, slot in names], self.netns)
-        fragment = "".join(f"{net.namespace_ip(slot)} {name}\n" for name, slot in names)
-        _write_text(layout.hosts_fragment_file(self.state_dir), fragment)
-        self.names = names
+        if names != self.names:
+            net.write_etc_hosts_block([f"{net.loopback_ip(slot)} {name}" for name, slot in names], self.netns)
+            fragment = "".join(f"{net.namespace_ip(slot)} {name}\n" for name, slot in names)
+            _write_text(layout.hosts_fragment_file(self.state_dir), fragment)
+            if not net.run_names_hook(layout.names_hook_file(self.state_dir)):
+                return  # tried again next poll; the new names' instances are not ready meanwhile
+            self.names = names
+        self.published = {item["uid"] for item in live}
 
     def _write_status(self, wanted):
         instances = {}
@@ -441,8 +446,9 @@ class Bridge:
                         endpoint = json.loads(self.aws_state_file.read_text())["endpoint_url"]
                     lag, lines = self.take_replica_lag(), self.audit.take()
                     try:
+                        ready = {uid for uid in self.applied if uid in self.published and uid not in self.errors}
                         instances = fetch_instances(endpoint, self.state_dir, self.restarted, replica_lag=lag,
-                                                    audit_lines=lines)
+                                                    audit_lines=lines, ready=ready)
                     except (OSError, ValueError, KeyError):
                         self.replica_lag = {**lag, **self.replica_lag}  # report it with the next poll
                         self.audit.give_back(lines)

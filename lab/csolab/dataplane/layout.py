@@ -71,3 +71,8 @@ def hosts_json(base):
 
 def hosts_fragment_file(base):
     return Path(base) / "dataplane-hosts"
+
+
+def names_hook_file(base):
+    """Written by the host side: the command (JSON argv) that copies the fragment into its hosts."""
+    return Path(base) / "names-hook.json"

@@ -15,6 +15,8 @@
 
 import ipaddress
 import json
+import logging
+import os
 import socket
 import subprocess
 from pathlib import Path
@@ -30,6 +32,7 @@ ETC_HOSTS = Path("/etc/hosts")
 # the seeded "10.20.0.0/16 on 3306" match a host through its VPC address (hosts.json "vpc_ip",
 # default 10.20.1.<last octet of its lab IP>).
 VPC_STAND_IN_PREFIX = "10.20.1."
+LOG = logging.getLogger("csolab.dataplane")
 
 
 def loopback_ip(slot):
@@ -232,3 +235,21 @@ def write_etc_hosts_block(lines, name, path=ETC_HOSTS):
 
 def remove_etc_hosts_block(name, path=ETC_HOSTS):
     write_etc_hosts_block([], name, path)
+
+
+def run_names_hook(hook_file, timeout=60):
+    """Run the host side's command that copies the names fragment into its hosts; True when done
+    (or when no host lab asked for it). An endpoint name must resolve on the hosts before the
+    instance counts as ready: in AWS its DNS record answers once the instance is available."""
+    if not Path(hook_file).exists():
+        return True
+    hook = json.loads(Path(hook_file).read_text())
+    try:
+        completed = subprocess.run(hook["argv"], env={**os.environ, **hook.get("env", {})}, capture_output=True,
+                                   text=True, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        LOG.warning("names hook %s: %s", hook["argv"], exc)
+        return False
+    if completed.returncode != 0:
+        LOG.warning("names hook %s failed (%s): %s", hook["argv"], completed.returncode, completed.stderr[-500:])
+    return completed.returncode == 0

@@ -11,7 +11,9 @@ contract in docs/development.md.
 import concurrent.futures
 import json
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 from csolab import events, netns, paths
 from csolab.hosts import database, fixtures, lb, podman, topology
@@ -86,6 +88,23 @@ def sync_etc_hosts_if_changed():
         return False
     sync_etc_hosts()
     return True
+
+
+def follow_dataplane_names():
+    """The data plane's names hook: its names go to the running containers as soon as they change
+    (a new replica or restore resolves on the hosts before the AWS lab calls it available)."""
+    running = set(podman.podman("ps", "--format", "{{.Names}}", check=False).stdout.split())
+    content = etc_hosts_content()
+    for host in [host for host in HOSTS if host in running]:
+        fixtures.sh(host, "cat > /etc/hosts", input=content)
+
+
+def _register_names_hook():
+    from csolab.dataplane import layout
+
+    hook = {"argv": [sys.executable, "-c", "from csolab import hosts; hosts.follow_dataplane_names()"],
+            "env": {"PYTHONPATH": str(Path(__file__).resolve().parents[2])}}
+    layout.names_hook_file(paths.LAB_DIR).write_text(json.dumps(hook) + "\n")
 
 
 def memory():
@@ -179,6 +198,7 @@ def up():
     step("systemd", _wait_for_systemd)
     _write_ssh_config()
     step("etc_hosts", sync_etc_hosts)
+    _register_names_hook()
     step("fixtures", _configure_fixtures)
     step("load_balancer", lb.start)
     step("ready", wait_ready)
@@ -399,7 +419,7 @@ def down(keep_aws=False):
         database.stop()
     if owns_netns:  # never another lab's namespace: `down` of a plain AWS lab leaves it alone
         netns.delete()
-    for stale in ("hosts-up.json", "hosts-etc-hosts.synced", _netns_marker().name, _pristine_marker().name,
+    for stale in ("hosts-up.json", "hosts-etc-hosts.synced", "names-hook.json", _netns_marker().name, _pristine_marker().name,
                   _owner_file().name):
         (paths.LAB_DIR / stale).unlink(missing_ok=True)
     if not keep_aws:

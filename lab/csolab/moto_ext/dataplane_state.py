@@ -212,6 +212,9 @@ def _instances(payload):
     restarted = payload.get("restarted") or {}  # uid -> the last restart the bridge brought the server back from
     replica_lag = payload.get("replica_lag") or {}  # uid -> Seconds_Behind_Master the bridge measured (-1: not replicating)
     audit_lines = payload.get("audit_lines") or {}  # uid -> lines of the audit log the bridge read since its last poll
+    ready = set(payload.get("ready") or ())  # uids served whose names the hosts resolve
+    if from_bridge:
+        restarts.dataplane_polled()
     with _LOCK:
         described, seen = [], set()
         for account_id, region, backend in _all_backends():
@@ -221,7 +224,7 @@ def _instances(payload):
                 item = _describe(account_id, region, backend, database)
                 seen.add(id(database))
                 if from_bridge and database.engine in SERVED_ENGINES:
-                    restarts.dataplane_report(database, restarted.get(item["uid"]))
+                    restarts.dataplane_report(database, restarted.get(item["uid"]), ready=item["uid"] in ready)
                     if item["uid"] in replica_lag and item["replica_source_uid"]:
                         read_replicas.publish_replica_lag(database, replica_lag[item["uid"]])
                     audit_logs.publish(database, audit_lines.get(item["uid"]))
@@ -299,6 +302,7 @@ def restore_db_instance_from_db_snapshot(original, self, from_snapshot_id, overr
             "kind": "snapshot", "snapshot": from_snapshot_id,
             "dump": _snapshot_dump(snapshot) if snapshot is not None else None,
         }
+        _created(database)
         return database
 
 
@@ -358,6 +362,7 @@ def restore_db_instance_to_point_in_time(original, self, source_db_identifier, t
             "source_region": source.region if source is not None else self.region_name,
             "restore_time": str(requested or "latest"), "dump": path,
         }
+        _created(database)
         return database
 
 
@@ -375,7 +380,13 @@ def create_db_instance_read_replica(original, self, db_kwargs, *args, **kwargs):
         # moto's replica is a shallow copy of the primary: give it its own entry
         _INSTANCES.pop(id(replica), None)
         _entry(replica)["restored_from"] = {"kind": "read-replica", "source": source_id, "dump": path}
+        _created(replica)
         return replica
+
+
+def _created(database):
+    if database.engine in SERVED_ENGINES:
+        restarts.created(database)
 
 
 def _keep_history(database, label):

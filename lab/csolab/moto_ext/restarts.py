@@ -19,6 +19,13 @@ Rules, from the RDS User Guide:
   engine version supports rotation without restart and the call asked for it (``pending`` decides;
   ``served_ca`` tells the data plane which CA the running server's certificate is from).
 
+* "DB instance status" / "Creating an Amazon RDS DB instance": a new instance (a read replica, a
+  restore) is ``creating`` until it can accept connections; its endpoint's DNS name answers from
+  then on. While a data plane serves the lab, a new instance stays ``creating`` until the data
+  plane reports it served with its name published to the hosts (at most ``CREATE_GRACE_SECONDS``,
+  so a data plane that cannot serve it does not hold it forever). Without a data plane (pure AWS
+  tests) moto's immediate ``available`` stays.
+
 Which modifications restart the instance is decided in ``pending`` (the "Settings for DB
 instances" downtime column); this module only records a restart and answers what it implies.
 
@@ -51,6 +58,8 @@ OUTAGE = dict(DEFAULTS)
 # server back this long after the outage no longer holds the status at "rebooting".
 DATAPLANE_FRESH_SECONDS = 3.0
 DATAPLANE_GRACE_SECONDS = 60.0
+CREATE_GRACE_SECONDS = 180.0
+_DATAPLANE = {"polled": 0.0}
 
 
 def restart_of(instance):
@@ -85,11 +94,30 @@ def _dataplane_holds(instance, current):
     return time.monotonic() - seen < DATAPLANE_FRESH_SECONDS and acknowledged < current["seq"]
 
 
-def dataplane_report(instance, acknowledged_seq):
-    """The data plane serves ``instance`` and has brought it back from restart ``acknowledged_seq``."""
+def dataplane_polled():
+    _DATAPLANE["polled"] = time.monotonic()
+
+
+def dataplane_report(instance, acknowledged_seq, ready=False):
+    """The data plane serves ``instance`` and has brought it back from restart ``acknowledged_seq``;
+    ``ready``: it accepts connections and its name resolves on the hosts."""
     instance._lab_dataplane_seen = time.monotonic()
     if acknowledged_seq is not None:
         instance._lab_restart_acknowledged = int(acknowledged_seq)
+    if ready:
+        instance._lab_served = True
+
+
+def created(instance):
+    """``instance`` was just created (replica, restore): ``creating`` until a serving data plane has it."""
+    instance.__dict__.pop("_lab_served", None)  # moto makes a replica as a shallow copy of its source
+    if time.monotonic() - _DATAPLANE["polled"] < DATAPLANE_FRESH_SECONDS:
+        instance._lab_creating_until = time.monotonic() + CREATE_GRACE_SECONDS
+
+
+def creating(instance):
+    until = instance.__dict__.get("_lab_creating_until")
+    return bool(until) and not instance.__dict__.get("_lab_served") and time.monotonic() < until
 
 
 def public_restart(instance):
@@ -113,7 +141,11 @@ def keep_served_ca_until_restart(instance, ca_identifier):
 
 def _status(self):
     stored = self.__dict__.get("_lab_status", "available")
-    return "rebooting" if stored == "available" and restarting(self) else stored
+    if stored != "available":
+        return stored
+    if creating(self):
+        return "creating"
+    return "rebooting" if restarting(self) else stored
 
 
 def _set_status(self, value):

@@ -94,9 +94,9 @@ def follow_dataplane_names():
     """The data plane's names hook: its names go to the running containers as soon as they change
     (a new replica or restore resolves on the hosts before the AWS lab calls it available)."""
     running = set(podman.podman("ps", "--format", "{{.Names}}", check=False).stdout.split())
-    content = etc_hosts_content()
-    for host in [host for host in HOSTS if host in running]:
-        fixtures.sh(host, "cat > /etc/hosts", input=content)
+    hosts = [host for host in HOSTS if host in running]
+    if hosts:
+        sync_etc_hosts(hosts)
 
 
 def _register_names_hook():

@@ -175,20 +175,26 @@ def test_rabbitmq_listens_in_plaintext(host_lab):
 
 @pytest.mark.slow
 def test_keystone_reload_is_graceful(host_lab, tmp_path):
-    """``systemctl reload keystone`` (uWSGI chain reload) loses no request, directly or through the LB."""
-    from csolab import hosts
+    """``systemctl reload keystone`` (uWSGI chain reload) loses no request, directly or through the LB.
+
+    A chain reload skips any worker that has not loaded Keystone yet (uWSGI replaces only
+    "accepting" workers) and ignores a request while a chain is still running: the reload is sent
+    once every worker accepts, and it is over when every worker is new and accepting.
+    """
+    from csolab.hosts import fixtures
     from csolab.probe import BackgroundProbe, format_summary
 
     probe = BackgroundProbe(tmp_path / "probe.json").start()
     try:
         time.sleep(3)
         for host in ("keystone-1", "keystone-2"):
-            master, workers = _uwsgi_processes(host)
-            hosts.ssh(host, "systemctl reload keystone")
-            # a chain reload replaces one worker at a time, each once it has loaded Keystone (about
-            # 10 s on an idle core; over a minute each while `make test`'s other lane loads both cores)
-            _eventually(lambda h=host: _workers_replaced(h, master, workers), 300, f"{host} workers replaced",
-                        explain=lambda h=host: f"before: {(master, workers)}, now: {_uwsgi_processes(h)}")
+            _eventually(lambda h=host: fixtures.keystone_workers_accepting(h), 300, f"{host} workers accepting",
+                        explain=lambda h=host: str(fixtures.keystone_workers(h)))
+            before = fixtures.keystone_workers(host)
+            fixtures.sh(host, "systemctl reload keystone")
+            _eventually(lambda h=host: _workers_replaced(fixtures.keystone_workers(h), before), 300,
+                        f"{host} workers replaced",
+                        explain=lambda h=host: f"before: {before}, now: {fixtures.keystone_workers(h)}")
         time.sleep(3)
     finally:
         summary = probe.stop()
@@ -197,23 +203,10 @@ def test_keystone_reload_is_graceful(host_lab, tmp_path):
     assert summary["failures"] == 0, summary["failure_log"][:5]
 
 
-def _uwsgi_processes(host):
-    """Keystone's uWSGI master (systemd's main PID) and the set of its worker processes.
-
-    Read from the master's /proc children list, not by matching command lines: `pgrep -f` also
-    matches the shell running it and any process still starting or exiting with that name.
-    """
-    from csolab import hosts
-
-    listed = hosts.ssh(host, "pid=$(systemctl show -p MainPID --value keystone); echo $pid; "
-                             "cat /proc/$pid/task/*/children", timeout=15).stdout.split()
-    return listed[0], frozenset(listed[1:])
-
-
-def _workers_replaced(host, master_before, workers_before):
-    """The master stays, every worker is new and as many as before (a chain reload, not a restart)."""
-    master, workers = _uwsgi_processes(host)
-    return master == master_before and len(workers) == len(workers_before) and not workers & workers_before
+def _workers_replaced(now, before):
+    """The master stays and every worker is new, as many as before and accepting (a chain reload, not a restart)."""
+    return (now["master"] == before["master"] and len(now["workers"]) == len(before["workers"])
+            and not now["workers"].keys() & before["workers"].keys() and all(now["workers"].values()))
 
 
 @pytest.mark.slow

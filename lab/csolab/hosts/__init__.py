@@ -369,6 +369,8 @@ def wait_ready(timeout=90):
     checks = {
         "keystone-lb": lambda: probe.keystone_round_trip(*topology.KEYSTONE_LB),
         **{name: (lambda n=name: probe.keystone_round_trip(HOSTS[n]["ip"], 5000)) for name in topology.hosts_of("keystone")},
+        # one loaded worker answers the round trip; tests start once every worker is loaded
+        **{f"{name} workers": (lambda n=name: _all_workers_accepting(n)) for name in topology.hosts_of("keystone")},
         **{name: (lambda n=name: probe.cso_health(HOSTS[n]["ip"])) for name in topology.hosts_of("cso")},
         **{name: (lambda n=name: fixtures.sh(n, "rabbitmq-diagnostics -q check_port_listener 5672", timeout=30))
            for name in topology.hosts_of("rabbitmq")},
@@ -386,6 +388,11 @@ def wait_ready(timeout=90):
             raise RuntimeError(f"not ready after {timeout}s: {json.dumps({n: errors[n] for n in pending}, indent=2)}")
         if pending:
             time.sleep(1)
+
+
+def _all_workers_accepting(host):
+    if not fixtures.keystone_workers_accepting(host):
+        raise RuntimeError(f"{host}: not every uWSGI worker has loaded Keystone yet: {fixtures.keystone_workers(host)}")
 
 
 def _netns_marker():

@@ -13,6 +13,7 @@ Lab-only settings, chosen so failures show within seconds instead of minutes:
 
 import base64
 import hashlib
+import json
 import os
 import shlex
 import subprocess
@@ -74,6 +75,7 @@ processes = 2
 threads = 1
 lazy-apps = true
 master-fifo = /run/keystone/uwsgi.fifo
+stats = /run/keystone/uwsgi-stats.sock
 module = keystone.wsgi.api:application
 virtualenv = /opt/keystone/venv
 need-app = true
@@ -141,6 +143,29 @@ def bootstrap_keystone(host, lab_secrets):
 
 def start_keystone(host):
     sh(host, "systemctl enable --now keystone.service")
+
+
+# uWSGI's stats socket: per worker its pid and whether it has loaded Keystone and accepts
+# requests. A chain reload skips a worker that is not accepting yet (uWSGI's
+# uwsgi_master_check_chain), so whoever reloads must first wait for every worker to accept.
+_UWSGI_WORKERS = """/opt/keystone/venv/bin/python -c '
+import json, socket
+client = socket.socket(socket.AF_UNIX)
+client.connect("/run/keystone/uwsgi-stats.sock")
+stats = json.loads(b"".join(iter(lambda: client.recv(65536), b"")))
+print(json.dumps({"master": stats["pid"], "workers": {str(w["pid"]): w["accepting"] for w in stats["workers"]}}))
+'"""
+
+
+def keystone_workers(host):
+    """{"master": pid, "workers": {pid: 1 if accepting else 0}} from uWSGI's stats socket."""
+    return json.loads(sh(host, _UWSGI_WORKERS, timeout=30).stdout)
+
+
+def keystone_workers_accepting(host):
+    """Every worker has loaded Keystone and accepts requests (no chain reload is half-way)."""
+    workers = keystone_workers(host)["workers"]
+    return bool(workers) and all(workers.values())
 
 
 # --- CSO stand-in ---------------------------------------------------------------------------

@@ -93,17 +93,8 @@ def input_errors(params):
     repeated = sorted({replica for replica in replicas if replicas.count(replica) > 1})
     if repeated:
         errors.append(f"read_replica_identifiers lists {repeated} more than once; list each replica once.")
-    seen = {}
     for index, entry in enumerate(params.get("identities") or []):
-        problems = _identity_errors(index, entry)
-        errors += problems
-        if problems:
-            continue
-        key = identity_of(entry) + (policy_name_of(entry, primary),)
-        if key in seen:
-            errors.append(f"identities[{seen[key]}] and identities[{index}] both set {key[0]} {key[1]}'s policy "
-                          f"{key[2]}; merge their db_users into one entry.")
-        seen.setdefault(key, index)
+        errors += _identity_errors(index, entry)
     return errors
 
 
@@ -188,15 +179,18 @@ def same_policy(current, desired):
 
 
 def desired_policies(params, instances):
-    """One entry per (identity, policy name): kind, name, policy_name, db_users, resources, document."""
+    """One entry per (identity, policy name): kind, name, policy_name, db_users, resources, document. Entries of
+    ``identities`` with the same identity and policy name are one policy (their database users together)."""
     primary = params["db_instance_identifier"]
-    policies = []
+    db_users = {}
     for entry in params.get("identities") or []:
-        kind, name = identity_of(entry)
-        db_users = sorted(set(entry["db_users"]))
-        resources = policy_resources(instances, db_users)
-        policies.append({"kind": kind, "name": name, "policy_name": policy_name_of(entry, primary),
-                         "db_users": db_users, "resources": resources, "document": policy_document(resources)})
+        key = identity_of(entry) + (policy_name_of(entry, primary),)
+        db_users.setdefault(key, set()).update(entry["db_users"])
+    policies = []
+    for (kind, name, policy_name), users in db_users.items():
+        resources = policy_resources(instances, users)
+        policies.append({"kind": kind, "name": name, "policy_name": policy_name, "db_users": sorted(users),
+                         "resources": resources, "document": policy_document(resources)})
     return policies
 
 

@@ -50,6 +50,7 @@ options:
   identities:
     description:
       - IAM roles or users that may log in, each as some database users.
+      - Entries with the same identity and policy name make one policy, with their database users together.
       - The policies stay when O(enabled=false); removing an identity from this list leaves its policy in place.
     type: list
     elements: dict

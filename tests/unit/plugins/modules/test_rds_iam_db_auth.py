@@ -197,7 +197,6 @@ def test_a_missing_instance_is_refused():
     ([{"role_name": "cso-app", "db_users": ["o'brien"]}], "quote"),
     ([{"role_name": "cso-app", "db_users": []}], "db_users is empty"),
     ([{"role_name": "cso-app", "user_name": "bob", "db_users": ["a"]}], "exactly one of role_name or user_name"),
-    ([{"role_name": "cso-app", "db_users": ["a"]}, {"role_name": "cso-app", "db_users": ["b"]}], "merge their db_users"),
 ])
 def test_bad_input_is_refused_before_any_call(identities, message):
     module = make_module(identities=identities)
@@ -240,3 +239,13 @@ def test_canonical_comparison_ignores_order_but_not_content():
     assert spec.same_policy(a, document("arn:a", "arn:b"))
     assert not spec.same_policy(a, document("arn:a"))
     assert not spec.same_policy(a, dict(a, Statement=[dict(a["Statement"][0], Effect="Deny")]))
+
+
+def test_entries_of_one_identity_and_policy_are_one_policy():
+    params = {"db_instance_identifier": "db", "identities": [
+        {"role_name": "cso-app", "db_users": ["b_iam"]}, {"role_name": "cso-app", "db_users": ["a_iam", "b_iam"]},
+        {"role_name": "cso-app", "db_users": ["c_iam"], "policy_name": "other"}]}
+    policies = spec.desired_policies(params, [PRIMARY])
+    assert [(policy["policy_name"], policy["db_users"]) for policy in policies] == [
+        (POLICY_NAME, ["a_iam", "b_iam"]), ("other", ["c_iam"])]
+    assert policies[0]["resources"] == [PRIMARY_ARN.replace("cso_iam", "a_iam"), PRIMARY_ARN.replace("cso_iam", "b_iam")]

@@ -129,7 +129,7 @@ def replay(endpoint, token):
     """An old token given by hand, over the same verified TLS."""
     with pytest.raises(pymysql.err.OperationalError) as refused:
         pymysql.connect(host=endpoint["name"], port=endpoint["port"], user=USER, password=token, connect_timeout=5,
-                        ssl_ca=str(dataplane.ca_bundle_path()), ssl_check_hostname=True).close()
+                        ssl={"ca": str(dataplane.ca_bundle_path()), "check_hostname": True}).close()
     return refused.value.args[0]
 
 

@@ -158,4 +158,3 @@ class RdsIamPlugin(CreateEnginePlugin):
 
     def _set_token(self, dialect, connection_record, cargs, cparams):  # pylint: disable=unused-argument
         cparams["password"] = self.token()
-

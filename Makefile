@@ -12,6 +12,12 @@ export PATH := $(VENV_BIN):$(PATH)
 export PYTHONPATH := $(CURDIR)/lab
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# Wheels for Keystone's venv (keystone_db_auth: iam), installed on the hosts without network access;
+# tests find them through this variable
+KEYSTONE_WHEELS := $(CACHE_DIR)/wheels
+KEYSTONE_WHEELS_REQUIREMENTS := roles/keystone_db/files/rds_iam_requirements.txt
+RDS_IAM_PLUGIN_DIR := roles/keystone_db/files/rds_iam_sqlalchemy
+export CSO_KEYSTONE_WHEELHOUSE := $(KEYSTONE_WHEELS)
 
 # Debian packages for the lab: data plane, hosts, JDBC client, image build.
 APT_PACKAGES := make git mariadb-server mariadb-client podman runc debootstrap socat nftables \
@@ -24,7 +30,7 @@ define run_pytest
 	$(PYTEST) $(1)
 endef
 
-.PHONY: help setup system-deps venv test test-unit test-lab test-integration test-hosts test-molecule \
+.PHONY: help setup system-deps venv keystone-wheels test test-unit test-lab test-integration test-hosts test-molecule \
 	test-ee lint sanity ansible-lint lab-up lab-up-hosts lab-down lab-status demo build changelog clean
 
 help:
@@ -34,7 +40,7 @@ help:
 	@echo "make lab-up | lab-up-hosts | lab-down | lab-status"
 	@echo "make build       build the collection tarball"
 
-setup: system-deps venv
+setup: system-deps venv keystone-wheels
 
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
@@ -50,6 +56,22 @@ $(VENV_STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(VENV_BIN)/python || $(PYTHON3) -m venv $(VENV)
 	$(VENV_BIN)/pip install -q --upgrade pip
 	$(VENV_BIN)/pip install -q -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+# botocore and its dependencies as pinned (with hashes) for Keystone's Python (3.11, Debian 12),
+# downloaded once and kept in $(CACHE_DIR); the plugin's own wheel is built from the role's sources.
+keystone-wheels: venv $(KEYSTONE_WHEELS)/.downloaded $(KEYSTONE_WHEELS)/.plugin-built
+
+$(KEYSTONE_WHEELS)/.downloaded: $(KEYSTONE_WHEELS_REQUIREMENTS)
+	mkdir -p $(KEYSTONE_WHEELS)
+	$(VENV_BIN)/pip download -q --no-deps --only-binary=:all: --python-version 3.11 --implementation cp \
+		--require-hashes -r $(KEYSTONE_WHEELS_REQUIREMENTS) -d $(KEYSTONE_WHEELS)
+	touch $@
+
+$(KEYSTONE_WHEELS)/.plugin-built: $(RDS_IAM_PLUGIN_DIR)/pyproject.toml $(RDS_IAM_PLUGIN_DIR)/build_wheel.py \
+		$(wildcard $(RDS_IAM_PLUGIN_DIR)/rds_iam_sqlalchemy/*.py)
+	mkdir -p $(KEYSTONE_WHEELS)
+	$(VENV_BIN)/python $(RDS_IAM_PLUGIN_DIR)/build_wheel.py --out $(KEYSTONE_WHEELS)
 	touch $@
 
 # Every layer, the host lab up once for all host layers, then the time table (scripts/run-tests).

@@ -25,6 +25,11 @@ The report names the server the session landed on: ``server_id`` (@@server_id) a
 ``[database] connection`` Keystone writes through), ``--expect=replica`` a read-only one (read_only
 1, an RDS read replica: the ``slave_connection``); the caller compares the server ids.
 
+With IAM database authentication (``plugin=rds_iam`` in the URL's query, as oslo.db appends
+``[database] connection_parameters``) the URL carries no password: the rds_iam engine plugin in
+Keystone's venv signs a token with this host's AWS identity for the connection, and the report's
+``iam`` says which access key signed (not a secret) and whether the database refused the token.
+
 Prints one JSON object without secrets. Exit codes: 0 verified TLS; 2 connected but not verified
 TLS (a URL that must not be used); 3 could not connect (wrong CA, host name mismatch, network,
 credentials: see "reason"); 4 verification is not effective (a negative connected); 5 a negative
@@ -41,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
@@ -66,8 +72,39 @@ TLS_FAILURE_NEEDLES = ("certificate verify failed", "CERTIFICATE_VERIFY_FAILED",
                        "IP address mismatch", "SSLError", "SSLCertVerificationError", "[SSL")
 
 
-def reason_for(message):
-    return next((reason for needle, reason in REASONS if needle in message), "see error")
+IAM_REASONS = (
+    ("Access denied", "the database refused the IAM authentication token signed with this host's AWS identity "
+                      "(no policy allowing rds-db:connect on the database user, IAM authentication disabled on the "
+                      "instance, or the user is not IDENTIFIED WITH AWSAuthenticationPlugin)"),
+    ("cannot sign an IAM authentication token", "this host has no AWS credentials to sign the IAM token with "
+                                                "(instance profile, ~/.aws/credentials)"),
+    ("No module named", "the rds_iam engine plugin or botocore is not installed in Keystone's venv"),
+    ("Can't load plugin", "the rds_iam engine plugin is not installed in Keystone's venv"),
+)
+
+
+def reason_for(message, iam=False):
+    reasons = (IAM_REASONS + REASONS) if iam else REASONS
+    return next((reason for needle, reason in reasons if needle in message), "see error")
+
+
+def iam_plugin_in(url):
+    """The rds_iam query of a URL string (before SQLAlchemy removes it): {"region": ...} or None."""
+    query = parse_qs(urlsplit(url).query)
+    if "rds_iam" not in query.get("plugin", []):
+        return None
+    return {"region": (query.get("rds_iam_region") or [None])[-1], "access_key_id": signing_access_key()}
+
+
+def signing_access_key():
+    """The access key ID botocore's default chain finds on this host (the identity that signs the token)."""
+    try:
+        import botocore.session
+
+        credentials = botocore.session.Session().get_credentials()
+    except Exception:  # noqa: BLE001 (reported as no identity; the connection then says why)
+        return None
+    return credentials.access_key if credentials else None
 
 
 def safe_connect_args(engine):
@@ -193,24 +230,36 @@ def main(argv=None):
     if not url:
         print(json.dumps({"ok": False, "reason": f"no URL on standard input or in {URL_VARIABLE}"}))
         return 64
-    engine = create_engine(url, poolclass=NullPool)
+    iam = iam_plugin_in(url)
+    try:
+        engine = create_engine(url, poolclass=NullPool)
+    except Exception as error:  # noqa: BLE001 (a URL the plugin or SQLAlchemy refuses: nothing to connect with)
+        message = str(error)
+        print(json.dumps({"ok": False, "iam": iam, "error": message[:500], "reason": reason_for(message, bool(iam))}))
+        return 3
     report = {"host": engine.url.host, "port": engine.url.port, "database": engine.url.database,
-              "user": engine.url.username, "connect_args": safe_connect_args(engine)}
+              "user": engine.url.username, "connect_args": safe_connect_args(engine), "iam": iam}
     try:
         with engine.connect() as connection:
             raw = connection.connection.dbapi_connection
             cipher = connection.execute(text("SHOW SESSION STATUS LIKE 'Ssl_cipher'")).fetchone()[1]
             version = connection.execute(text("SHOW SESSION STATUS LIKE 'Ssl_version'")).fetchone()[1]
-            server_id, read_only = connection.execute(text("SELECT @@server_id, @@global.read_only")).fetchone()
+            server_id, read_only, current_user = connection.execute(
+                text("SELECT @@server_id, @@global.read_only, CURRENT_USER()")).fetchone()
             context = getattr(raw, "ctx", None)
             sock = getattr(raw, "_sock", None)
             peer = sock.getpeercert() if isinstance(sock, ssl.SSLSocket) else None
     except Exception as error:  # noqa: BLE001 (any failure refuses the change; the reason says why)
         message = str(error)
-        report.update(ok=False, error=message[:500], reason=reason_for(message))
+        report.update(ok=False, error=message[:500], reason=reason_for(message, bool(iam)))
+        if iam:
+            iam["refused"] = "Access denied" in message
         print(json.dumps(report))
         return 3
+    if iam:
+        iam["refused"] = False
     report.update(
+        current_user=current_user,
         server_id=int(server_id),
         read_only=int(read_only),
         expect=expect,

@@ -24,7 +24,7 @@ define run_pytest
 	$(PYTEST) $(1)
 endef
 
-.PHONY: help setup system-deps venv test test-unit test-lab test-integration test-hosts test-molecule \
+.PHONY: help setup system-deps venv jdbc-drivers test test-unit test-lab test-integration test-hosts test-molecule \
 	test-ee lint sanity ansible-lint lab-up lab-up-hosts lab-down lab-status demo build changelog clean
 
 help:
@@ -34,7 +34,12 @@ help:
 	@echo "make lab-up | lab-up-hosts | lab-down | lab-status"
 	@echo "make build       build the collection tarball"
 
-setup: system-deps venv
+setup: system-deps venv jdbc-drivers
+
+# The JDBC drivers the cso_db role installs (roles/cso_db/files/jdbc-drivers.lock), each checksum verified
+JDBC_CACHE  ?= $(CACHE_DIR)/jars
+jdbc-drivers:
+	$(PYTHON3) roles/cso_db/files/fetch_jars.py --cache $(JDBC_CACHE) >/dev/null
 
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \

@@ -106,7 +106,7 @@ def download(url, destination):
             out.write(block)
 
 
-def fetch(jar, cache, repository=DEFAULT_REPOSITORY, opener=download):
+def fetch(jar, cache, repository=DEFAULT_REPOSITORY, opener=None):
     """The verified path of ``jar`` in ``cache``: the cached file after verification, or a fresh
     download verified before it is renamed into place (a mismatch leaves nothing behind)."""
     target = Path(cache) / jar.file_name
@@ -116,7 +116,7 @@ def fetch(jar, cache, repository=DEFAULT_REPOSITORY, opener=download):
     handle, partial = tempfile.mkstemp(prefix=f".{jar.file_name}.", dir=cache)
     os.close(handle)
     try:
-        opener(jar.url(repository), partial)
+        (opener or download)(jar.url(repository), partial)
         verify(jar, partial)
         os.chmod(partial, 0o644)
         os.replace(partial, target)
@@ -126,7 +126,7 @@ def fetch(jar, cache, repository=DEFAULT_REPOSITORY, opener=download):
     return target
 
 
-def fetch_all(jars, cache, repository=DEFAULT_REPOSITORY, opener=download):
+def fetch_all(jars, cache, repository=DEFAULT_REPOSITORY, opener=None):
     Path(cache).mkdir(parents=True, exist_ok=True)
     return [fetch(jar, cache, repository, opener) for jar in jars]
 

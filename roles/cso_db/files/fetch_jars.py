@@ -88,13 +88,11 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
-def verify(jar, path):
+def verify(jar, path, source=None, advice="Remove it and fetch again."):
     actual = sha256_of(path)
     if actual != jar.sha256:
         raise ChecksumMismatch(
-            f"{path}: sha256 {actual}, but the lock pins {jar.sha256} for {jar.coordinate}. "
-            "Do not use this file: remove it and fetch again; if the download itself does not match, "
-            "the repository serves other content than the one pinned (check the lock file's origin).")
+            f"{source or path}: sha256 {actual}, but the lock pins {jar.sha256} for {jar.coordinate}. {advice}")
 
 
 def download(url, destination):
@@ -116,8 +114,11 @@ def fetch(jar, cache, repository=DEFAULT_REPOSITORY, opener=None):
     handle, partial = tempfile.mkstemp(prefix=f".{jar.file_name}.", dir=cache)
     os.close(handle)
     try:
-        (opener or download)(jar.url(repository), partial)
-        verify(jar, partial)
+        url = jar.url(repository)
+        (opener or download)(url, partial)
+        verify(jar, partial, source=url, advice=(
+            "The repository serves other content than the one pinned: nothing was kept; check the "
+            "repository (CSO_MAVEN_REPOSITORY) and where the lock file's checksums came from."))
         os.chmod(partial, 0o644)
         os.replace(partial, target)
     finally:

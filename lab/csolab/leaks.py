@@ -1,9 +1,9 @@
 """Search output for every secret the lab knows: ``python -m csolab.leaks FILE...``.
 
 Secrets: the fixtures' passwords (Keystone admin, Keystone and CSO database users, the RabbitMQ
-CA key's passphrase), the database master password, the lab's AWS secret key; and, by shape,
-Keystone (Fernet) tokens and PEM private keys. A hit is reported as ``file:line: <secret name>``,
-never with the secret itself. Exit status 1 when anything is found.
+CA key's passphrase), the database master password, the lab's AWS secret key, the hosts' AWS
+session credentials; and, by shape, Keystone (Fernet) tokens and PEM private keys. A hit is
+reported as ``file:line: <secret name>``, never with the secret itself. Exit status 1 when anything is found.
 """
 
 import re
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from csolab import paths, seed
-from csolab.hosts import topology
+from csolab.hosts import identities, topology
 
 # A Fernet token is base64url of version byte 0x80 and a timestamp: it starts with "gAAAAA".
 SHAPES = {
@@ -29,6 +29,9 @@ def known_secrets():
     }
     if topology.secrets_path().exists():
         secrets.update({name.replace("_", " "): value for name, value in topology.lab_secrets().items()})
+    for host, identity in identities.recorded().items():
+        secrets[f"{host}'s AWS secret access key"] = identity["secret_access_key"]
+        secrets[f"{host}'s AWS session token"] = identity["session_token"]
     return secrets
 
 

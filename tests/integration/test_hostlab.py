@@ -141,6 +141,31 @@ def test_cso_health_is_200(host_lab):
     assert local.stdout == "200"
 
 
+def test_keystone_and_cso_hosts_sign_as_their_roles_with_no_policy(host_lab):
+    """Each Keystone and CSO host holds an STS session of its kind's role (the lab's instance
+    profile), readable by root only; the roles start without any policy."""
+    import boto3
+    from csolab import hosts
+    from csolab.hosts import identities
+
+    iam = host_lab.boto3("iam")
+    recorded = identities.recorded()
+    expected = {"keystone-1": "lab-keystone-hosts", "keystone-2": "lab-keystone-hosts", "cso-1": "lab-cso-hosts"}
+    assert {host: entry["role_name"] for host, entry in recorded.items()} == expected
+    for host, role_name in expected.items():
+        listing = hosts.ssh(host, "stat -c '%a %U' /root/.aws/credentials; cat /root/.aws/credentials").stdout
+        mode_owner, credentials = listing.split("\n", 1)
+        assert mode_owner == "600 root"
+        fields = dict(line.split(" = ", 1) for line in credentials.splitlines() if " = " in line)
+        caller = boto3.client("sts", endpoint_url=host_lab.endpoint_url, region_name="eu-west-2",
+                              aws_access_key_id=fields["aws_access_key_id"],
+                              aws_secret_access_key=fields["aws_secret_access_key"],
+                              aws_session_token=fields["aws_session_token"]).get_caller_identity()
+        assert caller["Arn"].endswith(f":assumed-role/{role_name}/{host}"), caller["Arn"]
+        assert iam.list_role_policies(RoleName=role_name)["PolicyNames"] == []
+        assert iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"] == []
+
+
 def test_rabbitmq_listens_in_plaintext(host_lab):
     from csolab import hosts
 

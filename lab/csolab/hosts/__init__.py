@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from csolab import events, netns, paths
-from csolab.hosts import database, fixtures, lb, podman, topology
+from csolab.hosts import database, fixtures, identities, lb, podman, topology
 from csolab.hosts.topology import HOSTS
 
 LABEL_SG = "csolab.sg"
@@ -151,6 +151,8 @@ def _in_parallel(jobs):
 
 
 def _configure_fixtures():
+    from csolab.client import LabClient
+
     secrets = topology.lab_secrets()
     endpoint = database.endpoint_name()
     database.sql(fixtures.database_statements(secrets))
@@ -160,6 +162,7 @@ def _configure_fixtures():
                  + [lambda h=h: fixtures.configure_rabbitmq(h) for h in topology.hosts_of("rabbitmq")]
                  + [lambda: fixtures.bootstrap_keystone(keystone_hosts[0], secrets)])
     _in_parallel([lambda h=h: fixtures.start_keystone(h) for h in keystone_hosts])
+    identities.configure(LabClient())
 
 
 def _stepper(timings):

@@ -1,7 +1,8 @@
 // Lab probe for the pinned JDBC drivers: one connection through DriverManager with the URL on
 // standard input (first line) and the user as the only argument; AWS credentials come from the
 // environment (the SDK's default chain). Prints one JSON line: the driver class that took the URL,
-// CURRENT_USER(), the session's TLS cipher; or the error chain. Exit 0 connected, 3 refused.
+// the driver behind it (DatabaseMetaData), CURRENT_USER(), the session's TLS cipher; or the error
+// chain. Exit 0 connected, 3 refused.
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
@@ -36,6 +37,17 @@ public class JdbcProbe {
         }
     }
 
+    /** The driver that made the physical connection: behind the AWS wrapper, its current connection's. */
+    static String targetDriver(Connection connection) throws SQLException {
+        Connection target = connection;
+        try {
+            target = (Connection) connection.getClass().getMethod("getCurrentConnection").invoke(connection);
+        } catch (ReflectiveOperationException notWrapped) {
+            // a plain driver's connection
+        }
+        return target.getMetaData().getDriverName() + " " + target.getMetaData().getDriverVersion();
+    }
+
     public static void main(String[] args) throws Exception {
         String url = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8)).readLine();
         Properties properties = new Properties();
@@ -47,7 +59,7 @@ public class JdbcProbe {
             System.out.println("{\"connected\": true, \"driver_class\": " + json(driverClass)
                 + ", \"current_user\": " + json(scalar(statement, "SELECT CURRENT_USER()"))
                 + ", \"cipher\": " + json(scalar(statement, "SHOW SESSION STATUS LIKE 'Ssl_cipher'"))
-                + ", \"connection_class\": " + json(connection.getClass().getName()) + "}");
+                + ", \"target_driver\": " + json(targetDriver(connection)) + "}");
         } catch (SQLException error) {
             StringBuilder chain = new StringBuilder();
             for (Throwable cause = error; cause != null; cause = cause.getCause()) {

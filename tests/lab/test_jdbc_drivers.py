@@ -218,3 +218,35 @@ def test_iam_login_through_the_wrapper_and_connector_j(iam_db, identities, class
                       (DB_USER, False, no_policy["arn"], True)], logged
     assert dataplane.iam_sessions()[-1]["reason"].startswith(
         f"{no_policy['arn']}: its policies do not allow rds-db:connect on {arn}")
+
+
+def run_cso_db_check(classpath, url, identity):
+    """The cso_db role's preflight program (roles/cso_db/files/CsoDbCheck.java), as the role runs it."""
+    env = {"PATH": os.environ["PATH"], "HOME": "/nonexistent", "AWS_EC2_METADATA_DISABLED": "true",
+           "AWS_CONFIG_FILE": "/nonexistent/config", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/credentials",
+           "AWS_ACCESS_KEY_ID": identity["key"], "AWS_SECRET_ACCESS_KEY": identity["secret"],
+           "AWS_SESSION_TOKEN": identity["session_token"]}
+    result = subprocess.run(
+        ["java", "-cp", ":".join(classpath), str(REPO_ROOT / "roles/cso_db/files/CsoDbCheck.java"), "-", DB_USER,
+         "--negatives", "--expect=primary"], input=f"\n{url}\n", env=env, capture_output=True, text=True, timeout=180)
+    return result.returncode, json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_cso_db_preflight_proves_the_iam_login_and_names_a_refused_identity(iam_db, identities, classpath):
+    endpoint = iam_db["endpoint"]
+    url = wrapper_url(endpoint["name"], endpoint["port"], iam_db["truststore"], iamExpiration="600",
+                      disableMariaDbDriver="true")
+    rc, report = run_cso_db_check(classpath, url, identities["allowed"])
+    assert rc == 0, report
+    assert (report["driver_class"], report["aws_access_key_id"]) == (
+        "software.amazon.jdbc.Driver", identities["allowed"]["key"])
+    assert report["target_driver"].startswith("MySQL Connector/J"), report
+    assert report["cipher"].startswith("TLS_") and report["read_only"] == 0, report
+    negatives = report["negatives"]
+    assert [negatives[name]["refused"] for name in ("untrusted_ca", "wrong_host_name")] == [True, True], negatives
+    assert [negatives[name]["tls_failure"] for name in ("untrusted_ca", "wrong_host_name")] == [True, True], negatives
+    assert "iamHost=" + endpoint["name"] in negatives["wrong_host_name"]["url"]
+
+    rc, refused = run_cso_db_check(classpath, url, identities["no_policy"])
+    assert (rc, refused["iam_refused"], refused["aws_access_key_id"]) == (3, True, identities["no_policy"]["key"]), refused
+    assert "Access denied for user 'cso_iam'" in refused["error"]

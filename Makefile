@@ -30,7 +30,7 @@ define run_pytest
 	$(PYTEST) $(1)
 endef
 
-.PHONY: help setup system-deps venv keystone-wheels test test-unit test-lab test-integration test-hosts test-molecule \
+.PHONY: help setup system-deps venv keystone-wheels jdbc-drivers test test-unit test-lab test-integration test-hosts test-molecule \
 	test-ee lint sanity ansible-lint lab-up lab-up-hosts lab-down lab-status demo build changelog clean
 
 help:
@@ -40,7 +40,12 @@ help:
 	@echo "make lab-up | lab-up-hosts | lab-down | lab-status"
 	@echo "make build       build the collection tarball"
 
-setup: system-deps venv keystone-wheels
+setup: system-deps venv keystone-wheels jdbc-drivers
+
+# The JDBC drivers the cso_db role installs (roles/cso_db/files/jdbc-drivers.lock), each checksum verified
+JDBC_CACHE  ?= $(CACHE_DIR)/jars
+jdbc-drivers:
+	$(PYTHON3) roles/cso_db/files/fetch_jars.py --cache $(JDBC_CACHE) >/dev/null
 
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \

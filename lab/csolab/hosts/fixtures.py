@@ -190,7 +190,7 @@ Requires=cso.socket
 After=network.target cso.socket
 
 [Service]
-ExecStart=/usr/bin/java -Xmx48m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -cp {JDBC_JAR}:/opt/cso/cso-service.jar CsoService /opt/cso/setup.properties
+ExecStart=/usr/bin/java -Xmx48m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -cp {JDBC_JAR}:/opt/cso/lib/jdbc/*:/opt/cso/cso-service.jar CsoService /opt/cso/setup.properties
 StandardInput=socket
 StandardOutput=journal
 StandardError=journal

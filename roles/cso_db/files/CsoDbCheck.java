@@ -4,7 +4,7 @@
 // Preflight of the cso_db role: prove that a JDBC URL gives an encrypted session whose server
 // certificate and host name were verified, with the driver the application uses.
 //
-//   java -cp <driver jar> CsoDbCheck.java <url|-> <user> [--negatives] [--expect=primary|replica]
+//   java -cp <driver class path> CsoDbCheck.java <url|-> <user> [--negatives] [--expect=primary|replica]
 //
 // The password is read from the environment variable CSO_DB_CHECK_PASSWORD, or from the first
 // line of standard input when that variable is not set; with "-" as URL the URL is read from
@@ -27,6 +27,13 @@
 //   on the loopback interface to the real host:port> (the same server, through a name its
 //   certificate does not carry; no DNS change on the host).
 // A negative that connects means the driver did not verify the CA or the host name: exit 4.
+//
+// IAM database authentication (jdbc:aws-wrapper:mysql:... with wrapperPlugins=iam): the password is
+// empty and the AWS Advanced JDBC Wrapper signs a token with the JVM's default AWS credentials chain.
+// The report then names the access key that chain found ("aws_access_key_id") and, when the server
+// refused the login, "iam_refused": true (the identity lacks rds-db:connect on the user, or the
+// instance or the user is not set up for IAM). "target_driver" is the driver that made the physical
+// connection behind the wrapper (another driver on the class path may claim jdbc:mysql: URLs).
 import java.io.BufferedReader;
 import java.io.File;
 import java.io.InputStream;
@@ -68,6 +75,7 @@ public class CsoDbCheck {
         {"timed out", "the database is not reachable from this host (security group, routing)"},
         {"Connection refused", "nothing listens on the database address and port"},
         {"No suitable driver", "no driver on the class path accepts this URL"},
+        {"Unable to load credentials", "no AWS credentials found by the default chain on this host (instance profile, ~/.aws/credentials, environment)"},
     };
 
     static String json(String value) {
@@ -125,7 +133,7 @@ public class CsoDbCheck {
     // Truststore parameters of both drivers (MariaDB Connector/J 2.x also accepts the MySQL names as aliases)
     static final String[] TRUSTSTORE_PARAMS = {"trustStore", "trustStorePassword", "trustStoreType",
         "trustCertificateKeyStoreUrl", "trustCertificateKeyStorePassword", "trustCertificateKeyStoreType"};
-    static final Pattern HOST_PORT = Pattern.compile("^(jdbc:[a-z]+://)([^/:?,\\[\\]]+)(?::(\\d+))?(/.*|\\?.*)?$");
+    static final Pattern HOST_PORT = Pattern.compile("^(jdbc:[a-z][a-z:-]*://)([^/:?,\\[\\]]+)(?::(\\d+))?(/.*|\\?.*)?$");
     // What a failed TLS verification looks like in the error chain (handshake, PKIX, host name)
     static final Pattern TLS_FAILURE = Pattern.compile(
         "(?i)(ssl|tls|certificat|pkix|handshake|hostname|host name|identity|subject alternative|No name matching)");
@@ -144,7 +152,7 @@ public class CsoDbCheck {
 
     static String untrustedCaUrl(String url, String driverClass, Path store) {
         String base = withoutTruststore(url);
-        if (driverClass != null && driverClass.startsWith("com.mysql")) {
+        if (driverClass != null && (driverClass.startsWith("com.mysql") || url.startsWith("jdbc:aws-wrapper:mysql:"))) {
             return withParams(base, "trustCertificateKeyStoreUrl=file:" + store + "&trustCertificateKeyStoreType=JKS"
                 + "&trustCertificateKeyStorePassword=changeit");
         }
@@ -230,6 +238,34 @@ public class CsoDbCheck {
         }
     }
 
+    static boolean iamUrl(String url) {
+        return url.startsWith("jdbc:aws-wrapper:") && url.matches("(?i).*[?&]wrapperPlugins=[^&]*\\biam\\b.*");
+    }
+
+    /** The driver that made the physical connection: behind the AWS wrapper, its current connection's. */
+    static String targetDriver(Connection connection) throws SQLException {
+        Connection target = connection;
+        try {
+            target = (Connection) connection.getClass().getMethod("getCurrentConnection").invoke(connection);
+        } catch (ReflectiveOperationException notWrapped) {
+            // a plain driver's connection
+        }
+        DatabaseMetaData meta = target.getMetaData();
+        return meta.getDriverName() + " " + meta.getDriverVersion();
+    }
+
+    /** The access key the AWS SDK's default credentials chain finds (what the iam plugin signs with), or null. */
+    static String awsAccessKeyId() {
+        try {
+            Class<?> chain = Class.forName("software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider");
+            Object provider = chain.getMethod("create").invoke(null);
+            Object credentials = provider.getClass().getMethod("resolveCredentials").invoke(provider);
+            return (String) credentials.getClass().getMethod("accessKeyId").invoke(credentials);
+        } catch (ReflectiveOperationException | RuntimeException | LinkageError none) {
+            return null;
+        }
+    }
+
     public static void main(String[] args) throws Exception {
         boolean negatives = false;
         String expect = null;
@@ -265,6 +301,10 @@ public class CsoDbCheck {
         properties.setProperty("password", password == null ? "" : password);
         properties.setProperty("connectTimeout", "10000");
         String head = "{\"url\": " + json(redact(url)) + ", \"user\": " + json(args[1]);
+        boolean iam = iamUrl(url);
+        if (iam) {
+            head += ", \"aws_access_key_id\": " + json(awsAccessKeyId());
+        }
         String driverClass = null;
         String session;
         String readOnly;
@@ -281,6 +321,7 @@ public class CsoDbCheck {
                 boolean ok = cipher != null && !cipher.isEmpty();
                 session = head + ", \"driver_class\": " + json(driverClass)
                     + ", \"driver\": " + json(meta.getDriverName() + " " + meta.getDriverVersion())
+                    + ", \"target_driver\": " + json(targetDriver(connection))
                     + ", \"server\": " + json(meta.getDatabaseProductVersion())
                     + ", \"server_id\": " + server[0] + ", \"read_only\": " + server[1]
                     + ", \"expect\": " + json(expect)
@@ -293,7 +334,8 @@ public class CsoDbCheck {
             }
         } catch (SQLException error) {
             String chain = causes(error);
-            System.out.println(head + ", \"driver_class\": " + json(driverClass) + ", \"ok\": false, \"error\": "
+            System.out.println(head + ", \"driver_class\": " + json(driverClass)
+                + (iam ? ", \"iam_refused\": " + chain.contains("Access denied") : "") + ", \"ok\": false, \"error\": "
                 + json(chain.length() > 600 ? chain.substring(0, 600) : chain) + ", \"reason\": " + json(reasonFor(chain)) + "}");
             System.exit(3);
             return;
@@ -328,6 +370,10 @@ public class CsoDbCheck {
             untrusted = negative("untrusted_ca", untrustedCaUrl(url, driverClass, untrustedTruststore(dir)), properties, driverClass);
             try (ServerSocket listener = relay(target.group(2), target.group(3) == null ? 3306 : Integer.parseInt(target.group(3)))) {
                 String renamed = target.group(1) + "localhost:" + listener.getLocalPort() + (target.group(4) == null ? "" : target.group(4));
+                if (iam) {  // the token stays the real endpoint's: only the certificate's host name can fail
+                    renamed = withParams(renamed, "iamHost=" + target.group(2) + "&iamDefaultPort="
+                        + (target.group(3) == null ? "3306" : target.group(3)));
+                }
                 wrongName = negative("wrong_host_name", renamed, properties, driverClass);
             }
         } catch (Exception error) {

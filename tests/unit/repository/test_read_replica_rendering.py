@@ -122,3 +122,22 @@ def test_cso_read_keys_removed_without_a_read_host(tmp_path):
     assert not any(key.startswith("db.read.") for key in props), props
     assert props["db.url"].startswith(f"jdbc:mariadb://{PRIMARY}:3306/ssp?")
 
+
+
+def test_cso_iam_mode_writes_the_wrapper_url_and_no_password(tmp_path):
+    props_file = tmp_path / "setup.properties"
+    props_file.write_text(SETUP_PROPERTIES)
+    before = _cso(tmp_path, cso_db_read_host=REPLICA, cso_db_read_password="old-read-pw")
+    assert before["db.password"] == "pw" and before["db.read.password"] == "old-read-pw"
+    props = _cso(tmp_path, cso_db_auth="iam", cso_db_username="cso_iam", cso_db_read_username="cso_iam",
+                 cso_db_read_host=REPLICA, cso_db_iam_token_cache_seconds=300)
+    assert props["db.url"] == (
+        f"jdbc:aws-wrapper:mysql://{PRIMARY}:3306/ssp?wrapperPlugins=iam&iamRegion=eu-west-2&iamExpiration=300"
+        "&disableMariaDbDriver=true&sslMode=VERIFY_IDENTITY"
+        "&trustCertificateKeyStoreUrl=file%3A/etc/ssl/rds/rds-truststore.jks&trustCertificateKeyStoreType=JKS"
+        "&trustCertificateKeyStorePassword=changeit")
+    assert props["db.read.url"] == props["db.url"].replace(f"//{PRIMARY}:", f"//{REPLICA}:")
+    assert (props["db.username"], props["db.read.username"]) == ("cso_iam", "cso_iam")
+    assert "db.password" not in props and "db.read.password" not in props, props
+    text = props_file.read_text()
+    assert "old-read-pw" not in text and "password=pw" not in text.lower()

@@ -1,5 +1,7 @@
 // The CSO stand-in (lab fixture, test-only): reads setup.properties, keeps JDBC pools with
-// Debian's MariaDB driver and answers GET /health through the database.
+// Debian's MariaDB driver (or, with cso_db_auth=iam, the AWS JDBC Wrapper and MySQL Connector/J the
+// cso_db role installs in /opt/cso/lib/jdbc, on the class path after it), all through DriverManager, and
+// answers GET /health through the database.
 //
 // Read/write split, as CSO does it: writes go through db.url (its pool), reads through
 // db.read.url with db.read.username/db.read.password (a second pool, same db.pool.* settings)

@@ -17,7 +17,8 @@ from __future__ import annotations
 import re
 
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import plan_item
-from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_effects import IMPACTS  # noqa: F401 (re-exported)
+# IMPACTS is re-exported: callers read the impact scale from the plan module
+from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_effects import IMPACTS  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_effects import effect
 
 IMMEDIATELY = "immediately"

@@ -56,6 +56,19 @@ def leave_host_lab(host_lab, env, request, reset_instead_of_rollback=False):
     assert completed.returncode == 0, completed.stdout[-3000:]
 
 
+def reset_for_the_next_module(request):
+    """Teardown of a host module that changes what no rollback playbook restores (IAM users and
+    policies, a driver directory, a service's auth mode): the next module using the host lab starts
+    from a reset lab (about 20 s), the last one leaves it to the session's release."""
+    from csolab import hosts
+
+    following = next_host_lab_module(request)
+    if following is None:
+        print("no later test uses the host lab; the session's release resets it")
+        return
+    print(f"host lab reset for {following.__name__}: {hosts.reset()}")
+
+
 def next_host_lab_module(request):
     """The module of the first test after this module's last one that uses the host lab, or None."""
     items = request.session.items

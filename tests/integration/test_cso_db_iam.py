@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from phase_support import reset_for_the_next_module
 
 pytestmark = [pytest.mark.hosts, pytest.mark.lab]
 
@@ -44,15 +45,17 @@ def env(host_lab):
 
 
 @pytest.fixture(scope="module")
-def iam_user(host_lab):
-    """cso_iam with CSO's grants on ssp, IAM authentication enabled on the instance; no policy yet."""
+def iam_user(host_lab, request):
+    """cso_iam with CSO's grants on ssp, IAM authentication enabled on the instance; no policy yet.
+    Afterwards (policy, drivers and CSO's IAM mode stay behind) the next host module gets a reset lab."""
     from csolab import dataplane
     from iam_lab import enable_iam_auth
 
     dataplane.sql(DB, f"CREATE USER '{DB_USER}'@'%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' REQUIRE SSL")
     dataplane.sql(DB, f"GRANT SELECT, INSERT, UPDATE, DELETE, CREATE ON ssp.* TO '{DB_USER}'@'%'")
     enable_iam_auth(host_lab, DB)
-    return host_lab
+    yield host_lab
+    reset_for_the_next_module(request)
 
 
 def cso_db(env, variables):

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from phase_support import reset_for_the_next_module
 from support import unavailable
 
 pytestmark = [pytest.mark.hosts, pytest.mark.lab]
@@ -60,9 +61,10 @@ def _remove_connect_policy(lab):
 
 
 @pytest.fixture
-def iam_keystone_lab(host_lab):
+def iam_keystone_lab(host_lab, request):
     """An IAM database user with Keystone's grants, IAM authentication on, the hosts' role without a
-    policy; afterwards today's keystone.conf, no policy and the lab clock back."""
+    policy; afterwards the lab clock back and, for the next host module, a reset lab (the plugin
+    stays in Keystone's venv, IAM stays on)."""
     from csolab.hosts import database, wait_ready
     from iam_lab import enable_iam_auth
 
@@ -76,9 +78,7 @@ def iam_keystone_lab(host_lab):
     wait_ready()
     yield host_lab
     host_lab.set_clock_offset(0)
-    _remove_connect_policy(host_lab)
-    _put_todays_keystone_conf()
-    wait_ready()
+    reset_for_the_next_module(request)
 
 
 def _run_keystone_db(aws_env, hosts):

@@ -806,7 +806,10 @@ def replica(served, aws_lab):
     dataplane.sql("cso-lab-db", "INSERT INTO app.t VALUES (1, 'before the replica')")
     aws_lab.boto3("rds").create_db_instance_read_replica(DBInstanceIdentifier=REPLICA,
                                                          SourceDBInstanceIdentifier="cso-lab-db")
-    return wait_served(aws_lab, REPLICA)
+    served_entry = wait_served(aws_lab, REPLICA)
+    # served first, then `available` once the hosts know its name: AWS refuses most calls before
+    wait_available(aws_lab.boto3("rds"), REPLICA)
+    return served_entry
 
 
 def test_a_new_replica_is_creating_until_served_with_its_name_on_the_hosts(served, aws_lab, tmp_path):

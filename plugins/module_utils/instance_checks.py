@@ -14,7 +14,9 @@ from __future__ import annotations
 import datetime
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.cso.rds_hardening.plugins.module_utils import instance_storage as storage
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import validate_kms_key
 
 CA_EXPIRY_WARNING_DAYS = 90
@@ -219,3 +221,19 @@ def drops_audit_plugin(rds, current_name, desired_name):
         group = _describe_option_group(rds, name)
         return any(option.get("OptionName") == "MARIADB_AUDIT_PLUGIN" for option in (group or {}).get("Options") or [])
     return has_plugin(current_name) and not has_plugin(desired_name)
+
+
+@AWSRetry.jittered_backoff(retries=10, delay=3, max_delay=60)
+def _recent_events(rds, identifier, minutes):
+    paginator = rds.get_paginator("describe_events")
+    pages = paginator.paginate(SourceIdentifier=identifier, SourceType="db-instance", Duration=minutes)
+    return pages.build_full_result().get("Events", [])
+
+
+def storage_change_refusal(rds, instance, current, now=None):
+    """Why AWS would refuse a storage change of ``instance`` now, as a message that says when to retry (None: it
+    would not). From its status (``storage-optimization``) and its storage events of the last six hours
+    (DescribeEvents; ``instance_storage.change_refusal``); ``current`` is its storage, named in the message."""
+    minutes = int(storage.STORAGE_CHANGE_COOLDOWN.total_seconds() // 60)
+    events = _recent_events(rds, instance["DBInstanceIdentifier"], minutes)
+    return storage.change_refusal(instance, events, now or datetime.datetime.now(datetime.timezone.utc), current)

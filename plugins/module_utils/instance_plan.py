@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 
+from ansible_collections.cso.rds_hardening.plugins.module_utils import instance_storage as storage
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import plan_item
 # IMPACTS is re-exported: callers read the impact scale from the plan module
 from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_effects import IMPACTS  # noqa: F401 pylint: disable=unused-import
@@ -54,6 +55,9 @@ RULES = {
     "db_parameter_group_name": (REBOOT, "restart"),
     "db_instance_class": (_FOLLOWS, "restart"),
     "engine_version": (_FOLLOWS, "restart"),
+    # AWS: RDS User Guide, "Settings for DB instances" (storage type, allocated storage, provisioned IOPS, storage
+    # throughput: no downtime, applied with ApplyImmediately or in the window; a storage type change to or from
+    # magnetic has a brief outage: see _when_and_impact). Each starts a storage-optimization (instance_storage).
     "storage_type": (_FOLLOWS, "none"),
     "allocated_storage": (_FOLLOWS, "none"),
     "max_allocated_storage": (_ALWAYS, "none"),
@@ -223,6 +227,8 @@ def _when_and_impact(attribute, current, desired, apply_mode):
         impact = "data-loss"
     if attribute == "option_group_name" and current.get("option_group_drops_audit_plugin"):
         impact = "restart"  # the audit plugin leaves with the old group: AWS restarts the instance
+    if attribute == "storage_type" and storage.MAGNETIC in (current.get("storage_type"), desired):
+        impact = "restart"  # the move to or from magnetic storage begins with a brief outage
     if attribute == "performance_insights_kms_key_id" and current["enable_performance_insights"]:
         when, impact = REPLACEMENT, "replacement"  # AWS cannot change the key of enabled Performance Insights
     if when == _ALWAYS:
@@ -243,17 +249,37 @@ def compute_plan(current, desired, apply_mode):
         restart = desired.get("ca_certificate_rotation_restart") is not False
         if attribute == "ca_certificate_identifier" and not restart:
             impact = "none"  # CertificateRotationRestart=false: the certificate is replaced in place (see effect)
+        if attribute in storage.STORAGE_ATTRIBUTES:
+            plan.append(entry(attribute, current.get(attribute), value, when, impact,
+                              storage.effect(attribute, current, storage_target(desired)), storage_optimization=True))
+            continue
         plan.append(entry(attribute, current.get(attribute), value, when, impact, effect(
             attribute, current.get(attribute), value, impact, current.get("master_username"), restart)))
     return plan
 
 
-def entry(attribute, current, desired, when, impact, effect=None):
+def storage_target(desired):
+    return {attribute: desired.get(attribute) for attribute in storage.STORAGE_ATTRIBUTES}
+
+
+def with_storage_target(current, desired):
+    """``desired`` with its storage attributes resolved against the instance (``current``: None for a new one):
+    what the instance has once the task ran, iops/storage_throughput None where AWS fixes them
+    (``instance_storage.target``)."""
+    return dict(desired, **storage.target(current, desired))
+
+
+def starts_storage_optimization(plan):
+    """The entries of ``plan`` whose change puts the instance into storage-optimization."""
+    return [entry for entry in plan if entry.get("storage_optimization")]
+
+
+def entry(attribute, current, desired, when, impact, effect=None, **extra):
     """A plan entry in the shape every module shares (what, impact, before, after), plus ``apply`` (when AWS
-    applies it), ``effect`` (the impact in words) and the names this module used before (attribute, current,
-    desired) for existing readers."""
+    applies it), ``effect`` (the impact in words), the names this module used before (attribute, current,
+    desired) for existing readers, and ``extra`` keys (``storage_optimization: true`` on storage changes)."""
     return plan_item(attribute, impact, current, desired, apply=when, effect=effect, attribute=attribute,
-                     current=current, desired=desired)
+                     current=current, desired=desired, **extra)
 
 
 def creation_plan(desired):
@@ -316,9 +342,9 @@ def _with_companions(attributes):
 def modify_parameters(plan, current, desired):
     """ModifyDBInstance parameters for the in-place entries of ``plan`` (replacements excluded)."""
     in_place = [entry["attribute"] for entry in plan if entry["apply"] != REPLACEMENT]
-    parameters = {}
+    parameters = storage.modify_parameters(current, storage_target(desired), in_place)
     for attribute in sorted(_with_companions(in_place)):
-        if attribute == "enable_cloudwatch_logs_exports":
+        if attribute == "enable_cloudwatch_logs_exports" or attribute in storage.STORAGE_ATTRIBUTES:
             continue
         value = desired.get(attribute)
         if value is None or attribute not in API_PARAMETER:

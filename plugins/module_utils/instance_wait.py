@@ -15,9 +15,15 @@ values (the instance has not begun ``modifying``/``rebooting``). So each wait na
 the change happened, not only the status:
 
 * :func:`wait_available`: ``available`` (a creation, a rename: the new name is not found until then);
-* :func:`wait_applied`: after ``ModifyDBInstance`` with ``ApplyImmediately``: ``available``, nothing
-  left in ``PendingModifiedValues``, and each requested setting that restarts the instance (CA,
-  class, engine version, storage type, backup retention) shows the requested value;
+* :func:`wait_usable`: before a modification: ``available`` or ``storage-optimization`` (the instance
+  serves and takes modifications while AWS optimizes its storage);
+* :func:`wait_applied`: after ``ModifyDBInstance`` with ``ApplyImmediately``: ``available`` (or
+  ``storage-optimization``, which a storage change leads to), nothing left in ``PendingModifiedValues``,
+  and each requested setting that restarts the instance (CA, class, engine version, storage type,
+  backup retention) or that is storage (size, IOPS, throughput) shows the requested value;
+* :func:`wait_storage_optimized`: after that, when the task asks for it: ``available`` again, i.e. the
+  storage-optimization that the storage change started has finished (polled every
+  ``OPTIMIZATION_POLL_SECONDS``: it takes minutes to more than a day);
 * :func:`wait_rebooted`: after ``RebootDBInstance`` to apply a pending-reboot parameter group:
   ``available`` and no parameter group ``pending-reboot`` (the answer before the reboot still has one).
 """
@@ -38,10 +44,16 @@ from ansible_collections.amazon.aws.plugins.module_utils.waiter import BaseWaite
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import waiter_config
 
 POLL_SECONDS = 5
+OPTIMIZATION_POLL_SECONDS = 15
 DEFAULT_TIMEOUT = 3600
 # ModifyDBInstance parameters that restart the instance when applied, and whose DescribeDBInstances
 # field has the same name: the wait ends only once the instance shows the requested value.
 RESTARTING_FIELDS = ("CACertificateIdentifier", "DBInstanceClass", "EngineVersion", "StorageType", "BackupRetentionPeriod")
+# Storage parameters with a field of the same name (Iops 0, sent to leave Provisioned IOPS for magnetic, shows as none).
+STORAGE_FIELDS = ("AllocatedStorage", "Iops", "StorageThroughput")
+# RDS User Guide, "Viewing Amazon RDS DB instance status": the instance can be used (and modified) while AWS
+# optimizes its storage after a storage change.
+USABLE_STATES = ("available", "storage-optimization")
 _INSTANCE = "DBInstances[0]"
 _FAILED_STATES = ("deleting", "failed", "incompatible-restore", "incompatible-parameters", "incompatible-network",
                   "storage-full", "inaccessible-encryption-credentials")
@@ -75,11 +87,15 @@ def available_conditions():
     return [f"{_INSTANCE}.DBInstanceStatus == 'available'"]
 
 
-def applied_conditions(parameters):
-    """What shows that a ``ModifyDBInstance(ApplyImmediately=True, **parameters)`` was applied."""
-    conditions = available_conditions() + [f"!({_INSTANCE}.PendingModifiedValues)"]
-    for field in RESTARTING_FIELDS:
-        if parameters.get(field) is None:
+def usable_conditions():
+    return [f"contains({_literal(list(USABLE_STATES))}, {_INSTANCE}.DBInstanceStatus)"]
+
+
+def _shown(parameters):
+    """Conditions that the instance shows each requested value of ``parameters`` that has a field of its name."""
+    conditions = []
+    for field in RESTARTING_FIELDS + STORAGE_FIELDS:
+        if parameters.get(field) is None or (field in STORAGE_FIELDS and not parameters[field]):
             continue
         if field == "EngineVersion":  # a requested 8.0 is applied as the 8.0.x AWS chooses
             conditions.append(f"starts_with({_INSTANCE}.EngineVersion || '', {_literal(parameters[field])})")
@@ -88,16 +104,26 @@ def applied_conditions(parameters):
     return conditions
 
 
+def applied_conditions(parameters):
+    """What shows that a ``ModifyDBInstance(ApplyImmediately=True, **parameters)`` was applied."""
+    return usable_conditions() + [f"!({_INSTANCE}.PendingModifiedValues)"] + _shown(parameters)
+
+
+def optimized_conditions(parameters):
+    """What shows that the storage-optimization after that modification has finished."""
+    return available_conditions() + [f"!({_INSTANCE}.PendingModifiedValues)"] + _shown(parameters)
+
+
 def rebooted_conditions():
     return available_conditions() + [f"!({_INSTANCE}.DBParameterGroups[?ParameterApplyStatus == 'pending-reboot'])"]
 
 
-def _wait(module, rds, identifier, conditions, what):
+def _wait(module, rds, identifier, conditions, what, pause=POLL_SECONDS):
     timeout = (module.params or {}).get("wait_timeout") or DEFAULT_TIMEOUT
     client = getattr(rds, "client", rds)  # the waiter polls the plain client; its acceptors retry throttling
     try:
         _InstanceWaiters(conditions).get_waiter(client, "instance").wait(
-            DBInstanceIdentifier=identifier, WaiterConfig=waiter_config(timeout, pause=POLL_SECONDS)
+            DBInstanceIdentifier=identifier, WaiterConfig=waiter_config(timeout, pause=pause)
         )
     except WaiterError as e:
         status = ((e.last_response or {}).get("DBInstances") or [{}])[0].get("DBInstanceStatus")
@@ -115,6 +141,10 @@ def wait_available(module, rds, identifier):
     _wait(module, rds, identifier, available_conditions(), "available")
 
 
+def wait_usable(module, rds, identifier):
+    _wait(module, rds, identifier, usable_conditions(), "available (or in storage-optimization)")
+
+
 def wait_applied(module, rds, identifier, parameters):
     """After ``ModifyDBInstance``: with ``ApplyImmediately`` until the change shows, else until ``available``."""
     if not parameters.get("ApplyImmediately"):
@@ -125,3 +155,9 @@ def wait_applied(module, rds, identifier, parameters):
 
 def wait_rebooted(module, rds, identifier):
     _wait(module, rds, identifier, rebooted_conditions(), "available after the reboot")
+
+
+def wait_storage_optimized(module, rds, identifier, parameters):
+    """After ``wait_applied`` of a storage change: until AWS has finished optimizing the storage."""
+    _wait(module, rds, identifier, optimized_conditions(parameters), "available with its storage optimized",
+          pause=OPTIMIZATION_POLL_SECONDS)

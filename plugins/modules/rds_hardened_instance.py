@@ -424,6 +424,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_ta
 
 from ansible_collections.cso.rds_hardening.plugins.module_utils import instance_checks as checks
 from ansible_collections.cso.rds_hardening.plugins.module_utils import instance_plan as planning
+from ansible_collections.cso.rds_hardening.plugins.module_utils import instance_storage as storage
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import aws_client
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import get_db_instance
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import run_module
@@ -438,7 +439,10 @@ from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_spec im
 from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_spec import window_errors
 from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_wait import wait_applied
 from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_wait import wait_available
+from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_wait import USABLE_STATES
 from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_wait import wait_rebooted
+from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_wait import wait_storage_optimized
+from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_wait import wait_usable
 
 ARGUMENT_SPEC = dict(
     db_instance_identifier=dict(type="str", required=True, aliases=["id"]),
@@ -472,7 +476,7 @@ ARGUMENT_SPEC = dict(
     ca_certificate_rotation_restart=dict(type="bool", default=True),
     db_parameter_group_name=dict(type="str"),
     option_group_name=dict(type="str"),
-    storage_type=dict(type="str", choices=["gp2", "gp3", "io1", "io2"], default="gp3"),
+    storage_type=dict(type="str", choices=["gp2", "gp3", "io1", "io2", "standard"], default="gp3"),
     allocated_storage=dict(type="int"),
     max_allocated_storage=dict(type="int"),
     iops=dict(type="int"),
@@ -482,6 +486,7 @@ ARGUMENT_SPEC = dict(
     allow_replacement=dict(type="bool", default=False),
     allow_backup_retention_decrease=dict(type="bool", default=False),
     wait_timeout=dict(type="int", default=14400),
+    wait_for_storage_optimization=dict(type="bool", default=False),
     writes_stopped=dict(type="bool", default=False),
     tags=dict(type="dict", aliases=["resource_tags"]),
     purge_tags=dict(type="bool", default=True),
@@ -535,17 +540,9 @@ def validate_against_aws(module, clients, instance, desired):
 
 
 def validate_existing(module, instance, current, desired):
-    """Checks that need the current state: storage only grows, windows do not overlap once combined."""
-    errors = []
-    if (
-        desired["allocated_storage"]
-        and current["allocated_storage"]
-        and desired["allocated_storage"] < current["allocated_storage"]
-    ):
-        errors.append(
-            f"allocated_storage cannot shrink from {current['allocated_storage']} to {desired['allocated_storage']} GiB; "
-            "keep it at least the current size."
-        )
+    """Checks that need the current state: AWS's storage rules (storage only grows, IOPS and throughput for the
+    storage type and size), windows do not overlap once combined."""
+    errors = storage.errors(current, desired)
     backup = desired["preferred_backup_window"] or current["preferred_backup_window"]
     maintenance = desired["preferred_maintenance_window"] or current["preferred_maintenance_window"]
     if desired["preferred_backup_window"] or desired["preferred_maintenance_window"]:
@@ -568,6 +565,9 @@ def describe(module, rds, identifier):
 def modify(module, rds, identifier, parameters):
     rds.modify_db_instance(DBInstanceIdentifier=identifier, aws_retry=True, **parameters)
     wait_applied(module, rds, identifier, parameters)
+    storage_change = any(name in parameters for name in ("StorageType", "AllocatedStorage", "Iops", "StorageThroughput"))
+    if storage_change and parameters.get("ApplyImmediately") and module.params.get("wait_for_storage_optimization"):
+        wait_storage_optimized(module, rds, identifier, parameters)
 
 
 def reboot_if_pending(module, rds, instance):
@@ -597,8 +597,8 @@ def converge_existing(module, rds, instance, current, desired, plan):
         parameters["MasterUserPassword"] = params["master_user_password"]
     changed = False
     if parameters:
-        if instance["DBInstanceStatus"] != "available":
-            wait_available(module, rds, instance["DBInstanceIdentifier"])
+        if instance["DBInstanceStatus"] not in USABLE_STATES:
+            wait_usable(module, rds, instance["DBInstanceIdentifier"])
         parameters["ApplyImmediately"] = params["apply"] == planning.IMMEDIATELY
         modify(module, rds, instance["DBInstanceIdentifier"], parameters)
         changed = True
@@ -630,6 +630,7 @@ def fail_if_reencryption_interrupted(module, rds):
 
 def create_new(module, rds, desired):
     """Create the instance; returns the result (the creation plan)."""
+    desired = planning.with_storage_target(None, desired)
     plan = planning.creation_plan(desired)
     if module.check_mode:
         return result_for(None, plan, True)
@@ -643,6 +644,17 @@ def create_new(module, rds, desired):
     return result_for(describe(module, rds, identifier), plan, True)
 
 
+def storage_refusals(module, rds, instance, current, plan):
+    """A storage change AWS would refuse now (storage-optimization, or within six hours of the last one)."""
+    if not planning.starts_storage_optimization(plan):
+        return []
+    if module.params["wait_for_storage_optimization"] and module.params["apply"] != planning.IMMEDIATELY:
+        module.warn("wait_for_storage_optimization has nothing to wait for with apply=maintenance-window: the storage "
+                    "change and its storage-optimization happen in the next maintenance window.")
+    refusal = checks.storage_change_refusal(rds, instance, current)
+    return [refusal] if refusal else []
+
+
 def converge(module, rds, instance, desired):
     """Converge an existing instance; returns the result. The plan is computed once, here."""
     params = module.params
@@ -651,6 +663,7 @@ def converge(module, rds, instance, desired):
         current["option_group_drops_audit_plugin"] = checks.drops_audit_plugin(
             rds, current["option_group_name"], desired["option_group_name"])
     validate_existing(module, instance, current, desired)
+    desired = planning.with_storage_target(current, desired)
     plan = planning.compute_plan(current, desired, params["apply"])
     if tag_changes(instance, params["tags"], params["purge_tags"]):
         plan.append(tags_entry(instance, params["tags"]))
@@ -661,6 +674,7 @@ def converge(module, rds, instance, desired):
         params["allow_backup_retention_decrease"],
         writes_stopped=params["writes_stopped"],
     )
+    refusals += storage_refusals(module, rds, instance, current, plan)
     if module.check_mode:
         # The plan is what the operator wants to see, even the parts a real run would refuse.
         for message in refusals:
@@ -697,6 +711,8 @@ def run(module):
         fail_on(module, creation_errors(params))
         fail_if_reencryption_interrupted(module, clients["rds"])
     desired = desired_state(params, checks.validate_keys(module, clients["kms"], params, module.region, instance))
+    if instance is None:
+        fail_on(module, storage.errors(None, desired))
     validate_against_aws(module, clients, instance, desired)
     if instance is None:
         return create_new(module, clients["rds"], desired)

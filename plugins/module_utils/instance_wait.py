@@ -146,9 +146,10 @@ def wait_usable(module, rds, identifier):
 
 
 def wait_applied(module, rds, identifier, parameters):
-    """After ``ModifyDBInstance``: with ``ApplyImmediately`` until the change shows, else until ``available``."""
+    """After ``ModifyDBInstance``: with ``ApplyImmediately`` until the change shows, else until the instance is usable
+    (``available``, or ``storage-optimization``, which can last a day and takes modifications)."""
     if not parameters.get("ApplyImmediately"):
-        wait_available(module, rds, identifier)
+        wait_usable(module, rds, identifier)
         return
     _wait(module, rds, identifier, applied_conditions(parameters), "available with the change applied")
 

@@ -128,3 +128,31 @@ def test_a_failed_instance_ends_the_wait_at_once(rds, pauses):
 ])
 def test_waiter_config_spreads_the_timeout_over_polls(timeout, pause, expected):
     assert waiter_config(timeout, pause=pause) == expected
+
+
+def test_a_storage_change_is_applied_once_it_shows_even_while_storage_is_optimized(rds, pauses):
+    client, stub, calls = rds
+    growth = {"AllocatedStorage": 200, "ApplyImmediately": True}
+    answer(stub, "available", AllocatedStorage=100, PendingModifiedValues={"AllocatedStorage": 200})  # not begun
+    answer(stub, "storage-optimization", AllocatedStorage=100)  # an earlier optimization, without the change
+    answer(stub, "storage-optimization", AllocatedStorage=200)
+    instance_wait.wait_applied(Module(), client, "db", growth)
+    stub.assert_no_pending_responses()
+    assert len(calls) == 3 and pauses == [5, 5]
+
+
+def test_the_storage_optimization_is_waited_for_every_15_seconds_until_available(rds, pauses):
+    client, stub, calls = rds
+    answer(stub, "storage-optimization", AllocatedStorage=200, PercentProgress="10")
+    answer(stub, "storage-optimization", AllocatedStorage=200, PercentProgress="90")
+    answer(stub, "available", AllocatedStorage=200)
+    instance_wait.wait_storage_optimized(Module(), client, "db", {"AllocatedStorage": 200, "ApplyImmediately": True})
+    stub.assert_no_pending_responses()
+    assert len(calls) == 3 and pauses == [15, 15]
+
+
+def test_iops_zero_for_magnetic_storage_is_not_a_value_to_wait_for(rds, pauses):
+    client, stub, calls = rds
+    answer(stub, "storage-optimization", StorageType="standard")  # magnetic reports no Iops
+    instance_wait.wait_applied(Module(), client, "db", {"StorageType": "standard", "Iops": 0, "ApplyImmediately": True})
+    assert len(calls) == 1 and pauses == []

@@ -34,7 +34,8 @@ description:
   - An interrupted re-encryption resumes on the next run, from the tagged (C(cso:reencryption=in-progress)) snapshot,
     the encrypted copy and the staging instance it finds by their names, instead of taking a new snapshot.
   - All input is validated before the first mutating call (engine version, KMS keys, security groups and their VPC,
-    parameter group family, retention, windows, CA certificate, monitoring role).
+    parameter group family, retention, windows, CA certificate, monitoring role, storage type, size, IOPS and
+    throughput, and whether AWS takes a storage change now).
   - Waits for the instance to be available after every change.
 author:
   - CSO platform engineering (@cso-platform)
@@ -206,22 +207,62 @@ options:
         itself.
     type: str
   storage_type:
-    description: Storage type.
+    description:
+      - Storage type. V(standard) is magnetic storage, which AWS keeps for backward compatibility only.
+      - Changing it causes no outage (impact C(none)), except a move to or from V(standard), which begins with a brief
+        outage (impact C(restart), needs O(allow_reboot)).
+      - Like every storage change (O(allocated_storage), O(iops), O(storage_throughput)) it follows O(apply) and, once
+        applied, puts the instance into C(storage-optimization) for minutes to more than a day. The instance stays
+        available, but AWS takes no further storage change until the optimization has finished and six hours have
+        passed. The module refuses a storage change while that holds (from the instance's status and its storage
+        events of the last six hours), before any change, and says when to run again. The plan entry says so
+        (RV(plan[].storage_optimization)).
+      - Rules checked before any change (RDS User Guide, "Amazon RDS DB instance storage"; RDS API Reference,
+        CreateDBInstance and ModifyDBInstance), for MySQL, MariaDB and PostgreSQL. V(gp2) and V(gp3) take 20 to
+        65,536 GiB, V(io1) and V(io2) 100 to 65,536 GiB, V(standard) 5 to 3,072 GiB.
+      - V(gp3) below 400 GiB has a fixed baseline of 3,000 IOPS and 125 MiB/s (no O(iops) or O(storage_throughput));
+        from 400 GiB its baseline is 12,000 IOPS and 500 MiB/s, and O(iops) (12,000 to 64,000) and
+        O(storage_throughput) (500 to 4,000, at most 0.25 MiB/s per IOPS) can be set.
+      - V(io1) and V(io2) need O(iops), 1,000 to 256,000; V(io1) 0.5 to 50 IOPS per GiB, V(io2) 0.5 to 1,000.
     type: str
-    choices: [gp2, gp3, io1, io2]
+    choices: [gp2, gp3, io1, io2, standard]
     default: gp3
   allocated_storage:
-    description: Storage in GiB. Required to create an instance. Storage can only grow.
+    description:
+      - Storage in GiB. Required to create an instance.
+      - Storage can only grow, by at least 10 % at a time (AWS rounds a smaller increase up). When storage autoscaling
+        is on, the ceiling (O(max_allocated_storage), or the instance's) must stay at least 10 % above it.
+      - Growing V(gp3) storage to 400 GiB or more raises its IOPS and throughput to the 12,000 IOPS / 500 MiB/s
+        baseline unless O(iops) / O(storage_throughput) say otherwise; the plan shows those entries too.
+      - Not set, an existing instance keeps its size.
     type: int
   max_allocated_storage:
     description: Storage autoscaling ceiling in GiB.
     type: int
   iops:
-    description: Provisioned IOPS (io1, io2, or gp3 above its baseline).
+    description:
+      - Provisioned IOPS, for V(io1), V(io2), or V(gp3) of 400 GiB or more (see O(storage_type) for the ranges).
+      - Required when moving to V(io1) or V(io2). Not set, the instance keeps its IOPS (a move between V(io1) and V(io2)
+        too), or gets V(gp3)'s baseline.
+      - Sent with the storage size, as ModifyDBInstance requires; refused for V(gp2), V(standard) and V(gp3) below
+        400 GiB (whose IOPS AWS fixes; their reported baseline is accepted as a value that changes nothing).
     type: int
   storage_throughput:
-    description: Storage throughput in MiB/s (gp3 only).
+    description:
+      - Storage throughput in MiB/s, for V(gp3) of 400 GiB or more only (500 to 4,000, at most 0.25 MiB/s per IOPS).
+      - Not set, the instance keeps its throughput, or gets the 500 MiB/s baseline when it becomes V(gp3) of 400 GiB or
+        more.
     type: int
+  wait_for_storage_optimization:
+    description:
+      - After a storage change applied now (O(apply=immediately)), wait until the instance has left
+        C(storage-optimization) (polled every 15 s, for at most O(wait_timeout)), so that the task ends with the new
+        storage fully in effect.
+      - V(false) ends the task once the change is applied; the instance serves meanwhile.
+      - The optimization can take more than 24 hours; raise O(wait_timeout) accordingly.
+      - With O(apply=maintenance-window) there is nothing to wait for (the module warns).
+    type: bool
+    default: false
   apply:
     description:
       - When AWS applies the changes it can defer. V(maintenance-window) defers them to the next maintenance window
@@ -313,6 +354,19 @@ EXAMPLES = r"""
     tags:
       Environment: dev
 
+- name: Move to provisioned IOPS (io1) now, and wait until AWS has optimized the storage
+  cso.rds_hardening.rds_hardened_instance:
+    db_instance_identifier: cso-prod-db
+    kms_key_id: alias/cso-prod-rds
+    vpc_security_group_ids: [sg-0123456789abcdef0]
+    monitoring_role_arn: arn:aws:iam::123456789012:role/rds-enhanced-monitoring
+    storage_type: io1
+    allocated_storage: 400
+    iops: 12000          # 30 IOPS per GiB: io1 takes 0.5 to 50
+    apply: immediately
+    wait_for_storage_optimization: true
+    wait_timeout: 86400  # the optimization can take a day
+
 - name: Re-encrypt under the new CMK (writes stopped first), keeping the endpoint name
   cso.rds_hardening.rds_hardened_instance:
     db_instance_identifier: cso-prod-db
@@ -363,9 +417,20 @@ plan:
       type: str
       sample: none
     effect:
-      description: The impact in words (who is affected and how); null when the impact is C(none).
+      description:
+        - The impact in words (who is affected and how); null when nobody notices the change.
+        - For a storage change, what the storage-optimization that follows blocks, and the IOPS and throughput
+          the instance gets.
       type: str
       sample: Automated backups older than 7 days (the instance keeps 30 now) are deleted at once.
+    storage_optimization:
+      description:
+        - V(true) when applying the entry puts the instance into C(storage-optimization) (a change of
+          O(storage_type), O(allocated_storage), O(iops) or O(storage_throughput)). No further storage change is
+          possible until the optimization has finished and six hours have passed.
+      type: bool
+      returned: on storage changes
+      sample: true
   sample:
     - what: enable_iam_database_authentication
       before: false

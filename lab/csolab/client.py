@@ -60,6 +60,14 @@ class LabClient:
         0 puts it back. Returns the setting."""
         return self.api("clock", {"offset_seconds": seconds})
 
+    def set_storage_optimization(self, modifying_seconds=None, optimization_seconds=None, cooldown_seconds=None):
+        """How long a storage change keeps an instance ``modifying`` and then ``storage-optimization``, and the
+        cooldown (AWS's six hours) before the next storage change; None keeps the current value. Returns the
+        setting (``csolab.moto_ext.storage_optimization``)."""
+        return self.api("storage-optimization", {"modifying_seconds": modifying_seconds,
+                                                 "optimization_seconds": optimization_seconds,
+                                                 "cooldown_seconds": cooldown_seconds})
+
     def reach_maintenance_window(self, db_instance_identifier=None):
         return self.api("maintenance-window", {"db_instance_identifier": db_instance_identifier})
 
@@ -75,6 +83,7 @@ class LabClient:
         urllib.request.urlopen(request, timeout=30).close()  # noqa: S310 (loopback only)
         self.api("outage", {"reset": True})  # a demo's realistic outage must not outlive it
         self.api("clock", {"reset": True})  # an aged lab clock neither
+        self.api("storage-optimization", {"reset": True})  # nor a test's storage periods
         self.state["seed"] = seed.seed_all(self, with_database=seed_database)
         save_if_current(self.state)  # tools read the seeded ids in aws.json
         self.clear_calls()

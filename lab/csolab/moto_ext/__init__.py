@@ -21,6 +21,7 @@ from csolab.moto_ext import (
     read_replicas,
     replica_settings,
     restarts,
+    storage_optimization,
 )
 from csolab.moto_ext._common import install_wrappers
 
@@ -28,6 +29,7 @@ EXTENSIONS = (
     engines,  # catalogue validation: innermost, sees the request as moto will apply it
     pending,  # when AWS applies a change: defers to the window or applies now
     restarts,  # what AWS does with a restart: outage, failover, the certificate served
+    storage_optimization,  # after a storage change AWS applied (outside pending): storage-optimization, refusals
     certificates,  # CA validation before anything is deferred
     monitoring,
     backup_replication,

@@ -55,9 +55,7 @@ RULES = {
     "db_parameter_group_name": (REBOOT, "restart"),
     "db_instance_class": (_FOLLOWS, "restart"),
     "engine_version": (_FOLLOWS, "restart"),
-    # AWS: RDS User Guide, "Settings for DB instances" (storage type, allocated storage, provisioned IOPS, storage
-    # throughput: no downtime, applied with ApplyImmediately or in the window; a storage type change to or from
-    # magnetic has a brief outage: see _when_and_impact). Each starts a storage-optimization (instance_storage).
+    # AWS: RDS User Guide, "Settings for DB instances": no downtime (to or from magnetic: see _when_and_impact)
     "storage_type": (_FOLLOWS, "none"),
     "allocated_storage": (_FOLLOWS, "none"),
     "max_allocated_storage": (_ALWAYS, "none"),
@@ -251,27 +249,11 @@ def compute_plan(current, desired, apply_mode):
             impact = "none"  # CertificateRotationRestart=false: the certificate is replaced in place (see effect)
         if attribute in storage.STORAGE_ATTRIBUTES:
             plan.append(entry(attribute, current.get(attribute), value, when, impact,
-                              storage.effect(attribute, current, storage_target(desired)), storage_optimization=True))
+                              storage.effect(attribute, current, storage.of(desired)), storage_optimization=True))
             continue
         plan.append(entry(attribute, current.get(attribute), value, when, impact, effect(
             attribute, current.get(attribute), value, impact, current.get("master_username"), restart)))
     return plan
-
-
-def storage_target(desired):
-    return {attribute: desired.get(attribute) for attribute in storage.STORAGE_ATTRIBUTES}
-
-
-def with_storage_target(current, desired):
-    """``desired`` with its storage attributes resolved against the instance (``current``: None for a new one):
-    what the instance has once the task ran, iops/storage_throughput None where AWS fixes them
-    (``instance_storage.target``)."""
-    return dict(desired, **storage.target(current, desired))
-
-
-def starts_storage_optimization(plan):
-    """The entries of ``plan`` whose change puts the instance into storage-optimization."""
-    return [entry for entry in plan if entry.get("storage_optimization")]
 
 
 def entry(attribute, current, desired, when, impact, effect=None, **extra):
@@ -342,7 +324,7 @@ def _with_companions(attributes):
 def modify_parameters(plan, current, desired):
     """ModifyDBInstance parameters for the in-place entries of ``plan`` (replacements excluded)."""
     in_place = [entry["attribute"] for entry in plan if entry["apply"] != REPLACEMENT]
-    parameters = storage.modify_parameters(current, storage_target(desired), in_place)
+    parameters = storage.modify_parameters(current, storage.of(desired), in_place)
     for attribute in sorted(_with_companions(in_place)):
         if attribute == "enable_cloudwatch_logs_exports" or attribute in storage.STORAGE_ATTRIBUTES:
             continue

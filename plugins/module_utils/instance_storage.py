@@ -106,6 +106,21 @@ def target(current, desired):
     return result
 
 
+def of(desired):
+    """The storage attributes of a desired state (a target once ``with_target`` resolved it)."""
+    return {attribute: desired.get(attribute) for attribute in STORAGE_ATTRIBUTES}
+
+
+def with_target(current, desired):
+    """``desired`` with its storage attributes resolved against the instance (``current``: None for a new one)."""
+    return dict(desired, **target(current, desired))
+
+
+def optimizing_entries(plan):
+    """The entries of ``plan`` whose change puts the instance into storage-optimization."""
+    return [entry for entry in plan if entry.get("storage_optimization")]
+
+
 def changed_attributes(current, wanted):
     """The storage attributes ``wanted`` (a target) changes on the instance, in ``STORAGE_ATTRIBUTES`` order."""
     current = current or {}

@@ -695,7 +695,7 @@ def fail_if_reencryption_interrupted(module, rds):
 
 def create_new(module, rds, desired):
     """Create the instance; returns the result (the creation plan)."""
-    desired = planning.with_storage_target(None, desired)
+    desired = storage.with_target(None, desired)
     plan = planning.creation_plan(desired)
     if module.check_mode:
         return result_for(None, plan, True)
@@ -711,7 +711,7 @@ def create_new(module, rds, desired):
 
 def storage_refusals(module, rds, instance, current, plan):
     """A storage change AWS would refuse now (storage-optimization, or within six hours of the last one)."""
-    if not planning.starts_storage_optimization(plan):
+    if not storage.optimizing_entries(plan):
         return []
     if module.params["wait_for_storage_optimization"] and module.params["apply"] != planning.IMMEDIATELY:
         module.warn("wait_for_storage_optimization has nothing to wait for with apply=maintenance-window: the storage "
@@ -728,7 +728,7 @@ def converge(module, rds, instance, desired):
         current["option_group_drops_audit_plugin"] = checks.drops_audit_plugin(
             rds, current["option_group_name"], desired["option_group_name"])
     validate_existing(module, instance, current, desired)
-    desired = planning.with_storage_target(current, desired)
+    desired = storage.with_target(current, desired)
     plan = planning.compute_plan(current, desired, params["apply"])
     if tag_changes(instance, params["tags"], params["purge_tags"]):
         plan.append(tags_entry(instance, params["tags"]))

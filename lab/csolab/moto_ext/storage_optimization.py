@@ -46,7 +46,7 @@ from moto.rds.models import DBInstance, Event, RDSBackend
 from moto.rds.responses import RDSResponse
 
 from csolab.labapi import lab_route
-from csolab.moto_ext import restarts
+from csolab.moto_ext import restarts  # noqa: F401 (imported first: its DBInstance.status is the one wrapped here)
 from csolab.moto_ext._common import around, get
 
 MODIFYING = "modifying"

@@ -213,8 +213,8 @@ def test_the_effect_says_no_outage_and_what_storage_optimization_blocks():
     assert text.startswith("No outage. Once applied, AWS optimizes the storage (status storage-optimization")
     assert "no further storage change is possible until the optimization has finished and six hours have passed" in text
     assert text.endswith("Result: gp3 below 400 GiB runs at its fixed baseline of 3,000 IOPS and 125 MiB/s.")
-    magnetic = storage.effect("storage_type", current("standard", 100), storage.target(current("standard", 100),
-                                                                                         wanted("gp3")))
+    magnetic_now = current("standard", 100)
+    magnetic = storage.effect("storage_type", magnetic_now, storage.target(magnetic_now, wanted("gp3")))
     assert magnetic.startswith("The database restarts briefly when the move to or from magnetic storage starts")
 
 

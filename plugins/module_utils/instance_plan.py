@@ -8,7 +8,8 @@ A plan entry is ``{what, impact, before, after, apply, effect}`` (``common.plan_
 module returns; ``attribute``, ``current`` and ``desired`` repeat what, before and after) where ``apply`` says when AWS
 applies the change (``immediately``, ``maintenance-window``, ``reboot`` = only when the instance
 restarts, ``replacement`` = cannot be modified in place), ``impact`` what clients notice (one of
-``IMPACTS``) and ``effect`` says it in words (who is affected and how; null when nothing is noticed).
+``IMPACTS``) and ``effect`` says it in words (who is affected and how; null when nothing is noticed). A storage
+change also carries ``storage_optimization: true`` (``instance_storage``: what AWS's optimization after it blocks).
 No function here calls AWS.
 """
 

@@ -147,7 +147,9 @@ def _agrees(values):
     play = next(play for play in _plays(PHASE2) if play["name"].startswith("Phase 2 / preflight: TLS"))
     condition = next(task for task in _tasks(play) if task["name"] == AGREEMENT_TASK)["ansible.builtin.assert"]["that"]
     resolved = {name: value for name, value in values.items() if value != "<undefined>"}
-    return bool(_expression(condition)(__phase2_keystone_host=values["keystone_host"], **resolved))
+    host = "keystone-1" if values["keystone_host"] else "cso-1"
+    return bool(_expression(condition)(inventory_hostname=host, groups={"keystone": ["keystone-1"], "cso": ["cso-1"]},
+                                       **resolved))
 
 
 @pytest.mark.parametrize("iam", [None, "true"])

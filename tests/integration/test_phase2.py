@@ -32,7 +32,8 @@ import pytest
 
 from phase_support import (  # noqa: F401  (aws_env_module: a fixture used by name)
     DB, KEYSTONE_HOSTS, REPO_ROOT, SEEDED_CA, aws_env_module, changed_tasks, failure_messages, host_checksums,
-    instance_ca, keystone_through_lb, leave_host_lab, leaked_secrets, requires_tls, run_ansible, total)
+    instance_ca, keystone_round_trips, keystone_through_lb, leave_host_lab, leaked_secrets, requires_tls, run_ansible,
+    total)
 from support import unavailable
 
 REPLICA = f"{DB}-replica"
@@ -82,17 +83,6 @@ def cso_health():
     out = fixtures.sh("cso-1", "curl -s -m 10 -w '\\n%{http_code}' http://127.0.0.1:8080/health", check=False).stdout
     body, _, status = out.rstrip("\n").rpartition("\n")
     return status, body
-
-
-def keystone_round_trips(rounds=3):
-    """Tokens issued and validated through each Keystone host and the load balancer (two workers each)."""
-    from csolab.hosts import topology
-    from csolab.probe import in_namespace, keystone_round_trip
-
-    targets = [(topology.HOSTS[host]["ip"], 5000) for host in KEYSTONE_HOSTS] + [topology.KEYSTONE_LB]
-    for _ in range(rounds):
-        for address, port in targets:
-            in_namespace(lambda a=address, p=port: keystone_round_trip(a, p))
 
 
 def iam_accounts(instance_id):

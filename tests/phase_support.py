@@ -69,6 +69,17 @@ def reset_for_the_next_module(request):
     print(f"host lab reset for {following.__name__}: {hosts.reset()}")
 
 
+def keystone_round_trips(rounds=3):
+    """Tokens issued and validated through each Keystone host and the load balancer (two workers each)."""
+    from csolab.hosts import topology
+    from csolab.probe import in_namespace, keystone_round_trip
+
+    targets = [(topology.HOSTS[host]["ip"], 5000) for host in KEYSTONE_HOSTS] + [topology.KEYSTONE_LB]
+    for _ in range(rounds):
+        for address, port in targets:
+            in_namespace(lambda a=address, p=port: keystone_round_trip(a, p))
+
+
 def next_host_lab_module(request):
     """The module of the first test after this module's last one that uses the host lab, or None."""
     items = request.session.items

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from phase_support import reset_for_the_next_module
+from phase_support import keystone_round_trips, reset_for_the_next_module
 from support import unavailable
 
 pytestmark = [pytest.mark.hosts, pytest.mark.lab]
@@ -108,17 +108,6 @@ def _checksums():
     return {host: fixtures.sh(host, f"sha256sum {CONF}").stdout.split()[0] for host in KEYSTONE_HOSTS}
 
 
-def _round_trips(rounds=3):
-    """Issue and validate tokens through each Keystone host and the load balancer (several: two workers each)."""
-    from csolab.hosts import topology
-    from csolab.probe import in_namespace, keystone_round_trip
-
-    targets = [(topology.HOSTS[host]["ip"], 5000) for host in KEYSTONE_HOSTS] + [topology.KEYSTONE_LB]
-    for _ in range(rounds):
-        for address, port in targets:
-            in_namespace(lambda a=address, p=port: keystone_round_trip(a, p))
-
-
 def _iam_logins(since):
     from csolab.dataplane import iam_verifier
 
@@ -161,7 +150,7 @@ def test_keystone_logs_in_with_iam_tokens_of_its_hosts(iam_keystone_lab, aws_env
         assert f"connection = mysql+pymysql://{IAM_USER}@" in conf, f"{host}: {conf}"
         assert "connection_parameters = plugin=rds_iam&rds_iam_region=eu-west-2" in conf
         assert db_password not in conf and "keystone:" not in conf.split("[database]")[1].split("\n[")[0]
-    _round_trips()
+    keystone_round_trips()
     first = _iam_logins(log_start)
     signers = {entry["identity_arn"] for entry in first if entry["allowed"]}
     assert signers == {sessions[host]["arn"] for host in KEYSTONE_HOSTS}, first
@@ -178,7 +167,7 @@ def test_keystone_logs_in_with_iam_tokens_of_its_hosts(iam_keystone_lab, aws_env
     lab.set_clock_offset(CLOCK_MOVE)
     moved = len(iam_verifier.sessions())
     time.sleep(RECYCLE + 1)  # every pooled connection is then past connection_recycle_time
-    _round_trips()
+    keystone_round_trips()
     later = _iam_logins(moved)
     assert [entry for entry in later if not entry["allowed"]] == [], later
     fresh = {entry["identity_arn"] for entry in later if entry["lab_time"] > first_login + TOKEN_LIFETIME}

@@ -2,36 +2,55 @@
 
 Shares the session's host lab and the helpers of tests/phase_support.py. Starts from phase 1's end
 state: test_phase1 leaves it converged for this module (STARTS_FROM_PHASE1_END_STATE), else the
-module fixture runs phase1.yml. In file order:
+module fixture runs phase1.yml. Phase 2 runs with IAM database authentication on
+(CSO_LAB_PHASE2_IAM=true: inventories/lab/phase2.yml); phase 1 before it with it off. In file order:
 
 1. ``--syntax-check`` of both playbooks against inventories/prod (no lab);
 2. from phase 1's end state with another name for phase 1's dedicated security group, phase 2's
    preflight refuses, names phase 1's missing step, and makes no mutating call;
-3. ``phase2_run`` (module fixture): phase 2 with the probe running, then a
+3. the Keystone policy on a role the Keystone hosts do not sign with (phase 2 up to step iam, without
+   the replica): the database side converges, keystone-1's preflight is refused with its own
+   identity, and no Keystone or CSO file changes;
+4. ``phase2_run`` (module fixture): phase 2 with the probe running, then a
    second run: the replica exists as hardened as its source and really replicates, CSO's
    ``db.read.url`` names the replica, zero probe failures, the second run changes nothing;
-4. rollback_phase2.yml: CSO's read URL goes, no host refers to the replica, the replica is deleted.
+   Keystone and CSO log in with IAM tokens their hosts sign (no database password in their files,
+   the data plane's IAM log shows allowed TLS logins of both users by the hosts' role sessions);
+5. rollback_phase2.yml: both services back on their password users first (healthy), CSO's read URL
+   goes, no host refers to the replica, the replica is deleted; the IAM users and policies stay.
 
-When a later module uses the host lab, the module leaves it rolled back (rollback_tls.yml with the
-hosts restored), as test_phase1 does.
+When a later module uses the host lab, the module leaves it reset (rollback_tls cannot restore the
+files from before phase 2: docs/runbook-phase2.md).
 """
 
 import json
 import os
 import time
+from pathlib import Path
 
 import pytest
 
 from phase_support import (  # noqa: F401  (aws_env_module: a fixture used by name)
-    DB, REPO_ROOT, SEEDED_CA, aws_env_module, changed_tasks, failure_messages, instance_ca, leave_host_lab,
-    leaked_secrets, requires_tls, run_ansible, total)
+    DB, KEYSTONE_HOSTS, REPO_ROOT, SEEDED_CA, aws_env_module, changed_tasks, failure_messages, host_checksums,
+    instance_ca, keystone_round_trips, keystone_through_lb, leave_host_lab, leaked_secrets, requires_tls, run_ansible,
+    total)
+from support import unavailable
 
 REPLICA = f"{DB}-replica"
 # test_phase1.py's teardown leaves its converged end state for this module instead of rolling it
 # back (and phase2_lab then does not converge phase 1 again)
 STARTS_FROM_PHASE1_END_STATE = True
-# test_phase1 (before this module) leaves its converged end state instead of rolling back
-STARTS_FROM_PHASE1_END_STATE = True
+
+# IAM database authentication (inventories/lab/phase2.yml, group_vars/keystone.yml and cso.yml)
+KEYSTONE_IAM_USER, CSO_IAM_USER = "keystone_iam", "cso_iam"
+KEYSTONE_PASSWORD_USER, CSO_PASSWORD_USER = "keystone", "ssp_user"
+KEYSTONE_ROLE, CSO_ROLE = "lab-keystone-hosts", "lab-cso-hosts"
+POLICY = f"rds-db-connect-{DB}"  # rds_iam_db_auth's default policy name
+ELSEWHERE_ROLE = "phase2-test-not-the-keystone-hosts"
+WHEELHOUSE = Path(os.environ.get("CSO_KEYSTONE_WHEELHOUSE", "/var/cache/cso-rds-hardening/wheels"))
+JAR_CACHE = Path("/var/cache/cso-rds-hardening/jars")  # cso_db_driver_cache_dir
+EC2_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
 
 
 def property_line(key, host="cso-1"):
@@ -44,6 +63,42 @@ def read_url():
     return property_line("db.read.url")
 
 
+def properties(host="cso-1"):
+    from csolab.hosts import fixtures
+
+    text = fixtures.sh(host, "cat /opt/cso/setup.properties").stdout
+    return text, dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+
+
+def keystone_database_section(host):
+    from csolab.hosts import fixtures
+
+    conf = fixtures.sh(host, "cat /etc/keystone/keystone.conf").stdout
+    return conf, conf.split("[database]")[1].split("\n[")[0]
+
+
+def cso_health():
+    from csolab.hosts import fixtures
+
+    out = fixtures.sh("cso-1", "curl -s -m 10 -w '\\n%{http_code}' http://127.0.0.1:8080/health", check=False).stdout
+    body, _, status = out.rstrip("\n").rpartition("\n")
+    return status, body
+
+
+def iam_accounts(instance_id):
+    from csolab import dataplane
+
+    rows = dataplane.sql(instance_id, "SELECT user, plugin, authentication_string, ssl_type FROM mysql.user "
+                                      f"WHERE user IN ('{KEYSTONE_IAM_USER}', '{CSO_IAM_USER}') ORDER BY user")
+    return [tuple(row) for row in rows]
+
+
+def users(instance_id):
+    from csolab import dataplane
+
+    return {row[0] for row in dataplane.sql(instance_id, "SELECT user FROM mysql.user")}
+
+
 def replica_instance(lab):
     rds = lab.boto3("rds")
     found = rds.describe_db_instances(Filters=[{"Name": "db-instance-id", "Values": [REPLICA]}])["DBInstances"]
@@ -51,14 +106,23 @@ def replica_instance(lab):
 
 
 @pytest.fixture(scope="module")
-def phase2_lab(host_lab, aws_env_module, request):
-    """Phase 1's end state: as test_phase1 left it, else converged here."""
+def iam_env(aws_env_module):
+    """The environment of every phase-2 run here: phase2_iam on (inventories/lab/phase2.yml)."""
+    if not (WHEELHOUSE / "rds_iam_sqlalchemy-1.0.0-py3-none-any.whl").exists() or not list(JAR_CACHE.glob("*.jar")):
+        unavailable(f"no wheelhouse for Keystone's venv in {WHEELHOUSE} or no JDBC jars in {JAR_CACHE}",
+                    "run `make keystone-wheels jdbc-drivers` (make setup)")
+    return dict(aws_env_module, CSO_LAB_PHASE2_IAM="true")
+
+
+@pytest.fixture(scope="module")
+def phase2_lab(host_lab, aws_env_module, iam_env, request):
+    """Phase 1's end state: as test_phase1 left it, else converged here (before IAM: passwords)."""
     if not (requires_tls() and instance_ca(host_lab) == SEEDED_CA):
-        completed = run_ansible(aws_env_module, "phase1.yml")
+        completed = run_ansible(dict(aws_env_module, CSO_LAB_PHASE2_IAM="false"), "phase1.yml")
         assert completed.returncode == 0, failure_messages(completed) or completed.stdout[-3000:]
     yield host_lab
     if replica_instance(host_lab):
-        completed = run_ansible(aws_env_module, "rollback_phase2.yml")
+        completed = run_ansible(iam_env, "rollback_phase2.yml")
         assert completed.returncode == 0, failure_messages(completed) or completed.stdout[-3000:]
     # After rollback_phase2 the newest CSO backup is phase 2's file (reads from the deleted replica):
     # rollback_tls would restore it and fail safe (docs/runbook-phase2.md, "Rolling back phase 1 too").
@@ -74,10 +138,10 @@ def test_syntax_check_against_prod(playbook):
 
 @pytest.mark.hosts
 @pytest.mark.lab
-def test_preflight_refuses_when_a_phase1_step_is_missing(phase2_lab, aws_env_module):
+def test_preflight_refuses_when_a_phase1_step_is_missing(phase2_lab, iam_env):
     """The instance is not in the group phase 1 would have made: refused before any change."""
     phase2_lab.clear_calls()
-    completed = run_ansible(aws_env_module, "phase2.yml", "-e", "phase1_security_group_name=not-phase1s-group")
+    completed = run_ansible(iam_env, "phase2.yml", "-e", "phase1_security_group_name=not-phase1s-group")
     assert completed.returncode != 0
     messages = " ".join(failure_messages(completed))
     assert "phase 1 is not complete" in messages and "(phase 1 step security_group)" in messages, messages
@@ -85,23 +149,66 @@ def test_preflight_refuses_when_a_phase1_step_is_missing(phase2_lab, aws_env_mod
     assert replica_instance(phase2_lab) is None and read_url() == ""
 
 
+@pytest.mark.hosts
+@pytest.mark.lab
+def test_iam_is_refused_in_keystones_preflight_without_the_hosts_policy(phase2_lab, iam_env):
+    """phase2_iam_keystone_identity names a role the Keystone hosts do not sign with, so their own role
+    has no rds-db:connect policy: the step's database side converges, keystone-1's keystone_db preflight
+    signs with keystone-1's identity, is refused, and the run stops there. No Keystone or CSO file changed
+    (keystone-2 and CSO never ran) and Keystone serves. Up to step iam and without the replica: only what
+    this refusal needs (phase2_run below converges everything)."""
+    from csolab import dataplane
+    from csolab.hosts import identities
+
+    iam = phase2_lab.boto3("iam")
+    iam.create_role(RoleName=ELSEWHERE_ROLE, AssumeRolePolicyDocument=EC2_TRUST)
+    for name in iam.list_role_policies(RoleName=KEYSTONE_ROLE)["PolicyNames"]:
+        iam.delete_role_policy(RoleName=KEYSTONE_ROLE, PolicyName=name)
+    before = host_checksums()
+    log_start = len(dataplane.iam_sessions())
+    completed = run_ansible(iam_env, "phase2.yml", "-e", "phase2_replica=false", "-e", "phase2_stop_after=iam",
+                            "-e", json.dumps({"phase2_iam_keystone_identity": {"role_name": ELSEWHERE_ROLE}}))
+    assert completed.returncode != 0
+    failures = failure_messages(completed)
+    assert [failure.split(":")[0] for failure in failures] == ["keystone-1"], failures
+    message = " ".join(failures[0].split())
+    assert "the database refused the IAM authentication token" in message, message
+    session = identities.recorded()["keystone-1"]
+    assert f"for {KEYSTONE_IAM_USER}@" in message and f"access key {session['access_key_id']}" in message, message
+    assert "Nothing was changed" in message
+    assert host_checksums() == before
+    keystone_through_lb()
+    assert cso_health()[0] == "200"
+    refused = [entry for entry in dataplane.iam_sessions()[log_start:] if entry["user"] == KEYSTONE_IAM_USER]
+    assert refused and {(entry["allowed"], entry["identity_arn"]) for entry in refused} == {(False, session["arn"])}, refused
+    # the refusal is the missing policy: the flag, both users and the policy on the role it was given are there
+    assert phase2_lab.boto3("rds").describe_db_instances(
+        DBInstanceIdentifier=DB)["DBInstances"][0]["IAMDatabaseAuthenticationEnabled"] is True
+    assert iam_accounts(DB) == [(CSO_IAM_USER, "AWSAuthenticationPlugin", "RDS", "ANY"),
+                                (KEYSTONE_IAM_USER, "AWSAuthenticationPlugin", "RDS", "ANY")]
+    assert iam.list_role_policies(RoleName=ELSEWHERE_ROLE)["PolicyNames"] == [POLICY]
+    assert iam.list_role_policies(RoleName=KEYSTONE_ROLE)["PolicyNames"] == []
+
+
 @pytest.fixture(scope="module")
-def phase2_run(phase2_lab, aws_env_module, tmp_path_factory):
-    """Phase 2 twice from phase 1's end state, the probe running; what was observed right after."""
+def phase2_run(phase2_lab, iam_env, tmp_path_factory):
+    """Phase 2 (IAM on) twice from phase 1's end state, the probe running; what was observed right after."""
+    from csolab import dataplane
     from csolab.probe import BackgroundProbe
 
     tmp_path = tmp_path_factory.mktemp("phase2-run")
     summary_path = tmp_path / "phase2-summary.json"
+    iam_log_start = len(dataplane.iam_sessions())
     probe = BackgroundProbe(tmp_path / "probe.json").start()
     second = None
     try:
-        first = run_ansible(aws_env_module, "phase2.yml", "-e", f"phase2_summary_path={summary_path}")
+        first = run_ansible(iam_env, "phase2.yml", "-e", f"phase2_summary_path={summary_path}")
         if first.returncode == 0:
             phase2_lab.clear_calls()
-            second = run_ansible(aws_env_module, "phase2.yml")
+            second = run_ansible(iam_env, "phase2.yml")
     finally:
         summary = probe.stop()
-    return {"first": first, "second": second, "summary": summary,
+    return {"first": first, "second": second, "summary": summary, "iam_log_start": iam_log_start,
             "second_calls": phase2_lab.mutating_calls() if second else None,
             "report": json.loads(summary_path.read_text()) if summary_path.exists() else None}
 
@@ -152,7 +259,7 @@ def test_phase2_adds_a_hardened_replica_and_cso_reads_from_it(phase2_run, phase2
     assert _wait_rows(REPLICA, f"SELECT id FROM phase2_test.marker WHERE id = {marker}", ((marker,),)) == ((marker,),)
 
     report = phase2_run["report"]
-    assert set(report["steps"]) >= {"preflight", "replica", "read_split", "monitoring"}
+    assert set(report["steps"]) >= {"preflight", "replica", "audit", "iam", "read_split", "monitoring"}
     split = report["steps"]["read_split"]["cso-1"]
     assert split["changed"] is True and split["read_split_verified"] is True, split
     assert split["read_server_id"] != split["write_server_id"], split
@@ -160,10 +267,104 @@ def test_phase2_adds_a_hardened_replica_and_cso_reads_from_it(phase2_run, phase2
 
 @pytest.mark.hosts
 @pytest.mark.lab
-def test_rollback_phase2_stops_reads_then_deletes_the_replica(phase2_run, phase2_lab, aws_env_module):
+def test_keystone_and_cso_log_in_with_their_hosts_iam_tokens_and_no_password(phase2_run, phase2_lab):
+    from csolab import dataplane
+    from csolab.hosts import identities, topology
+    from iam_lab import dbuser_arn
+
+    first = phase2_run["first"]
+    assert first.returncode == 0, failure_messages(first) or first.stdout[-3000:]
+    assert not leaked_secrets(first, "phase2 (first run)")
+    secrets = topology.lab_secrets()
+    sessions = identities.recorded()
+    replica_endpoint = replica_instance(phase2_lab)["Endpoint"]["Address"]
+
+    # no database password on any host; the IAM users, the wrapper, the plugin
+    for host in KEYSTONE_HOSTS:
+        conf, database = keystone_database_section(host)
+        assert f"connection = mysql+pymysql://{KEYSTONE_IAM_USER}@" in database, f"{host}: {database}"
+        assert "connection_parameters = plugin=rds_iam&rds_iam_region=eu-west-2" in database, database
+        assert secrets["keystone_db_password"] not in conf, host
+    text, props = properties()
+    assert props["db.username"] == CSO_IAM_USER and props["db.url"].startswith("jdbc:aws-wrapper:mysql://"), props
+    assert props["db.read.url"].startswith(f"jdbc:aws-wrapper:mysql://{replica_endpoint}:"), props["db.read.url"]
+    assert "db.password" not in props and "db.read.password" not in props, sorted(props)
+    assert secrets["ssp_db_password"] not in text
+
+    # both services serve through the database now, with new logins (the lab's pools live 5 s)
+    keystone_round_trips()
+    status, body = cso_health()
+    assert status == "200", body
+    time.sleep(6)
+    assert cso_health()[0] == "200"
+
+    # every IAM login since phase 2 began: allowed, TLS, signed by the hosts' own role sessions; CSO's
+    # on the primary (writes) and the replica (reads); none refused (users and policies came first)
+    logins = [entry for entry in dataplane.iam_sessions()[phase2_run["iam_log_start"]:]
+              if entry["user"] in (KEYSTONE_IAM_USER, CSO_IAM_USER)]
+    assert [entry for entry in logins if not (entry["allowed"] and entry["tls"])] == [], logins[:5]
+    assert {(entry["user"], entry["identity_arn"]) for entry in logins} == {
+        (KEYSTONE_IAM_USER, sessions["keystone-1"]["arn"]), (KEYSTONE_IAM_USER, sessions["keystone-2"]["arn"]),
+        (CSO_IAM_USER, sessions["cso-1"]["arn"])}
+    assert {sessions[host]["role_name"] for host in (*KEYSTONE_HOSTS, "cso-1")} == {KEYSTONE_ROLE, CSO_ROLE}
+    assert {entry["instance"] for entry in logins if entry["user"] == CSO_IAM_USER} == {DB, REPLICA}
+
+    # the database side: the flag on both instances, the users there (the replica's by replication) next
+    # to the password users, the grants of the password users, one exact policy per hosts' role
+    rds, iam = phase2_lab.boto3("rds"), phase2_lab.boto3("iam")
+    for instance_id in (DB, REPLICA):
+        assert rds.describe_db_instances(
+            DBInstanceIdentifier=instance_id)["DBInstances"][0]["IAMDatabaseAuthenticationEnabled"] is True
+        assert iam_accounts(instance_id) == [(CSO_IAM_USER, "AWSAuthenticationPlugin", "RDS", "ANY"),
+                                             (KEYSTONE_IAM_USER, "AWSAuthenticationPlugin", "RDS", "ANY")], instance_id
+        assert {KEYSTONE_PASSWORD_USER, CSO_PASSWORD_USER} <= users(instance_id), instance_id
+    grants = {user: " ".join(row[0] for row in dataplane.sql(DB, f"SHOW GRANTS FOR '{user}'@'%'"))
+              for user in (KEYSTONE_IAM_USER, CSO_IAM_USER)}
+    assert "GRANT ALL PRIVILEGES ON `keystone`.*" in grants[KEYSTONE_IAM_USER], grants
+    assert "GRANT ALL PRIVILEGES ON `ssp`.*" in grants[CSO_IAM_USER], grants
+    for role, user in ((KEYSTONE_ROLE, KEYSTONE_IAM_USER), (CSO_ROLE, CSO_IAM_USER)):
+        statements = iam.get_role_policy(RoleName=role, PolicyName=POLICY)["PolicyDocument"]["Statement"]
+        assert [(statement["Effect"], statement["Action"], sorted(statement["Resource"])) for statement in statements] == [
+            ("Allow", "rds-db:connect", sorted([dbuser_arn(phase2_lab, DB, user), dbuser_arn(phase2_lab, REPLICA, user)]))]
+
+    steps = phase2_run["report"]["steps"]
+    assert steps["iam"]["changed"] is True, steps["iam"]
+    assert {host: (result["changed"], result["auth"]) for host, result in steps["iam"]["keystone"].items()} == \
+        dict.fromkeys(KEYSTONE_HOSTS, (True, "iam")), steps["iam"]["keystone"]
+    assert steps["read_split"]["cso-1"]["auth"] == "iam", steps["read_split"]["cso-1"]
+
+
+@pytest.mark.hosts
+@pytest.mark.lab
+def test_rollback_phase2_restores_passwords_first_then_stops_reads_and_deletes_the_replica(phase2_run, phase2_lab, iam_env):
+    from csolab.hosts import topology
+
     assert phase2_run["first"].returncode == 0, "needs phase 2's end state"
-    completed = run_ansible(aws_env_module, "rollback_phase2.yml")
+    completed = run_ansible(iam_env, "rollback_phase2.yml")
     assert completed.returncode == 0, failure_messages(completed) or completed.stdout[-3000:]
+    # the json callback records a `serial: 1` play once per batch (host): keep each name's first place
+    plays = list(dict.fromkeys(play["play"]["name"] for play in json.loads(completed.stdout)["plays"]))
+    assert plays[0].startswith("Rollback phase 2 / iam: Keystone") and plays[1].startswith("Rollback phase 2 / read_split"), plays
+    assert {task.split(":")[0] for task in changed_tasks(completed)} >= {*KEYSTONE_HOSTS, "cso-1"}, changed_tasks(completed)
+
+    # the password users again, with the stored passwords, and both services healthy
+    secrets = topology.lab_secrets()
+    for host in KEYSTONE_HOSTS:
+        _, database = keystone_database_section(host)
+        assert f"connection = mysql+pymysql://{KEYSTONE_PASSWORD_USER}:{secrets['keystone_db_password']}@" in database, host
+        assert "connection_parameters" not in database, database
+    _, props = properties()
+    assert (props["db.username"], props["db.password"]) == (CSO_PASSWORD_USER, secrets["ssp_db_password"])
+    assert props["db.url"].startswith("jdbc:mariadb://"), props["db.url"]
+    keystone_round_trips(rounds=1)
+    assert cso_health()[0] == "200"
+
     assert read_url() == ""
     assert replica_instance(phase2_lab) is None or replica_instance(phase2_lab)["DBInstanceStatus"] == "deleting"
+    # what the rollback leaves (docs/runbook-iam.md): the IAM users and policies, and a reminder
+    assert iam_accounts(DB) == [(CSO_IAM_USER, "AWSAuthenticationPlugin", "RDS", "ANY"),
+                                (KEYSTONE_IAM_USER, "AWSAuthenticationPlugin", "RDS", "ANY")]
+    iam = phase2_lab.boto3("iam")
+    assert all(POLICY in iam.list_role_policies(RoleName=role)["PolicyNames"] for role in (KEYSTONE_ROLE, CSO_ROLE))
+    assert "phase2_iam is still true in the inventory" in completed.stdout
     assert not leaked_secrets(completed, "rollback_phase2")

@@ -162,3 +162,14 @@ def test_gp3_reports_its_figures_after_a_storage_change(rds):
 
     assert (moved["StorageType"], moved["Iops"], moved["StorageThroughput"]) == ("gp3", 3000, 125)  # not io1's IOPS
     assert (grown["AllocatedStorage"], grown["Iops"], grown["StorageThroughput"]) == (500, 12000, 500)
+
+
+def test_gp3_to_io1_provisions_the_iops_asked_even_when_they_equal_gp3s_baseline(rds):
+    assert (_instance(rds)["StorageType"], _instance(rds)["Iops"]) == ("gp3", 3000)  # below 400 GiB: the baseline
+
+    changed = rds.modify_db_instance(DBInstanceIdentifier=DB, StorageType="io1", AllocatedStorage=100, Iops=3000,
+                                     ApplyImmediately=True)["DBInstance"]
+
+    assert (changed["StorageType"], changed["AllocatedStorage"], changed.get("Iops")) == ("io1", 100, 3000)
+    _statuses_until_available(rds, time.monotonic())
+    assert (_instance(rds)["StorageType"], _instance(rds)["Iops"]) == ("io1", 3000)

@@ -123,6 +123,16 @@ def _current(instance, argument):
     return getattr(instance, RULES[argument].attribute, None)
 
 
+def _unchanged(instance, argument, db_kwargs):
+    """Whether ``db_kwargs`` asks for the current value of ``argument``. IOPS and throughput asked with a new
+    storage type belong to that type (gp3 -> io1 with Iops 3000 provisions 3,000 IOPS even though gp3
+    reported a 3,000 baseline): RDS User Guide, "Working with storage for Amazon RDS DB instances"."""
+    new_type = db_kwargs.get("storage_type")
+    if argument in ("iops", "storage_throughput") and new_type not in (None, instance.storage_type):
+        return False
+    return db_kwargs[argument] == _current(instance, argument)
+
+
 def _supports_rotation_without_restart(instance):
     """DescribeDBEngineVersions ``SupportsCertificateRotationWithoutRestart`` of the instance's version."""
     entries = engines.engine_versions(engine=instance.engine, version=instance.engine_version)
@@ -143,7 +153,7 @@ def _split_deferred(instance, db_kwargs):
         value = db_kwargs.get(argument)
         if value is None:
             continue
-        if value == _current(instance, argument):
+        if _unchanged(instance, argument, db_kwargs):
             del db_kwargs[argument]
             pending_of(instance).pop(rule.pending_key, None)  # asking for the current value reverts a pending change
         elif rule.waits(instance, value):
@@ -157,7 +167,7 @@ def _with_everything_pending(instance, db_kwargs):
     for pending_key, value in list(pending_of(instance).items()):
         db_kwargs.setdefault(ARGUMENT_FOR[pending_key], value)
     for argument in list(db_kwargs):
-        if argument in RULES and db_kwargs[argument] is not None and db_kwargs[argument] == _current(instance, argument):
+        if argument in RULES and db_kwargs[argument] is not None and _unchanged(instance, argument, db_kwargs):
             del db_kwargs[argument]
 
 

@@ -1,5 +1,5 @@
 """Phase 2's step iam without a lab: where it sits among the steps, that CSO is rendered once per run,
-that the rollback moves both services back to their password users before anything else, and that
+that the rollback moves both services back to their password users before anything but unlocking them, and that
 every playbook renders the same database logins from the inventory (the lab's derives them from
 phase2_iam; prod and dev are unchanged). The host-lab test runs the step itself
 (tests/integration/test_phase2.py).
@@ -46,7 +46,7 @@ def _expression(name):
 
 def test_the_steps_run_in_the_documented_order():
     steps = yaml.safe_load((REPO_ROOT / "playbooks/vars/phase2_steps.yml").read_text())["__phase2_steps"]
-    assert steps == ["preflight", "replica", "audit", "iam", "read_split", "monitoring", "verify"]
+    assert steps == ["preflight", "replica", "audit", "iam", "read_split", "lock_password_users", "monitoring", "verify"]
     in_plays = []
     for play in _plays(PHASE2)[:-1]:  # the summary reports under the last step
         step = play["vars"]["__phase2_step"]
@@ -97,7 +97,8 @@ def test_read_split_takes_the_login_from_phase2_iam_or_else_the_inventory(iam, a
 
 def test_the_rollback_moves_both_services_to_their_password_users_before_anything_else():
     plays = _plays(ROLLBACK)
-    keystone, cso = plays[0], plays[1]
+    # plays[0] unlocks the password users (test_phase2_iam_lock.py), on the database alone
+    keystone, cso = plays[1], plays[2]
     assert keystone["hosts"] == "{{ phase1_keystone_group | default('keystone') }}" and keystone["serial"] == 1
     assert cso["hosts"] == "{{ phase1_cso_group | default('cso') }}" and cso["serial"] == 1
     keystone_move = next(task for task in _tasks(keystone) if "ansible.builtin.include_role" in task)["vars"]
@@ -109,17 +110,6 @@ def test_the_rollback_moves_both_services_to_their_password_users_before_anythin
     # nothing in the rollback drops the IAM users or policies, or turns IAM authentication off
     text = ROLLBACK.read_text()
     assert "rds_iam_auth" not in text and "rds_iam_db_auth" not in text and "DROP USER" not in text
-
-
-@pytest.mark.parametrize("path", ["playbooks/tasks/phase1_plaintext_refused.yml",
-                                  "playbooks/tasks/phase1_plaintext_accepted.yml"])
-@pytest.mark.parametrize("auth, expected", [("iam", "keystone"), ("password", "keystone_svc")])
-def test_the_tls_checks_log_in_as_keystones_password_user(path, auth, expected):
-    tasks = yaml.safe_load((REPO_ROOT / path).read_text())
-    check = next(task for task in tasks if "block" in task)["block"][1]
-    template = check["vars"]["__phase1_check_user"].strip()[2:-2]
-    assert _expression(template)(keystone_db_auth=auth, keystone_db_user="keystone_svc" if auth == "password" else "keystone_iam",
-                                 phase2_iam_keystone_password_user="keystone") == expected
 
 
 def _env(iam=None):
@@ -165,6 +155,8 @@ def test_the_lab_inventory_derives_the_services_logins_from_phase2_iam(iam, tmp_
         "cso-1": (on, "iam", "cso_iam") if on else (False, "password", "ssp_user"),
     }
     assert {host: _agrees(values) for host, values in resolved.items()} == dict.fromkeys(resolved, on)
+    # the lock of the password users stays off (test_phase2 turns it on for its IAM converge)
+    assert {values["phase2_iam_lock_password_users"] for values in resolved.values()} == {False}
 
 
 @pytest.mark.parametrize("inventory", ["prod", "dev"])
@@ -174,6 +166,7 @@ def test_prod_and_dev_are_unchanged_and_phase2_iam_alone_is_refused(inventory, t
         assert values["phase2_iam"] is False, host
         assert (values["keystone_db_auth"], values["cso_db_auth"]) == ("<undefined>", "<undefined>"), host
         assert (values["keystone_db_user"], values["cso_db_username"]) == ("keystone", "ssp_user"), host
+        assert values["phase2_iam_lock_password_users"] is False, host
     # phase2_iam on without the inventory deriving the logins: the preflight refuses every service host
     turned_on = _resolve(inventory, tmp_path, None, "-e", "phase2_iam=true")
     assert {host: _agrees(values) for host, values in turned_on.items()} == dict.fromkeys(turned_on, False)

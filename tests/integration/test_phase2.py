@@ -11,13 +11,19 @@ module fixture runs phase1.yml. Phase 2 runs with IAM database authentication on
 3. the Keystone policy on a role the Keystone hosts do not sign with (phase 2 up to step iam, without
    the replica): the database side converges, keystone-1's preflight is refused with its own
    identity, and no Keystone or CSO file changes;
-4. ``phase2_run`` (module fixture): phase 2 with the probe running, then a
-   second run: the replica exists as hardened as its source and really replicates, CSO's
-   ``db.read.url`` names the replica, zero probe failures, the second run changes nothing;
-   Keystone and CSO log in with IAM tokens their hosts sign (no database password in their files,
-   the data plane's IAM log shows allowed TLS logins of both users by the hosts' role sessions);
-5. rollback_phase2.yml: both services back on their password users first (healthy), CSO's read URL
-   goes, no host refers to the replica, the replica is deleted; the IAM users and policies stay.
+4. ``phase2_run`` (module fixture): phase 2 with the probe running and the password users' lock on
+   (``phase2_iam_lock_password_users``), then a second run: the replica exists as hardened as its
+   source and really replicates, CSO's ``db.read.url`` names the replica, zero probe failures, the
+   second run changes nothing; Keystone and CSO log in with IAM tokens their hosts sign (no database
+   password in their files, the data plane's IAM log shows allowed TLS logins of both users by the
+   hosts' role sessions); the password users are locked (a login with their passwords gets the
+   locked-account error) on the primary and the replica, and both services stay healthy;
+5. rollback_phase2.yml: the password users unlocked before any host play, both services back on them
+   (healthy), CSO's read URL goes, no host refers to the replica, the replica is deleted; the IAM users
+   and policies stay;
+6. the lock refuses while a host is still on its password: phase 2 (IAM and the lock on, no replica, no
+   audit) with ``--limit`` leaving keystone-2 out moves keystone-1 and CSO to IAM, then refuses, names
+   keystone-2 only, and locks nothing (keystone-2 keeps serving with its password).
 
 When a later module uses the host lab, the module leaves it reset (rollback_tls cannot restore the
 files from before phase 2: docs/runbook-phase2.md).
@@ -46,6 +52,11 @@ KEYSTONE_IAM_USER, CSO_IAM_USER = "keystone_iam", "cso_iam"
 KEYSTONE_PASSWORD_USER, CSO_PASSWORD_USER = "keystone", "ssp_user"
 KEYSTONE_ROLE, CSO_ROLE = "lab-keystone-hosts", "lab-cso-hosts"
 POLICY = f"rds-db-connect-{DB}"  # rds_iam_db_auth's default policy name
+# the password users' lock (step lock_password_users): off in the lab's inventory, on for this module's converge
+LOCK = ("-e", "phase2_iam_lock_password_users=true")
+# a login to a locked account: MySQL 8.0 ER_ACCOUNT_HAS_BEEN_LOCKED, MariaDB's (the lab's data plane)
+ACCOUNT_LOCKED_ERRNOS = (3118, 4151)
+PASSWORD_SECRETS = {KEYSTONE_PASSWORD_USER: "keystone_db_password", CSO_PASSWORD_USER: "ssp_db_password"}
 ELSEWHERE_ROLE = "phase2-test-not-the-keystone-hosts"
 WHEELHOUSE = Path(os.environ.get("CSO_KEYSTONE_WHEELHOUSE", "/var/cache/cso-rds-hardening/wheels"))
 JAR_CACHE = Path("/var/cache/cso-rds-hardening/jars")  # cso_db_driver_cache_dir
@@ -97,6 +108,40 @@ def users(instance_id):
     from csolab import dataplane
 
     return {row[0] for row in dataplane.sql(instance_id, "SELECT user FROM mysql.user")}
+
+
+def password_login(user, instance_id=DB):
+    """A verified-TLS login as a service's password user with its stored password (hosts-secrets.json):
+    (True, the account it got) or (False, (errno, message))."""
+    import pymysql
+    from csolab import dataplane
+    from csolab.hosts import topology
+
+    try:
+        rows = dataplane.sql(instance_id, "SELECT CURRENT_USER()", user=user, password=topology.lab_secrets()[PASSWORD_SECRETS[user]])
+    except pymysql.err.OperationalError as error:
+        return False, (error.args[0], error.args[1] if len(error.args) > 1 else "")
+    return True, rows[0][0]
+
+
+def account_locked(user, instance_id=DB, host="%"):
+    from csolab import dataplane
+
+    return " ACCOUNT LOCK" in dataplane.sql(instance_id, f"SHOW CREATE USER '{user}'@'{host}'")[0][0]
+
+
+def _wait_locked(user, instance_id, expected, timeout=15):
+    """The lock state of ``user`` on ``instance_id`` once it is ``expected`` (the replica's by replication)."""
+    deadline = time.monotonic() + timeout
+    while (locked := account_locked(user, instance_id)) != expected and time.monotonic() < deadline:
+        time.sleep(0.3)
+    return locked
+
+
+def play_names(completed):
+    """Play names in run order; the json callback records a `serial: 1` play once per batch (host): each name's
+    first place is kept."""
+    return list(dict.fromkeys(play["play"]["name"] for play in json.loads(completed.stdout)["plays"]))
 
 
 def replica_instance(lab):
@@ -197,20 +242,22 @@ def phase2_run(phase2_lab, iam_env, tmp_path_factory):
     from csolab.probe import BackgroundProbe
 
     tmp_path = tmp_path_factory.mktemp("phase2-run")
-    summary_path = tmp_path / "phase2-summary.json"
+    summary_path, second_summary_path = tmp_path / "phase2-summary.json", tmp_path / "phase2-summary-2.json"
     iam_log_start = len(dataplane.iam_sessions())
     probe = BackgroundProbe(tmp_path / "probe.json").start()
     second = None
     try:
-        first = run_ansible(iam_env, "phase2.yml", "-e", f"phase2_summary_path={summary_path}")
+        first = run_ansible(iam_env, "phase2.yml", *LOCK, "-e", f"phase2_summary_path={summary_path}")
         if first.returncode == 0:
             phase2_lab.clear_calls()
-            second = run_ansible(iam_env, "phase2.yml")
+            # the preflight's TLS check logs in as the admin user now: the password users are locked
+            second = run_ansible(iam_env, "phase2.yml", *LOCK, "-e", f"phase2_summary_path={second_summary_path}")
     finally:
         summary = probe.stop()
     return {"first": first, "second": second, "summary": summary, "iam_log_start": iam_log_start,
             "second_calls": phase2_lab.mutating_calls() if second else None,
-            "report": json.loads(summary_path.read_text()) if summary_path.exists() else None}
+            "report": json.loads(summary_path.read_text()) if summary_path.exists() else None,
+            "second_report": json.loads(second_summary_path.read_text()) if second_summary_path.exists() else None}
 
 
 def _wait_rows(instance_id, query, expected, timeout=15):
@@ -259,7 +306,7 @@ def test_phase2_adds_a_hardened_replica_and_cso_reads_from_it(phase2_run, phase2
     assert _wait_rows(REPLICA, f"SELECT id FROM phase2_test.marker WHERE id = {marker}", ((marker,),)) == ((marker,),)
 
     report = phase2_run["report"]
-    assert set(report["steps"]) >= {"preflight", "replica", "audit", "iam", "read_split", "monitoring"}
+    assert set(report["steps"]) >= {"preflight", "replica", "audit", "iam", "read_split", "lock_password_users", "monitoring"}
     split = report["steps"]["read_split"]["cso-1"]
     assert split["changed"] is True and split["read_split_verified"] is True, split
     assert split["read_server_id"] != split["write_server_id"], split
@@ -336,16 +383,58 @@ def test_keystone_and_cso_log_in_with_their_hosts_iam_tokens_and_no_password(pha
 
 @pytest.mark.hosts
 @pytest.mark.lab
+def test_the_password_users_are_locked_once_every_host_is_on_iam_and_the_services_keep_serving(phase2_run, phase2_lab):
+    """Step lock_password_users after read_split: a login with a service's stored password gets the locked-account
+    error on the primary and the replica (by replication), while Keystone and CSO serve through their IAM users;
+    step verify ran after the lock; the second run finds them locked and changes nothing."""
+    first, second = phase2_run["first"], phase2_run["second"]
+    assert first.returncode == 0, failure_messages(first) or first.stdout[-3000:]
+    plays = play_names(first)
+    lock = next(i for i, name in enumerate(plays) if name.startswith("Phase 2 / lock_password_users"))
+    assert max(i for i, name in enumerate(plays) if name.startswith(("Phase 2 / iam", "Phase 2 / read_split"))) < lock
+    assert lock < next(i for i, name in enumerate(plays) if name.startswith("Phase 2 / verify")), plays
+
+    for user in (KEYSTONE_PASSWORD_USER, CSO_PASSWORD_USER):
+        ok, answer = password_login(user)
+        assert not ok and answer[0] in ACCOUNT_LOCKED_ERRNOS, (user, answer)
+        assert "locked" in answer[1].lower(), (user, answer)
+        assert account_locked(user, DB) and _wait_locked(user, REPLICA, True), user
+    # the IAM users are not locked, and both services serve through them with new logins (pools live 5 s)
+    assert not account_locked(KEYSTONE_IAM_USER) and not account_locked(CSO_IAM_USER)
+    time.sleep(6)
+    keystone_round_trips(rounds=1)
+    status, body = cso_health()
+    assert status == "200", body
+
+    step = phase2_run["report"]["steps"]["lock_password_users"]
+    assert step["changed"] is True, step
+    assert step["detail"].startswith(f"locked {KEYSTONE_PASSWORD_USER}@%, {CSO_PASSWORD_USER}@%;"), step
+    assert step["detail"].endswith("on IAM: keystone-1, keystone-2, cso-1"), step
+    assert second.returncode == 0, failure_messages(second)
+    assert phase2_run["second_report"]["steps"]["lock_password_users"] == {
+        "changed": False,
+        "detail": f"already locked: {KEYSTONE_PASSWORD_USER}@%, {CSO_PASSWORD_USER}@%; on IAM: keystone-1, keystone-2, cso-1"}
+    assert not leaked_secrets(second, "phase2 (second run, users locked)")
+
+
+@pytest.mark.hosts
+@pytest.mark.lab
 def test_rollback_phase2_restores_passwords_first_then_stops_reads_and_deletes_the_replica(phase2_run, phase2_lab, iam_env):
     from csolab.hosts import topology
 
     assert phase2_run["first"].returncode == 0, "needs phase 2's end state"
+    assert password_login(KEYSTONE_PASSWORD_USER)[0] is False, "needs the password users locked by phase2_run"
+    # without -e phase2_iam_lock_password_users: the rollback unlocks whenever phase2_iam is on
     completed = run_ansible(iam_env, "rollback_phase2.yml")
     assert completed.returncode == 0, failure_messages(completed) or completed.stdout[-3000:]
-    # the json callback records a `serial: 1` play once per batch (host): keep each name's first place
-    plays = list(dict.fromkeys(play["play"]["name"] for play in json.loads(completed.stdout)["plays"]))
-    assert plays[0].startswith("Rollback phase 2 / iam: Keystone") and plays[1].startswith("Rollback phase 2 / read_split"), plays
-    assert {task.split(":")[0] for task in changed_tasks(completed)} >= {*KEYSTONE_HOSTS, "cso-1"}, changed_tasks(completed)
+    plays = play_names(completed)
+    assert plays[0].startswith("Rollback phase 2 / unlock") and plays[1].startswith("Rollback phase 2 / iam: Keystone") \
+        and plays[2].startswith("Rollback phase 2 / read_split"), plays
+    assert {task.split(":")[0] for task in changed_tasks(completed)} >= {DB, *KEYSTONE_HOSTS, "cso-1"}, changed_tasks(completed)
+    assert f"{DB}: Lock (or, in the rollback, unlock) the password users' accounts" in changed_tasks(completed)
+    for user in (KEYSTONE_PASSWORD_USER, CSO_PASSWORD_USER):
+        assert password_login(user) == (True, f"{user}@%"), user
+        assert not account_locked(user, DB), user
 
     # the password users again, with the stored passwords, and both services healthy
     secrets = topology.lab_secrets()
@@ -368,3 +457,37 @@ def test_rollback_phase2_restores_passwords_first_then_stops_reads_and_deletes_t
     assert all(POLICY in iam.list_role_policies(RoleName=role)["PolicyNames"] for role in (KEYSTONE_ROLE, CSO_ROLE))
     assert "phase2_iam is still true in the inventory" in completed.stdout
     assert not leaked_secrets(completed, "rollback_phase2")
+
+
+@pytest.mark.hosts
+@pytest.mark.lab
+def test_the_lock_is_refused_while_a_host_is_still_on_its_password(phase2_run, phase2_lab, iam_env):
+    """After the rollback every host is on its password again. Phase 2 with IAM and the lock on, without the
+    replica and audit (only what the refusal needs), and --limit leaving keystone-2 out: keystone-1 and CSO
+    move to IAM and are proven, keystone-2 is not, so the lock step refuses, names keystone-2 alone and locks
+    nothing; keystone-2 keeps serving with its password (the module's teardown resets the lab)."""
+    secrets_key = PASSWORD_SECRETS[KEYSTONE_PASSWORD_USER]
+    from csolab.hosts import topology
+
+    password_url = f"connection = mysql+pymysql://{KEYSTONE_PASSWORD_USER}:{topology.lab_secrets()[secrets_key]}@"
+    assert password_url in keystone_database_section("keystone-2")[1], "needs the rollback's end state"
+    assert [password_login(user)[0] for user in PASSWORD_SECRETS] == [True, True], "needs the password users unlocked"
+
+    completed = run_ansible(iam_env, "phase2.yml", *LOCK, "-e", "phase2_replica=false", "-e", "phase2_audit=false",
+                            "--limit", "all:!keystone-2")
+    assert completed.returncode != 0
+    failures = failure_messages(completed)
+    assert [failure.split(":")[0] for failure in failures] == [DB], failures
+    message = " ".join(failures[0].split())
+    assert "this run did not prove keystone-2 on IAM database authentication" in message, message
+    assert "Nothing was locked" in message and "keystone-1" not in message and "cso-1" not in message, message
+    assert not [name for name in changed_tasks(completed) if "password users' accounts" in name], changed_tasks(completed)
+    # the others did move (so the refusal is about keystone-2 alone), and nothing is locked
+    assert f"connection = mysql+pymysql://{KEYSTONE_IAM_USER}@" in keystone_database_section("keystone-1")[1]
+    assert properties()[1]["db.username"] == CSO_IAM_USER
+    for user in PASSWORD_SECRETS:
+        assert password_login(user) == (True, f"{user}@%"), user
+        assert not account_locked(user, DB), user
+    assert password_url in keystone_database_section("keystone-2")[1]
+    keystone_round_trips(rounds=1)
+    assert cso_health()[0] == "200"

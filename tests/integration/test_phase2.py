@@ -466,10 +466,10 @@ def test_the_lock_is_refused_while_a_host_is_still_on_its_password(phase2_run, p
     replica and audit (only what the refusal needs), and --limit leaving keystone-2 out: keystone-1 and CSO
     move to IAM and are proven, keystone-2 is not, so the lock step refuses, names keystone-2 alone and locks
     nothing; keystone-2 keeps serving with its password (the module's teardown resets the lab)."""
-    secrets_key = PASSWORD_SECRETS[KEYSTONE_PASSWORD_USER]
     from csolab.hosts import topology
 
-    password_url = f"connection = mysql+pymysql://{KEYSTONE_PASSWORD_USER}:{topology.lab_secrets()[secrets_key]}@"
+    password = topology.lab_secrets()[PASSWORD_SECRETS[KEYSTONE_PASSWORD_USER]]
+    password_url = f"connection = mysql+pymysql://{KEYSTONE_PASSWORD_USER}:{password}@"
     assert password_url in keystone_database_section("keystone-2")[1], "needs the rollback's end state"
     assert [password_login(user)[0] for user in PASSWORD_SECRETS] == [True, True], "needs the password users unlocked"
 

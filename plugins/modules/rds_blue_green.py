@@ -318,9 +318,8 @@ def refuse_drift(module, rds, deployment, blue):
     return green
 
 
-def switch_existing(module, rds, deployment, green):
+def switch_existing(module, rds, deployment, blue, green):
     params = module.params
-    blue = aws.instance(rds, params["db_instance_identifier"])
     if blue is None or green is None:
         fail_on(module, [f"Blue/green deployment {deployment['BlueGreenDeploymentName']} lacks its "
                          f"{'blue' if blue is None else 'green'} instance; AWS cannot switch it over. Delete it "
@@ -340,7 +339,7 @@ def converge_existing(module, rds, deployment, blue):
     fail_on(module, [message for message in [spec.status_refusal(deployment, params["state"])] if message])
     green = refuse_drift(module, rds, deployment, blue)
     if params["state"] == spec.SWITCHED_OVER and status in (spec.PROVISIONING, spec.AVAILABLE):
-        return switch_existing(module, rds, deployment, green)
+        return switch_existing(module, rds, deployment, blue, green)
     waited = not module.check_mode and params["wait"] and status in (spec.PROVISIONING, spec.SWITCHING)
     if waited and status == spec.PROVISIONING:
         aws.wait_available(module, rds, deployment)

@@ -68,6 +68,9 @@ def _wait(module, rds, deployment, waiter, what, timeout):
     except WaiterError as e:
         found = ((e.last_response or {}).get("BlueGreenDeployments") or [{}])[0]
         status, details = found.get("Status"), found.get("StatusDetails")
+        if status is None and "Max attempts exceeded" not in str(e):
+            module.fail_json_aws(e, msg=f"Blue/green deployment {deployment['BlueGreenDeploymentName']} could not be read "
+                                        f"while waiting for it to be {what}; check it with describe-blue-green-deployments.")
         if "Max attempts exceeded" not in str(e):
             module.fail_json(msg=spec.status_refusal(dict(deployment, Status=status, StatusDetails=details), spec.PRESENT)
                              or f"Blue/green deployment {deployment['BlueGreenDeploymentName']} is {status}.",
@@ -155,7 +158,7 @@ def delete(rds, deployment, delete_target):
     return rds.delete_blue_green_deployment(aws_retry=True, **parameters)["BlueGreenDeployment"]
 
 
-def turn_off_deletion_protection(module, rds, identifier):
+def turn_off_deletion_protection(rds, identifier):
     rds.modify_db_instance(DBInstanceIdentifier=identifier, DeletionProtection=False, ApplyImmediately=True,
                            aws_retry=True)
 

@@ -32,8 +32,8 @@ description:
     (never older). A major upgrade needs a parameter group of the new family, and is refused for a MySQL blue with a
     custom option group. The green's parameter group must exist, be of the right family and not turn the Event
     Scheduler on. The storage must follow AWS's rules for type, size, IOPS and throughput.
-  - The module always sends the green's parameter group (the blue's when O(target_db_parameter_group_name) is unset):
-    AWS would otherwise give the green the engine's default group, without the blue's settings.
+  - The module always sends the green's parameter group (the blue's when O(target_db_parameter_group_name) is unset),
+    because AWS would otherwise give the green the engine's default group, without the blue's settings.
   - Idempotent per state. An existing deployment is never made again. A switched-over deployment asked for
     V(switched_over) again changes nothing. When no deployment of that name exists and the instance already has every
     target setting the task gives, nothing is created (the change is in production already).
@@ -104,8 +104,10 @@ options:
   delete_old_blue:
     description:
       - With O(state=absent) after the switchover, also delete the old blue instance (C(<db_instance_identifier>-old<n>),
-        the deployment's source), turning its deletion protection off first. Irreversible (plan impact V(data-loss)):
+        the deployment's source), turning its deletion protection off first. Irreversible (plan impact V(data-loss)), since
         going back to it is no longer possible. Refused before the switchover (the blue is production then).
+      - The old blue is deleted first, then the deployment, so an interrupted run resumes. Once the deployment is
+        gone the module no longer knows the old instance; ask for it in the task that deletes the deployment.
     type: bool
     default: false
   old_blue_final_snapshot_identifier:
@@ -392,7 +394,7 @@ def run_step(module, rds, step):
     action, subject = step
     params = module.params
     if action == "unprotect":
-        aws.turn_off_deletion_protection(module, rds, subject["DBInstanceIdentifier"])
+        aws.turn_off_deletion_protection(rds, subject["DBInstanceIdentifier"])
     elif action == "delete_instance":
         aws.delete_instance(rds, subject["DBInstanceIdentifier"], params["old_blue_final_snapshot_identifier"])
         if params["wait"]:

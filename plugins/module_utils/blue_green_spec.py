@@ -59,15 +59,15 @@ SNAPSHOT_MAX = 255
 SWITCHOVER_TIMEOUT_RANGE = (30, 3600)
 EVENT_SCHEDULER = "event_scheduler"
 EVENT_SCHEDULER_OFF = ("OFF", "0", "DISABLED")
-# the green's settings: option -> (CreateBlueGreenDeployment parameter, ``instance_plan.current_state`` attribute)
+# the green's settings: option -> ``instance_plan.current_state`` attribute (``create_parameters`` names the API's)
 TARGETS = {
-    "target_engine_version": ("TargetEngineVersion", "engine_version"),
-    "target_db_parameter_group_name": ("TargetDBParameterGroupName", "db_parameter_group_name"),
-    "target_db_instance_class": ("TargetDBInstanceClass", "db_instance_class"),
-    "target_storage_type": ("TargetStorageType", "storage_type"),
-    "target_allocated_storage": ("TargetAllocatedStorage", "allocated_storage"),
-    "target_iops": ("TargetIops", "iops"),
-    "target_storage_throughput": ("TargetStorageThroughput", "storage_throughput"),
+    "target_engine_version": "engine_version",
+    "target_db_parameter_group_name": "db_parameter_group_name",
+    "target_db_instance_class": "db_instance_class",
+    "target_storage_type": "storage_type",
+    "target_allocated_storage": "allocated_storage",
+    "target_iops": "iops",
+    "target_storage_throughput": "storage_throughput",
 }
 # ModifyDBInstance storage parameter (``instance_storage.modify_parameters``) -> CreateBlueGreenDeployment parameter
 STORAGE_PARAMETER = {"StorageType": "TargetStorageType", "AllocatedStorage": "TargetAllocatedStorage",
@@ -244,7 +244,7 @@ def event_scheduler_errors(group, user_parameters):
 
 
 def _storage_desired(params):
-    return {attribute: params[option] for option, (_, attribute) in TARGETS.items()
+    return {attribute: params[option] for option, attribute in TARGETS.items()
             if attribute in storage.STORAGE_ATTRIBUTES}
 
 
@@ -289,7 +289,7 @@ def green_of(instance):
 
 def drift(green, settings, params):
     """[(attribute, the green's value, the task's)] for each target setting the task gives that the green lacks."""
-    given = {attribute for option, (_, attribute) in TARGETS.items() if params[option] is not None}
+    given = {attribute for option, attribute in TARGETS.items() if params[option] is not None}
     found = green_of(green)
     return [(attribute, found[attribute], settings[attribute]) for attribute in GREEN_SUMMARY
             if attribute in given and found[attribute] != settings[attribute]]
@@ -306,7 +306,7 @@ def drift_refusal(params, green, differences):
 def already_deployed(blue, params, settings):
     """No deployment of that name, and the instance already has every target setting the task gives (at least one):
     the change is in production (by an earlier deployment of this name, since deleted). Nothing to deploy."""
-    given = [attribute for option, (_, attribute) in TARGETS.items() if params[option] is not None]
+    given = [attribute for option, attribute in TARGETS.items() if params[option] is not None]
     current = green_of(blue)
     return bool(given) and all(current[attribute] == settings[attribute] for attribute in given)
 

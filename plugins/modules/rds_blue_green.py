@@ -415,11 +415,11 @@ def delete(module, rds, deployment):
         deployment = aws.describe_deployment(rds, deployment)
     fail_on(module, deletion_refusals(params, deployment))
     steps = deletion_plan(module, rds, deployment)
-    plan = [entry for entry, _ in steps if entry is not None]
+    plan = [pair[0] for pair in steps if pair[0] is not None]
     if module.check_mode:
         return result(plan, deployment, bool(plan))
-    for _, step in steps:
-        run_step(module, rds, step)
+    for pair in steps:
+        run_step(module, rds, pair[1])
     if params["wait"]:
         aws.wait_deleted(module, rds, deployment)
     return result(plan, None if params["wait"] else aws.describe_deployment(rds, deployment), bool(plan))

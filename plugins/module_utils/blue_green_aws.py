@@ -24,6 +24,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.waiter import BaseWaite
 from ansible_collections.cso.rds_hardening.plugins.module_utils import blue_green_spec as spec
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import get_db_instance
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import waiter_config
+from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_checks import validate_parameter_group
 from ansible_collections.cso.rds_hardening.plugins.module_utils.replica_aws import user_parameters
 
 POLL_SECONDS = 5
@@ -137,6 +138,33 @@ def instance(rds, identifier):
 
 def green_group_parameters(rds, group):
     return user_parameters(rds, group)
+
+
+def _fail_on(module, errors):
+    if errors:
+        module.fail_json(msg="Nothing was changed: " + " ".join(errors), errors=errors)
+
+
+def validate_new(module, rds, blue, deployments):
+    """Every check of a new deployment against AWS; returns the green's settings."""
+    params = module.params
+    _fail_on(module, spec.source_errors(blue, params, module.region))
+    _fail_on(module, spec.membership_errors(deployments, blue["DBInstanceArn"], params))
+    blue_version = engine_version(rds, blue["Engine"], blue["EngineVersion"]) or {}
+    targets = blue_version.get("ValidUpgradeTarget", [])
+    errors = spec.version_errors(blue, params["target_engine_version"], targets)
+    major = not errors and spec.is_major_upgrade(params["target_engine_version"], targets)
+    errors += spec.major_upgrade_errors(blue, params, major) + spec.storage_errors(blue, params)
+    _fail_on(module, errors)
+    settings = spec.green_settings(params, blue)
+    family = blue_version.get("DBParameterGroupFamily")
+    if settings["engine_version"] != blue["EngineVersion"]:
+        family = (engine_version(rds, blue["Engine"], settings["engine_version"]) or {}).get("DBParameterGroupFamily")
+    if params["target_db_parameter_group_name"]:
+        validate_parameter_group(module, rds, settings["db_parameter_group_name"], family)
+    group = settings["db_parameter_group_name"]
+    _fail_on(module, spec.event_scheduler_errors(group, green_group_parameters(rds, group)))
+    return settings
 
 
 # --- writes -----------------------------------------------------------------------------------------------------

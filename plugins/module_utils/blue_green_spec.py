@@ -2,8 +2,8 @@
 # Copyright: Contributors to the cso.rds_hardening collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""An RDS blue/green deployment of a MySQL or MariaDB instance: the task's checks, the green's settings, and the plan
-of each state (pure: no AWS call). ``blue_green_aws`` makes the calls.
+"""An RDS blue/green deployment of a MySQL or MariaDB instance: the task's checks and the green's settings (pure: no AWS
+call). ``blue_green_plan`` holds the plan entries, ``blue_green_aws`` makes the calls.
 
 The rules, each with its AWS source:
 
@@ -41,8 +41,6 @@ import re
 
 from ansible_collections.cso.rds_hardening.plugins.module_utils import instance_plan as planning
 from ansible_collections.cso.rds_hardening.plugins.module_utils import instance_storage as storage
-from ansible_collections.cso.rds_hardening.plugins.module_utils.common import plan_item
-from ansible_collections.cso.rds_hardening.plugins.module_utils.replica_spec import snapshot_note
 
 ENGINES = ("mysql", "mariadb")
 PRESENT, SWITCHED_OVER, ABSENT = "present", "switched_over", "absent"
@@ -326,62 +324,3 @@ def status_refusal(deployment, state):
     return (f"Blue/green deployment {name} is {status} ({details}): AWS can neither switch it over nor keep it in sync. "
             "Check its events (describe-events --source-type blue-green-deployment), then delete it (state=absent; "
             "delete_target=true also deletes its green) and create it again.")
-
-
-# --- the plan -----------------------------------------------------------------------------------------------------
-
-
-def creation_entry(params, blue, settings):
-    name, blue_name = params["blue_green_deployment_name"], blue["DBInstanceIdentifier"]
-    effect = (f"{blue_name} keeps serving its clients: RDS creates the green instance <{blue_name}-green-...> as a read "
-              f"replica of it with the settings shown ({snapshot_note(blue).replace('the replica', 'the green')}). The green "
-              "is read-only until the switchover; nothing reaches it before then.")
-    return plan_item(f"create blue/green deployment {name} of {blue_name}", "none", None, settings, effect=effect)
-
-
-def switchover_entry(params, blue_summary, settings):
-    name, production = params["blue_green_deployment_name"], params["db_instance_identifier"]
-    timeout = params["switchover_timeout"]
-    effect = (f"RDS stops writes on {production} and the green, drops every connection to both and refuses new ones "
-              f"until the green has caught up and the names are swapped: typically under a minute (AWS), at most "
-              f"switchover_timeout ({timeout} s), after which AWS rolls the switchover back and changes nothing. Then the "
-              f"green answers as {production} at the same endpoint (clients reconnect, no configuration change) and the "
-              f"old instance stays, read-only, as {production}-old<n> (n a number: -old1 the first time).")
-    return plan_item(f"switch over blue/green deployment {name}: the green becomes {production}", "brief-interruption",
-                     dict(blue_summary, db_instance_identifier=production), dict(settings, db_instance_identifier=production),
-                     effect=effect)
-
-
-def protection_entry(instance, role):
-    return plan_item(f"deletion_protection of {role} {instance['DBInstanceIdentifier']}", "none", True, False,
-                     effect=None)
-
-
-def deletion_entry(deployment, delete_target):
-    name, status = deployment["BlueGreenDeploymentName"], deployment.get("Status")
-    green = identifier_of(deployment.get("Target"))
-    if status == SWITCHED:
-        effect = (f"Only the deployment's record goes; {identifier_of(deployment.get('Target'))} (production) and "
-                  f"{identifier_of(deployment.get('Source'))} (the old instance) stay as they are.")
-    elif delete_target:
-        effect = f"The green instance {green} is deleted (it never served production); the blue is not affected."
-    else:
-        effect = (f"The green instance {green} stays as a standalone instance (for RDS for MySQL, replication from the "
-                  "blue continues); the blue is not affected.")
-    return plan_item(f"delete blue/green deployment {name}" + (" and its green instance" if delete_target else ""),
-                     "none", status, None, effect=effect)
-
-
-def old_blue_deletion_entry(old_blue, final_snapshot):
-    name = old_blue["DBInstanceIdentifier"]
-    kept = (f"a final snapshot {final_snapshot} is kept" if final_snapshot
-            else "no final snapshot is taken (old_blue_final_snapshot_identifier is unset)")
-    effect = (f"{name}, the production instance before the switchover, is deleted with its automated backups; {kept}. "
-              "Going back to it is no longer possible.")
-    return plan_item(f"delete old blue instance {name}", "data-loss", old_blue.get("DBInstanceStatus"), None,
-                     effect=effect)
-
-
-def diff(plan):
-    return {"before": {item["what"]: item["before"] for item in plan},
-            "after": {item["what"]: item["after"] for item in plan}}

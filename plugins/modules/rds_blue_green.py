@@ -221,10 +221,10 @@ from ansible.module_utils.common.dict_transformations import camel_dict_to_snake
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.cso.rds_hardening.plugins.module_utils import blue_green_aws as aws
+from ansible_collections.cso.rds_hardening.plugins.module_utils import blue_green_plan as planning
 from ansible_collections.cso.rds_hardening.plugins.module_utils import blue_green_spec as spec
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import aws_client
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import run_module
-from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_checks import validate_parameter_group
 
 ARGUMENT_SPEC = dict(
     db_instance_identifier=dict(type="str", required=True, aliases=["id"]),
@@ -255,41 +255,19 @@ def fail_on(module, errors):
 
 def result(plan, deployment, changed):
     green = spec.identifier_of((deployment or {}).get("Target"))
-    return dict(changed=changed, plan=plan, diff=spec.diff(plan), green_instance_identifier=green,
+    return dict(changed=changed, plan=plan, diff=planning.diff(plan), green_instance_identifier=green,
                 blue_green_deployment=camel_dict_to_snake_dict(deployment, ignore_list=["TagList"]) if deployment else None)
 
 
 # --- a new deployment -------------------------------------------------------------------------------------------
 
 
-def validate_new(module, rds, blue, deployments):
-    """Every check of a new deployment against AWS; returns the green's settings."""
-    params = module.params
-    fail_on(module, spec.source_errors(blue, params, module.region))
-    fail_on(module, spec.membership_errors(deployments, blue["DBInstanceArn"], params))
-    blue_version = aws.engine_version(rds, blue["Engine"], blue["EngineVersion"]) or {}
-    targets = blue_version.get("ValidUpgradeTarget", [])
-    errors = spec.version_errors(blue, params["target_engine_version"], targets)
-    major = not errors and spec.is_major_upgrade(params["target_engine_version"], targets)
-    errors += spec.major_upgrade_errors(blue, params, major) + spec.storage_errors(blue, params)
-    fail_on(module, errors)
-    settings = spec.green_settings(params, blue)
-    family = blue_version.get("DBParameterGroupFamily")
-    if settings["engine_version"] != blue["EngineVersion"]:
-        family = (aws.engine_version(rds, blue["Engine"], settings["engine_version"]) or {}).get("DBParameterGroupFamily")
-    if params["target_db_parameter_group_name"]:
-        validate_parameter_group(module, rds, settings["db_parameter_group_name"], family)
-    group = settings["db_parameter_group_name"]
-    fail_on(module, spec.event_scheduler_errors(group, aws.green_group_parameters(rds, group)))
-    return settings
-
-
 def create(module, rds, blue, settings, switch):
     """Create the deployment (and switch it over when asked); the plan is computed here, once."""
     params = module.params
-    plan = [spec.creation_entry(params, blue, settings)]
+    plan = [planning.creation_entry(params, blue, settings)]
     if switch:
-        plan.append(spec.switchover_entry(params, spec.green_of(blue), settings))
+        plan.append(planning.switchover_entry(params, spec.green_of(blue), settings))
     if module.check_mode:
         return result(plan, None, True)
     deployment = aws.create(rds, spec.create_parameters(params, blue, settings))
@@ -326,7 +304,7 @@ def switch_existing(module, rds, deployment, blue, green):
         fail_on(module, [f"Blue/green deployment {deployment['BlueGreenDeploymentName']} lacks its "
                          f"{'blue' if blue is None else 'green'} instance; AWS cannot switch it over. Delete it "
                          "(state=absent) and create it again."])
-    plan = [spec.switchover_entry(params, spec.green_of(blue), spec.green_of(green))]
+    plan = [planning.switchover_entry(params, spec.green_of(blue), spec.green_of(green))]
     if module.check_mode:
         return result(plan, deployment, True)
     if deployment["Status"] == spec.PROVISIONING:
@@ -353,22 +331,6 @@ def converge_existing(module, rds, deployment, blue):
 # --- deletion ---------------------------------------------------------------------------------------------------
 
 
-def deletion_refusals(params, deployment):
-    name, status = deployment["BlueGreenDeploymentName"], deployment["Status"]
-    if params["delete_target"] and status == spec.SWITCHED:
-        return [f"Blue/green deployment {name} is switched over: its former green is production now and AWS refuses "
-                f"DeleteTarget. To delete the old instance {spec.identifier_of(deployment['Source'])}, use "
-                "delete_old_blue=true instead of delete_target."]
-    if params["delete_old_blue"] and status != spec.SWITCHED:
-        return [f"Blue/green deployment {name} is {status}, not switched over: its blue "
-                f"{spec.identifier_of(deployment['Source'])} is still production and is never deleted. Remove "
-                "delete_old_blue (delete_target=true deletes the green instead)."]
-    old_blue = spec.identifier_of(deployment["Source"])
-    if params["delete_old_blue"] and old_blue in (params["db_instance_identifier"], spec.production_of(deployment)):
-        return [f"The deployment's source {old_blue} is the production instance; it is never deleted."]
-    return []
-
-
 def deletion_plan(module, rds, deployment):
     """[(plan entry, step)] of the deletion: the old blue first (while the deployment still names it), then the record."""
     params, steps = module.params, []
@@ -376,17 +338,17 @@ def deletion_plan(module, rds, deployment):
         old_blue = aws.instance(rds, spec.identifier_of(deployment["Source"]))
         if old_blue is not None and old_blue.get("DBInstanceStatus") != "deleting":
             if old_blue.get("DeletionProtection"):
-                steps.append((spec.protection_entry(old_blue, "old blue"), ("unprotect", old_blue)))
-            steps.append((spec.old_blue_deletion_entry(old_blue, params["old_blue_final_snapshot_identifier"]),
+                steps.append((planning.protection_entry(old_blue, "old blue"), ("unprotect", old_blue)))
+            steps.append((planning.old_blue_deletion_entry(old_blue, params["old_blue_final_snapshot_identifier"]),
                           ("delete_instance", old_blue)))
         elif old_blue is not None:
             steps.append((None, ("wait_instance", old_blue)))
     if params["delete_target"]:
         green = aws.instance(rds, spec.identifier_of(deployment["Target"]))
         if green is not None and green.get("DeletionProtection"):
-            steps.append((spec.protection_entry(green, "green"), ("unprotect", green)))
+            steps.append((planning.protection_entry(green, "green"), ("unprotect", green)))
     if deployment["Status"] != spec.DELETING:
-        steps.append((spec.deletion_entry(deployment, params["delete_target"]), ("delete", deployment)))
+        steps.append((planning.deletion_entry(deployment, params["delete_target"]), ("delete", deployment)))
     return steps
 
 
@@ -413,7 +375,7 @@ def delete(module, rds, deployment):
                              "task again once the switchover has ended (or with wait=true)."])
         aws.wait_switched_over(module, rds, deployment)
         deployment = aws.describe_deployment(rds, deployment)
-    fail_on(module, deletion_refusals(params, deployment))
+    fail_on(module, planning.deletion_refusals(params, deployment))
     steps = deletion_plan(module, rds, deployment)
     plan = [pair[0] for pair in steps if pair[0] is not None]
     if module.check_mode:
@@ -440,7 +402,7 @@ def run(module):
     blue = aws.instance(rds, params["db_instance_identifier"])
     if deployment is not None:
         return converge_existing(module, rds, deployment, blue)
-    settings = validate_new(module, rds, blue, deployments)
+    settings = aws.validate_new(module, rds, blue, deployments)
     if spec.already_deployed(blue, params, settings):
         return result([], None, False)
     return create(module, rds, blue, settings, switch=params["state"] == spec.SWITCHED_OVER)

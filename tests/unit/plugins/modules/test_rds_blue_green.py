@@ -11,7 +11,9 @@ from ansible_collections.cso.rds_hardening.tests.unit.plugins.modules.stubbed_mo
 from ansible_collections.cso.rds_hardening.tests.unit.plugins.modules.stubbed_module import StubbedModule
 
 ARN = "arn:aws:rds:eu-west-2:123456789012:db:"
-NAME, BG_ID, GROUP = "db-m5", "bgd-0123456789abcdef", "db-green"
+NAME = "db-m5"
+BG_ID = "bgd-0123456789abcdef"
+GROUP = "db-green"
 BLUE = {"DBInstanceIdentifier": "db", "DBInstanceArn": ARN + "db", "Engine": "mysql", "EngineVersion": "8.0.40",
         "DBInstanceStatus": "available", "DBInstanceClass": "db.t3.large", "BackupRetentionPeriod": 7,
         "StorageType": "gp3", "AllocatedStorage": 50, "Iops": 3000, "StorageThroughput": 125,

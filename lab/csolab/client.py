@@ -68,6 +68,12 @@ class LabClient:
                                                  "optimization_seconds": optimization_seconds,
                                                  "cooldown_seconds": cooldown_seconds})
 
+    def set_blue_green(self, provisioning_seconds=None, switchover_seconds=None):
+        """How long a new blue/green deployment stays ``PROVISIONING`` (its green instance ``creating``) and a switchover
+        ``SWITCHOVER_IN_PROGRESS``; None keeps the current value. Returns the setting (``csolab.moto_ext.blue_green``)."""
+        return self.api("blue-green", {"provisioning_seconds": provisioning_seconds,
+                                       "switchover_seconds": switchover_seconds})
+
     def reach_maintenance_window(self, db_instance_identifier=None):
         return self.api("maintenance-window", {"db_instance_identifier": db_instance_identifier})
 
@@ -84,6 +90,7 @@ class LabClient:
         self.api("outage", {"reset": True})  # a demo's realistic outage must not outlive it
         self.api("clock", {"reset": True})  # an aged lab clock neither
         self.api("storage-optimization", {"reset": True})  # nor a test's storage periods
+        self.api("blue-green", {"reset": True})  # nor its blue/green periods
         self.state["seed"] = seed.seed_all(self, with_database=seed_database)
         save_if_current(self.state)  # tools read the seeded ids in aws.json
         self.clear_calls()

@@ -9,6 +9,7 @@ they wrap, innermost first: each one wraps what the ones before it left.
 from csolab.moto_ext import (
     audit_logs,
     backup_replication,
+    blue_green,
     certificates,
     cloudwatch_anomaly,
     dataplane_state,
@@ -39,6 +40,7 @@ EXTENSIONS = (
     replica_settings,  # a replica's own Performance Insights, monitoring, deletion protection
     read_replicas,  # replicas as AWS makes them (source checks, promotion); inside dataplane_state's dump
     audit_logs,  # the audit plugin follows option groups (restart on removal)
+    blue_green,  # deployments as AWS runs them: provisioning, refusals, the switchover's renames (applied at once)
     dataplane_state,  # outermost: dumps data around snapshot/restore calls the others shaped
 )
 

@@ -114,6 +114,7 @@ def _mysql_like(tls_allowed):
            "The number of seconds the server waits for activity on a non-interactive TCP/IP or UNIX File connection before closing it."),
         _p("performance_schema", "0", "static", "boolean", "0,1", "Enables or disables the Performance Schema"),
         _p("binlog_format", "ROW", "dynamic", "string", "ROW,STATEMENT,MIXED", "Binary logging format for replication"),
+        _p("event_scheduler", None, "dynamic", "string", "ON,OFF", "Enables or disables the Event Scheduler."),
         _p("log_bin_trust_function_creators", None, "dynamic", "boolean", "0,1",
            "Enforces restrictions on stored functions / triggers - logging for replication."),
         _p("basedir", "/rdsdbbin/mysql", "static", "string", None, "The MySQL installation base directory.",

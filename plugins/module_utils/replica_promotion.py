@@ -6,9 +6,11 @@
 
 The rules, with their AWS sources:
 
-* AWS: RDS User Guide, "Promoting a read replica to be a standalone DB instance": "the DB instance is rebooted
-  before it becomes available", and replication from the source stops for good (the promoted instance is no
-  longer a replica and cannot be made one again). So the promotion's impact is ``restart``.
+* AWS: RDS User Guide, "Promoting a read replica to be a standalone DB instance": "When you promote a read replica,
+  RDS reboots the DB instance before making it available", and replication from the source stops for good (the
+  promoted instance is no longer a replica and cannot be made one again). So the promotion's impact is ``restart``.
+  Same page and PromoteReadReplica: "a read replica cannot be promoted to a standalone instance when it is in the
+  backing-up status", so a replica that is not ``available`` is waited for first.
 * AWS: RDS API Reference, PromoteReadReplica: ``DBInstanceIdentifier`` "Must match the identifier of an existing
   read replica DB instance"; ``BackupRetentionPeriod`` "Default: 1", 0 to 35, "Can't be set to 0 if the DB
   instance is a source to read replicas"; ``PreferredBackupWindow`` ``hh24:mi-hh24:mi`` UTC, at least 30 minutes,

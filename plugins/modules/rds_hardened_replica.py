@@ -84,7 +84,7 @@ options:
   allow_aws_managed_source_key:
     description:
       - Accept a source encrypted with the AWS-managed key C(aws/rds); the replica inherits that key, with a warning.
-      - Same-Region replicas only: a cross-Region replica never inherits its source's key.
+      - Only for a same-Region replica; a cross-Region replica never inherits its source's key.
       - By default such a source is refused, so that the replica is not made under a key the account cannot
         govern (no key policy of its own, no grants to revoke).
     type: bool

@@ -176,12 +176,23 @@ def _cross_region_refusals():
     ]
 
 
-@pytest.mark.parametrize("name, setup", _cross_region_refusals(), ids=[case[0] for case in _cross_region_refusals()])
-def test_cross_region_refused_before_any_write(aws_lab, dr, run_playbook, name, setup):
-    overrides, message = setup(aws_lab, dr)
+def test_cross_region_refused_before_any_write(aws_lab, dr, run_playbook):
+    """Each case is its own task of one playbook (one ansible-playbook start instead of one per case)."""
+    cases = {name: setup(aws_lab, dr) for name, setup in _cross_region_refusals()}
+    tasks = "".join(f"""
+    - name: {name}
+      cso.rds_hardening.rds_hardened_replica: {json.dumps(_replica_task(dr, **overrides))}
+      ignore_errors: true
+""" for name, (overrides, _) in cases.items())
     aws_lab.clear_calls()
-    msg = _refused(run_playbook(_playbook("rds_hardened_replica", _replica_task(dr, **overrides))))
-    assert message in msg, msg
+    run = run_playbook(f"""
+- hosts: localhost
+  gather_facts: false
+  tasks:{tasks}""")
+    assert run.returncode == 0, run  # every failure ignored, none unexpected (an error of the playbook itself)
+    for name, (_, message) in cases.items():
+        result = run.result(name)
+        assert result.get("failed") is True and message in result["msg"], (name, result.get("msg"))
     assert _made(aws_lab) == []
     assert _instance(dr["rds"]) is None
 
@@ -227,4 +238,23 @@ def test_promotion_of_the_dr_replica(aws_lab, dr, run_playbook):
     # the former source never was a replica: left alone, and the result says so
     never = _ok(run_playbook(_playbook("rds_replica_promotion", {"db_instance_identifier": SOURCE})))
     assert (never["changed"], never["promotion"], never["promoted_from"]) == (False, "not-a-replica", None)
+    assert _made(aws_lab) == []
+
+
+def test_the_dr_replica_is_made_and_promoted_with_30_percent_of_calls_failing(aws_lab, dr, run_playbook):
+    aws_lab.set_faults(0.3, seed=11)
+    created = run_playbook(_playbook("rds_hardened_replica", _replica_task(dr)))
+    promoted = run_playbook(_playbook("rds_replica_promotion", {"region": dr["region"], "db_instance_identifier": REPLICA,
+                                                                "backup_retention_period": 7}))
+    aws_lab.set_faults(0)
+    _ok(created)
+    assert _ok(promoted)["promotion"] == "promoted"
+    assert any(call["faulted"] for call in aws_lab.calls())
+    succeeded = [call["action"] for call in aws_lab.mutating_calls() if call["status"] == 200]
+    assert succeeded.count("CreateDBInstanceReadReplica") == 1 and succeeded.count("PromoteReadReplica") == 1
+    standalone = _instance(dr["rds"])
+    assert "ReadReplicaSourceDBInstanceIdentifier" not in standalone and standalone["BackupRetentionPeriod"] == 7
+    aws_lab.clear_calls()
+    again = _ok(run_playbook(_playbook("rds_replica_promotion", {"region": dr["region"], "db_instance_identifier": REPLICA})))
+    assert (again["changed"], again["promotion"]) == (False, "already-promoted")
     assert _made(aws_lab) == []

@@ -136,10 +136,10 @@ def existing_errors(instance, params, source, cross_region=False):
         return []
     if not cross_region and replica_of and replica_of.split(":")[-1] == source["DBInstanceIdentifier"]:
         return []  # a same-region replica names its source by name or by ARN
-    source = source["DBInstanceArn"] if cross_region else source["DBInstanceIdentifier"]
+    expected = source["DBInstanceArn"] if cross_region else source["DBInstanceIdentifier"]
     what = f"a read replica of {replica_of}" if replica_of else "not a read replica (a standalone instance)"
     return [
-        f"Instance {name} exists but is {what}, not a replica of {source}. This task never takes over or replaces "
+        f"Instance {name} exists but is {what}, not a replica of {expected}. This task never takes over or replaces "
         "another instance: choose another db_instance_identifier, or delete or rename that instance first."
     ]
 

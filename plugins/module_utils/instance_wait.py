@@ -25,7 +25,9 @@ the change happened, not only the status:
   storage-optimization that the storage change started has finished (polled every
   ``OPTIMIZATION_POLL_SECONDS``: it takes minutes to more than a day);
 * :func:`wait_rebooted`: after ``RebootDBInstance`` to apply a pending-reboot parameter group:
-  ``available`` and no parameter group ``pending-reboot`` (the answer before the reboot still has one).
+  ``available`` and no parameter group ``pending-reboot`` (the answer before the reboot still has one);
+* :func:`wait_promoted`: after ``PromoteReadReplica``: ``available`` and no
+  ``ReadReplicaSourceDBInstanceIdentifier`` (the answer right after the call still names the source).
 """
 
 from __future__ import annotations
@@ -118,6 +120,10 @@ def rebooted_conditions():
     return available_conditions() + [f"!({_INSTANCE}.DBParameterGroups[?ParameterApplyStatus == 'pending-reboot'])"]
 
 
+def promoted_conditions():
+    return available_conditions() + [f"!({_INSTANCE}.ReadReplicaSourceDBInstanceIdentifier)"]
+
+
 def _wait(module, rds, identifier, conditions, what, pause=POLL_SECONDS):
     timeout = (module.params or {}).get("wait_timeout") or DEFAULT_TIMEOUT
     client = getattr(rds, "client", rds)  # the waiter polls the plain client; its acceptors retry throttling
@@ -162,3 +168,7 @@ def wait_storage_optimized(module, rds, identifier, parameters):
     """After ``wait_applied`` of a storage change: until AWS has finished optimizing the storage."""
     _wait(module, rds, identifier, optimized_conditions(parameters), "available with its storage optimized",
           pause=OPTIMIZATION_POLL_SECONDS)
+
+
+def wait_promoted(module, rds, identifier):
+    _wait(module, rds, identifier, promoted_conditions(), "available as a standalone instance")

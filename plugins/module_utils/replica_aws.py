@@ -86,6 +86,21 @@ def validate_keys(module, kms, params, source, instance):
     return {"storage": storage, "performance_insights": performance_insights}
 
 
+def validate_cross_region_keys(module, kms, params, instance):
+    """Full ARNs of a cross-Region replica's keys: ``kms_key_id`` (required; a customer-managed key of the replica's
+    Region, not the source's) and the Performance Insights key (by default the same)."""
+    region, in_use = module.region, checks.keys_in_use(instance)
+    storage = validate_kms_key(module, kms, params["kms_key_id"], region, "the cross-Region replica's storage encryption",
+                               key_in_use=in_use["storage"])["Arn"]
+    performance_insights = storage
+    if params["performance_insights_kms_key_id"]:
+        performance_insights = validate_kms_key(
+            module, kms, params["performance_insights_kms_key_id"], region, "Performance Insights",
+            key_in_use=in_use["performance_insights"],
+        )["Arn"]
+    return {"storage": storage, "performance_insights": performance_insights}
+
+
 @AWSRetry.jittered_backoff(retries=10, delay=3, max_delay=60)
 def user_parameters(rds, group_name):
     paginator = rds.get_paginator("describe_db_parameters")

@@ -2,7 +2,9 @@
 # Copyright: Contributors to the cso.rds_hardening collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""The desired state of a hardened same-region read replica, its checks and its creation (pure: no AWS call).
+"""The desired state of a hardened read replica, its checks and its creation (pure: no AWS call).
+
+The rules below are a same-region replica's; a cross-Region replica's own are in ``replica_region``.
 
 The replica's desired state has the attribute names of ``instance_plan.RULES``, so its drift is planned,
 refused and applied by ``instance_plan`` exactly like a hardened instance's. The rules a replica adds,
@@ -24,6 +26,7 @@ with their AWS sources:
 from __future__ import annotations
 
 from ansible_collections.cso.rds_hardening.plugins.module_utils import instance_plan as planning
+from ansible_collections.cso.rds_hardening.plugins.module_utils import replica_region as regions
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import plan_item
 from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_spec import ENGINE_LOG_EXPORTS
 from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_spec import MONITORING_INTERVALS
@@ -87,9 +90,9 @@ def input_errors(params, region):
                 f"{option} {params[option]} is a KMS key of region {elsewhere}, but the replica is created in {region} "
                 f"(KMS keys cannot be used outside their region). Pass a key of {region}."
             )
-    if params["db_instance_identifier"] == params["source_db_instance_identifier"]:
+    if params["db_instance_identifier"] == regions.source_name(params) and not regions.is_cross_region(params, region):
         errors.append("db_instance_identifier must differ from source_db_instance_identifier: name the replica.")
-    return errors
+    return errors + regions.input_errors(params, region)
 
 
 def source_errors(source, params, region):
@@ -123,17 +126,20 @@ def source_errors(source, params, region):
     return errors
 
 
-def existing_errors(instance, params):
+def existing_errors(instance, params, source, cross_region=False):
     """Why an existing instance named like the replica cannot be converged as this source's replica."""
     if instance is None:
         return []
-    name, source = params["db_instance_identifier"], params["source_db_instance_identifier"]
+    name = params["db_instance_identifier"]
     replica_of = instance.get("ReadReplicaSourceDBInstanceIdentifier")
-    if replica_of and replica_of.split(":")[-1] == source:  # the source's name, or its ARN
+    if cross_region and regions.is_replica_of(instance, source):
         return []
+    if not cross_region and replica_of and replica_of.split(":")[-1] == source["DBInstanceIdentifier"]:
+        return []  # a same-region replica names its source by name or by ARN
+    expected = source["DBInstanceArn"] if cross_region else source["DBInstanceIdentifier"]
     what = f"a read replica of {replica_of}" if replica_of else "not a read replica (a standalone instance)"
     return [
-        f"Instance {name} exists but is {what}, not a replica of {source}. This task never takes over or replaces "
+        f"Instance {name} exists but is {what}, not a replica of {expected}. This task never takes over or replaces "
         "another instance: choose another db_instance_identifier, or delete or rename that instance first."
     ]
 
@@ -183,23 +189,30 @@ def snapshot_note(source):
             "briefly (typically about one second) when the snapshot starts")
 
 
-def creation_plan(params, source, desired):
+def creation_plan(params, source, desired, region, cross_region=False):
     """The create entry (impact none: the source keeps serving its clients), then every attribute it sets."""
     name, source_name = params["db_instance_identifier"], source["DBInstanceIdentifier"]
     what = f"create read replica {name} of {source_name} ({snapshot_note(source)})"
+    if cross_region:
+        source_name = source["DBInstanceArn"]
+        what = (f"create cross-Region read replica {name} in {region} of {source_name} "
+                f"({regions.snapshot_note(source, region, desired['kms_key_id'])})")
     effect = None if source.get("MultiAZ") else (
-        f"Clients of {source_name} keep their connections; statements may pause for about a second at the snapshot.")
+        f"Clients of {source['DBInstanceIdentifier']} keep their connections; statements may pause for about a second at the snapshot.")
     create = plan_item(what, "none", None, source_name, apply=planning.IMMEDIATELY, effect=effect,
                        attribute=SOURCE_ATTRIBUTE, current=None, desired=source_name)
     return [create] + planning.creation_plan(desired)
 
 
-def create_parameters(params, desired):
-    """CreateDBInstanceReadReplica parameters (never KmsKeyId: a same-region replica takes its source's key)."""
+def create_parameters(params, desired, source, cross_region=False):
+    """CreateDBInstanceReadReplica parameters: same-region never with KmsKeyId (the replica takes its source's
+    key); cross-Region with the source's ARN, the destination key and SourceRegion (``replica_region``)."""
     parameters = {
         "DBInstanceIdentifier": params["db_instance_identifier"],
         "SourceDBInstanceIdentifier": params["source_db_instance_identifier"],
     }
+    if cross_region:
+        parameters.update(regions.create_parameters(source, desired))
     for attribute, api_name in CREATE_PARAMETER.items():
         if desired.get(attribute) is not None:
             parameters[api_name] = desired[attribute]
@@ -210,11 +223,13 @@ def create_parameters(params, desired):
     return parameters
 
 
-def replacement_refusals(plan, source_name):
+def replacement_refusals(plan, source_name, cross_region=False):
     """Messages for drift a replica cannot be modified out of (its keys): it has to be made again."""
     messages = []
     for entry in planning.needs_replacement(plan):
-        if entry["attribute"] == "kms_key_id":
+        if entry["attribute"] == "kms_key_id" and cross_region:
+            messages.append(regions.key_replacement_refusal(entry))
+        elif entry["attribute"] == "kms_key_id":
             messages.append(
                 f"The replica is encrypted with {entry['current']} but its source {source_name} now uses {entry['desired']} "
                 "(re-encrypted since); a replica always has its source's key and cannot be re-encrypted. Delete the "

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: rds_hardened_replica
-short_description: Create and converge a same-region read replica as hardened as its source
+short_description: Create and converge a read replica (same-Region or cross-Region) as hardened as its source
 version_added: 1.1.0
 description:
-  - Creates a read replica of a MySQL or MariaDB RDS instance in the same region (C(CreateDBInstanceReadReplica)),
-    hardened like its source, and converges an existing replica to that spec with C(ModifyDBInstance).
+  - Creates a read replica of a MySQL or MariaDB RDS instance (C(CreateDBInstanceReadReplica)), hardened like its
+    source, and converges an existing replica to that spec with C(ModifyDBInstance).
+  - The replica is created in the task's O(region). Its source is in the same Region, or in another one (a
+    cross-Region replica, for example for disaster recovery), named by its ARN or by its name with O(source_region).
   - "Why a sibling of M(cso.rds_hardening.rds_hardened_instance) and not an option of it: a replica is created by
     another call from other inputs (a source instead of engine, version, storage, subnet group and master user),
     AWS fixes some of its settings from the source (its storage KMS key, engine and version, backups), and the
@@ -22,6 +24,13 @@ description:
     refuses another key (AWS RDS API Reference, CreateDBInstanceReadReplica, C(KmsKeyId)). The replica therefore
     uses the source's key, which must be customer-managed (unless O(allow_aws_managed_source_key=true));
     O(kms_key_id), when given, must name that key."
+  - "A cross-Region replica is encrypted with a KMS key of its own Region: O(kms_key_id) is required and must be a
+    customer-managed key of O(region) (AWS RDS API Reference, CreateDBInstanceReadReplica, C(KmsKeyId)); the
+    source's key may be any, even C(aws/rds). The module sends the source's ARN and C(SourceRegion) (botocore
+    generates the presigned URL from it). Its DB subnet group (O(db_subnet_group_name), required), security groups
+    and parameter group are of O(region) and are checked there; the engine version must be offered there. RDS
+    cannot guarantee more than five cross-Region replicas of one source (RDS User Guide, Creating a read replica in
+    a different AWS Region), so a sixth is refused."
   - "Creating a replica takes a DB snapshot of the source. A single-AZ source's I/O is suspended very briefly
     (typically about one second) when the snapshot starts; a Multi-AZ source's snapshot comes from its standby,
     without suspension (AWS RDS User Guide, Creating a read replica). The plan's create item says which applies;
@@ -29,7 +38,9 @@ description:
   - Refused before any mutating call, with a message that says what to do; a source that does not exist, is not
     encrypted, runs another engine than O(engine), has no automated backups (AWS requires them), or is itself a
     replica; a KMS key of another region or other than the source's; an existing instance named
-    O(db_instance_identifier) that is not a replica of this source; a parameter group that does not require TLS,
+    O(db_instance_identifier) that is not a replica of this source; for a cross-Region replica a missing
+    O(kms_key_id) or O(db_subnet_group_name), an O(source_region) that contradicts the source's ARN, a source with
+    five cross-Region replicas already; a parameter group that does not require TLS,
     is of another family or does not exist; security groups outside the VPC; an unknown CA; a missing monitoring
     role.
   - Changes that restart the replica (instance class, CA, parameter group) are refused unless O(allow_reboot=true).
@@ -46,9 +57,17 @@ options:
     required: true
     aliases: [id]
   source_db_instance_identifier:
-    description: Identifier of the source instance, in the same region.
+    description:
+      - Identifier of the source instance, or its ARN.
+      - An ARN of another Region than O(region) makes a cross-Region replica; so does a name with O(source_region).
     type: str
     required: true
+  source_region:
+    description:
+      - Region of the source instance, when O(source_db_instance_identifier) is a name and the source is not in
+        O(region). Defaults to the Region of the source's ARN, else O(region) (a same-Region replica).
+      - Must agree with the Region of an ARN given as O(source_db_instance_identifier).
+    type: str
   engine:
     description: Engine the source must run; a source with another engine is refused.
     type: str
@@ -59,10 +78,13 @@ options:
       - Storage KMS key. A same-region replica always uses its source's key, so this only asserts which key that is
         (id, ARN or alias); a different key or a key of another region is refused.
       - The source's key must be enabled, and customer-managed unless O(allow_aws_managed_source_key=true).
+      - Required for a cross-Region replica; there it is the replica's own key, a customer-managed key of O(region)
+        (id, ARN or alias), and the source's key is not checked.
     type: str
   allow_aws_managed_source_key:
     description:
       - Accept a source encrypted with the AWS-managed key C(aws/rds); the replica inherits that key, with a warning.
+      - Only for a same-Region replica; a cross-Region replica never inherits its source's key.
       - By default such a source is refused, so that the replica is not made under a key the account cannot
         govern (no key policy of its own, no grants to revoke).
     type: bool
@@ -73,7 +95,9 @@ options:
       - Changing it on an existing replica restarts it (needs O(allow_reboot)).
     type: str
   db_subnet_group_name:
-    description: DB subnet group of the replica. Defaults to the source's (same VPC).
+    description:
+      - DB subnet group of the replica. Defaults to the source's (same VPC) for a same-Region replica.
+      - Required for a cross-Region replica (a group of O(region)).
     type: str
   vpc_security_group_ids:
     description: The dedicated VPC security groups of the replica. They must be in the replica's VPC.
@@ -170,7 +194,9 @@ extends_documentation_fragment:
   - amazon.aws.boto3
 notes:
   - Plan values describe the replica once its pending modifications apply; a change already pending is not planned again.
-  - Cross-region replicas are not supported by this module.
+  - A cross-Region replica's data reaches it over the network between the Regions (billed data transfer); its
+    replication lag is usually higher than a same-Region replica's.
+  - Promote a replica (for example the disaster-recovery one) with M(cso.rds_hardening.rds_replica_promotion).
 """
 
 EXAMPLES = r"""
@@ -196,6 +222,21 @@ EXAMPLES = r"""
     tags:
       Environment: prod
       Role: read-replica
+
+- name: Create (or converge) the disaster-recovery replica in eu-west-1 of the eu-west-2 primary
+  cso.rds_hardening.rds_hardened_replica:
+    region: eu-west-1
+    db_instance_identifier: cso-prod-db-dr
+    source_db_instance_identifier: arn:aws:rds:eu-west-2:123456789012:db:cso-prod-db
+    kms_key_id: arn:aws:kms:eu-west-1:123456789012:alias/cso-prod-rds-dr   # a key of eu-west-1
+    db_subnet_group_name: cso-db-private                                  # groups of eu-west-1
+    vpc_security_group_ids: [sg-0fedcba9876543210]
+    db_parameter_group_name: cso-mysql80-tls
+    monitoring_role_arn: arn:aws:iam::123456789012:role/rds-enhanced-monitoring
+    apply: immediately
+    tags:
+      Environment: prod
+      Role: disaster-recovery
 """
 
 RETURN = r"""
@@ -203,7 +244,8 @@ plan:
   description:
     - Every difference between the replica and the desired state, in the order the module applies them.
     - For a new replica, first the create item (C(what) says what the snapshot of the source does to it,
-      C(impact=none)), then every attribute the creation sets, with C(before=null).
+      C(impact=none); for a cross-Region replica also where the copy goes and under which key, and C(after) is the
+      source's ARN), then every attribute the creation sets, with C(before=null).
   returned: always
   type: list
   elements: dict
@@ -258,10 +300,13 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 
 from ansible_collections.cso.rds_hardening.plugins.module_utils import instance_plan as planning
 from ansible_collections.cso.rds_hardening.plugins.module_utils import replica_aws
+from ansible_collections.cso.rds_hardening.plugins.module_utils import replica_region as regions
 from ansible_collections.cso.rds_hardening.plugins.module_utils import replica_spec as spec
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import Clients
+from ansible_collections.cso.rds_hardening.plugins.module_utils.common import aws_client
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import get_db_instance
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import run_module
+from ansible_collections.cso.rds_hardening.plugins.module_utils.common import validate_region
 from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_result import result_for
 from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_result import tag_changes
 from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_result import tags_entry
@@ -269,6 +314,7 @@ from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_result 
 ARGUMENT_SPEC = dict(
     db_instance_identifier=dict(type="str", required=True, aliases=["id"]),
     source_db_instance_identifier=dict(type="str", required=True),
+    source_region=dict(type="str"),
     engine=dict(type="str", choices=list(spec.ENGINES), default="mysql"),
     kms_key_id=dict(type="str", no_log=False),
     allow_aws_managed_source_key=dict(type="bool", default=False),
@@ -308,13 +354,13 @@ def fail_on(module, errors):
         module.fail_json(msg=" ".join(errors), errors=errors)
 
 
-def create_new(module, rds, source, desired):
+def create_new(module, rds, source, desired, cross_region):
     """Create the replica, then converge what creation could not set; returns the result."""
     params = module.params
-    plan = spec.creation_plan(params, source, desired)
+    plan = spec.creation_plan(params, source, desired, module.region, cross_region)
     if module.check_mode:
         return result_for(None, plan, True)
-    created = replica_aws.create(module, rds, spec.create_parameters(params, desired))
+    created = replica_aws.create(module, rds, spec.create_parameters(params, desired, source, cross_region))
     current = planning.current_state(created)
     rest = [entry for entry in planning.compute_plan(current, desired, planning.IMMEDIATELY)
             if entry["apply"] != planning.REPLACEMENT]
@@ -322,7 +368,7 @@ def create_new(module, rds, source, desired):
     return result_for(get_db_instance(rds, params["db_instance_identifier"]), plan, True)
 
 
-def converge(module, rds, source, instance, desired):
+def converge(module, rds, source, instance, desired, cross_region):
     """Converge an existing replica; the plan is computed once, here."""
     params = module.params
     current = planning.current_state(instance)
@@ -330,7 +376,7 @@ def converge(module, rds, source, instance, desired):
     if tag_changes(instance, params["tags"], params["purge_tags"]):
         plan.append(tags_entry(instance, params["tags"]))
     in_place = [entry for entry in plan if entry["apply"] != planning.REPLACEMENT]
-    refusals = spec.replacement_refusals(plan, source["DBInstanceIdentifier"])
+    refusals = spec.replacement_refusals(plan, source["DBInstanceIdentifier"], cross_region)
     refusals += planning.refusals(in_place, params["allow_reboot"], allow_replacement=True)
     if module.check_mode:
         for message in refusals:
@@ -341,20 +387,37 @@ def converge(module, rds, source, instance, desired):
     return result_for(get_db_instance(rds, params["db_instance_identifier"]), plan, changed)
 
 
+def source_client(module, clients, where):
+    """The RDS client of the source's region (the task's own for a same-region replica)."""
+    if where == module.region:
+        return clients.rds
+    return aws_client(module, "rds", region=where, extra_error_codes=BUSY_ERRORS, config=Config(**WAITER_FRIENDLY_RETRIES))
+
+
 def run(module):
     params = module.params
+    where = regions.source_region(params, module.region)
+    cross_region = where != module.region
+    if params["source_region"]:
+        validate_region(module, params["source_region"], "source_region")
     fail_on(module, spec.input_errors(params, module.region))
     clients = Clients(module, extra_error_codes=BUSY_ERRORS, config=Config(**WAITER_FRIENDLY_RETRIES))
-    source = get_db_instance(clients.rds, params["source_db_instance_identifier"])
-    fail_on(module, spec.source_errors(source, params, module.region))
+    source = get_db_instance(source_client(module, clients, where), regions.source_name(params))
+    errors = spec.source_errors(source, params, where)
+    if cross_region and source is not None:
+        errors += regions.source_errors(source, params, module.region)
+    fail_on(module, errors)
     instance = get_db_instance(clients.rds, params["db_instance_identifier"])
-    fail_on(module, spec.existing_errors(instance, params))
-    keys = replica_aws.validate_keys(module, clients.kms, params, source, instance)
+    fail_on(module, spec.existing_errors(instance, params, source, cross_region))
+    if cross_region:
+        keys = replica_aws.validate_cross_region_keys(module, clients.kms, params, instance)
+    else:
+        keys = replica_aws.validate_keys(module, clients.kms, params, source, instance)
     desired = spec.desired_state(params, source, keys)
     replica_aws.validate_against_aws(module, clients, source, instance, desired)
     if instance is None:
-        return create_new(module, clients.rds, source, desired)
-    return converge(module, clients.rds, source, instance, desired)
+        return create_new(module, clients.rds, source, desired, cross_region)
+    return converge(module, clients.rds, source, instance, desired, cross_region)
 
 
 def main():

@@ -11,7 +11,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 MODULES = ("rds_hardened_instance", "rds_alarm_set", "rds_backup_replication", "rds_restore_verification",
            "rds_certificate_info", "rds_dashboard", "rds_hardened_replica", "rds_audit_logging", "rds_iam_db_auth",
-           "rds_blue_green")
+           "rds_blue_green", "rds_replica_promotion")
 ROLES = tuple(sorted(p.name for p in (REPO_ROOT / "roles").iterdir() if (p / "meta" / "argument_specs.yml").is_file()))
 # development-only files and directories that must never reach the Galaxy tarball (galaxy.yml build_ignore)
 DEV_ONLY_TOP = {".venv", ".lab", ".collections", ".cache", ".ci", ".git", ".github", ".pytest_cache", ".ansible",

@@ -18,13 +18,21 @@ rules here, with their sources:
   unencrypted DB instance".
 * A replica is its own instance: its own resource id, endpoint, restarts and pending changes
   (nothing of the source's lab state is carried over from moto's copy).
+* A cross-Region replica lives in its own Region (AWS: RDS API Reference, CreateDBInstanceReadReplica,
+  ``DBSubnetGroupName``: "The specified DB subnet group must be in the same Amazon Web Services Region in which the
+  operation is running"): the DB subnet group it names is the destination Region's (moto looked the name up in
+  the source's Region, whose group may have the same name), and its Availability Zone is one of that group's.
+  A ``KmsKeyId`` that names no key of the destination Region (an unknown alias too) is refused with
+  ``KMSKeyNotAccessibleFault`` (moto answered an unknown alias with an internal error).
 * PromoteReadReplica (AWS: RDS User Guide, "Promoting a read replica to be a standalone DB
   instance"): "When you promote a read replica, RDS reboots the DB instance before making it
   available" (the lab's restart: ``restarts.restart(..., "promotion")``; the data plane stops
   replication and turns ``read_only`` off); the instance no longer names a source and the source
   no longer lists it. Only a read replica can be promoted (RDS API Reference, PromoteReadReplica:
   ``DBInstanceIdentifier`` "Must match the identifier of an existing read replica DB instance";
-  ``InvalidDBInstanceState``).
+  ``InvalidDBInstanceState``). ``BackupRetentionPeriod`` "Default: 1" (same page): a promotion that does not
+  set it turns automated backups on for one day (moto left the replica's 0). A cross-Region replica is
+  unlinked from its source in the source's Region (which lists it by ARN).
 * Deleting a source (AWS: RDS User Guide, "Working with DB instance read replicas": "If you delete
   a source DB instance without deleting its read replicas in the same AWS Region, each read
   replica is promoted to a standalone DB instance"): its same-region replicas are promoted.
@@ -43,7 +51,7 @@ import string
 
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.core.utils import utcnow
-from moto.rds.exceptions import InvalidParameterCombination, RDSClientError
+from moto.rds.exceptions import InvalidParameterCombination, KMSKeyNotAccessibleFault, RDSClientError
 from moto.rds.models import RDSBackend, rds_backends
 
 from csolab.moto_ext import restarts
@@ -53,6 +61,8 @@ from csolab.moto_ext._common import around, arn_region, get
 SOURCE_ONLY_STATE = ("_lab_restart", "_lab_restart_acknowledged", "_lab_dataplane_seen", "_lab_served_ca",
                      "_lab_status", "_lab_pending", "_lab_maintenance", "_lab_applying_until",
                      "_lab_ca_rotation_restart")
+# PromoteReadReplica ``BackupRetentionPeriod`` "Default: 1"
+AWS_DEFAULT_PROMOTED_BACKUP_RETENTION = 1
 
 
 class InvalidDBInstanceState(RDSClientError):
@@ -88,7 +98,23 @@ def _check_source(backend, source, db_kwargs):
     if not key:
         raise InvalidParameterCombination(
             "For an encrypted cross-Region read replica, KmsKeyId must name a KMS key of the destination Region.")
-    return backend._validate_kms_key(key)
+    try:
+        return backend._validate_kms_key(key)
+    except RDSClientError:
+        raise
+    except Exception:  # noqa: BLE001 (moto's KMS raises its own NotFoundException for an unknown alias)
+        raise KMSKeyNotAccessibleFault(key) from None
+
+
+def _place_in_destination(backend, replica, db_kwargs):
+    """A cross-Region replica's subnet group and Availability Zone are the destination Region's."""
+    group_name = get(db_kwargs, "db_subnet_group_name")
+    if group_name:
+        replica.db_subnet_group = backend.describe_db_subnet_groups(group_name)[0]
+        zones = sorted(subnet.availability_zone for subnet in replica.db_subnet_group._subnets)
+        replica.availability_zone = zones[0] if zones else f"{backend.region_name}a"
+    else:
+        replica.availability_zone = f"{backend.region_name}a"
 
 
 def _own_instance(replica, kms_key_id):
@@ -106,8 +132,12 @@ def _own_instance(replica, kms_key_id):
 def _create_db_instance_read_replica(original, backend, db_kwargs, *args, **kwargs):
     source = _find_source(backend, db_kwargs.get("source_db_instance_identifier", ""))
     kms_key_id = _check_source(backend, source, db_kwargs) if source is not None else None
+    if get(db_kwargs, "db_subnet_group_name"):
+        backend.describe_db_subnet_groups(db_kwargs["db_subnet_group_name"])  # DBSubnetGroupNotFoundFault here
     replica = original(backend, db_kwargs, *args, **kwargs)
     _own_instance(replica, kms_key_id)
+    if source is not None and source.region != backend.region_name:
+        _place_in_destination(backend, replica, db_kwargs)
     return replica
 
 
@@ -133,6 +163,8 @@ def _promote_read_replica(original, backend, db_kwargs):
     if instance.status != "available":
         raise InvalidDBInstanceState(f"DB Instance {identifier} is not in available state.")
     _detach(instance)
+    if get(db_kwargs, "backup_retention_period") is None:
+        db_kwargs = dict(db_kwargs, backup_retention_period=AWS_DEFAULT_PROMOTED_BACKUP_RETENTION)
     promoted = original(backend, db_kwargs)
     restarts.restart(promoted, "promotion")
     return promoted

@@ -156,3 +156,15 @@ def test_iops_zero_for_magnetic_storage_is_not_a_value_to_wait_for(rds, pauses):
     answer(stub, "storage-optimization", StorageType="standard")  # magnetic reports no Iops
     instance_wait.wait_applied(Module(), client, "db", {"StorageType": "standard", "Iops": 0, "ApplyImmediately": True})
     assert len(calls) == 1 and pauses == []
+
+
+def test_a_promotion_is_not_over_while_the_instance_still_names_its_source(rds, pauses):
+    client, stub, calls = rds
+    source = "arn:aws:rds:eu-west-2:123456789012:db:db"
+    answer(stub, "available", ReadReplicaSourceDBInstanceIdentifier=source)  # the answer from before the promotion
+    answer(stub, "modifying", ReadReplicaSourceDBInstanceIdentifier=source)
+    answer(stub, "rebooting")
+    answer(stub, "available")
+    instance_wait.wait_promoted(Module(), client, "db")
+    assert calls == ["DescribeDBInstances"] * 4 and pauses == [5, 5, 5]
+    stub.assert_no_pending_responses()

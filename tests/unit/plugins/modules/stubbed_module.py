@@ -28,18 +28,22 @@ class StubbedModule:
         self.stubbers = {}
         self.clients = {}
 
-    def client(self, service, retry_decorator=None, **params):
-        if service not in self.clients:
-            client = boto3.client(service, region_name=self.region, aws_access_key_id="x", aws_secret_access_key="x")
-            self.stubbers[service] = Stubber(client)
-            self.stubbers[service].activate()
-            self.clients[service] = client
-        client = self.clients[service]
+    def client(self, service, retry_decorator=None, region=None, **params):
+        """One stubbed client per service, and per region for a region other than the module's
+        (``self.clients`` keys: ``rds``, ``rds@eu-west-1``)."""
+        name = service if region in (None, self.region) else f"{service}@{region}"
+        if name not in self.clients:
+            client = boto3.client(service, region_name=region or self.region, aws_access_key_id="x",
+                                  aws_secret_access_key="x")
+            self.stubbers[name] = Stubber(client)
+            self.stubbers[name].activate()
+            self.clients[name] = client
+        client = self.clients[name]
         return client if retry_decorator is None else RetryingBotoClientWrapper(client, retry_decorator)
 
-    def stub(self, service):
-        self.client(service)
-        return self.stubbers[service]
+    def stub(self, service, region=None):
+        self.client(service, region=region)
+        return self.stubbers[service if region in (None, self.region) else f"{service}@{region}"]
 
     def fail_json(self, **kwargs):
         raise Failed(kwargs)

@@ -79,3 +79,17 @@ def arn_region(arn):
 def arn_account(arn):
     parts = arn.split(":")
     return parts[4] if len(parts) > 5 and parts[0] == "arn" else None
+
+
+def update_periods(settings, defaults, payload, longest=3600):
+    """A lab route's periods: ``{"reset": true}`` restores ``defaults``, named values (seconds, 0 to ``longest``)
+    replace the current ones, ``{}`` only reads them. Returns the periods now in force."""
+    if payload.get("reset"):
+        settings.update(defaults)
+    for name in defaults:
+        if payload.get(name) is not None:
+            value = float(payload[name])
+            if not 0 <= value <= longest:
+                raise ValueError(f"{name} must be between 0 and {longest} seconds")
+            settings[name] = value
+    return dict(settings)

@@ -55,7 +55,7 @@ from moto.rds.models import BlueGreenDeployment, RDSBackend
 
 from csolab.labapi import lab_route
 from csolab.moto_ext import engines
-from csolab.moto_ext._common import around, arn_region, get
+from csolab.moto_ext._common import around, arn_region, get, update_periods
 
 PROVISIONING = BlueGreenDeployment.SupportedStates.PROVISIONING
 AVAILABLE = BlueGreenDeployment.SupportedStates.AVAILABLE
@@ -239,12 +239,4 @@ def _delete_blue_green_deployment(original, backend, blue_green_deployment_ident
 def _blue_green(payload):
     """Set the periods: ``{"provisioning_seconds": 2, "switchover_seconds": 1}``; ``{"reset": true}`` restores the
     defaults (a lab reset does); ``{}`` reads them."""
-    if payload.get("reset"):
-        SETTINGS.update(DEFAULTS)
-    for name in DEFAULTS:
-        if payload.get(name) is not None:
-            value = float(payload[name])
-            if not 0 <= value <= 3600:
-                raise ValueError(f"{name} must be between 0 and 3600 seconds")
-            SETTINGS[name] = value
-    return dict(SETTINGS)
+    return update_periods(SETTINGS, DEFAULTS, payload)

@@ -47,7 +47,7 @@ from moto.rds.responses import RDSResponse
 
 from csolab.labapi import lab_route
 from csolab.moto_ext import restarts  # noqa: F401 (imported first: its DBInstance.status is the one wrapped here)
-from csolab.moto_ext._common import around, get
+from csolab.moto_ext._common import around, get, update_periods
 
 MODIFYING = "modifying"
 OPTIMIZING = "storage-optimization"
@@ -216,12 +216,4 @@ def _describe_events(original, backend, source_identifier=None, source_type=None
 def _storage_optimization(payload):
     """Set the periods: ``{"modifying_seconds": 0.5, "optimization_seconds": 3, "cooldown_seconds": 6}``;
     ``{"reset": true}`` restores the defaults (a lab reset does); ``{}`` reads them."""
-    if payload.get("reset"):
-        SETTINGS.update(DEFAULTS)
-    for name in DEFAULTS:
-        if payload.get(name) is not None:
-            value = float(payload[name])
-            if not 0 <= value <= 3600:
-                raise ValueError(f"{name} must be between 0 and 3600 seconds")
-            SETTINGS[name] = value
-    return dict(SETTINGS)
+    return update_periods(SETTINGS, DEFAULTS, payload)

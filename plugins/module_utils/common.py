@@ -92,6 +92,17 @@ def run_module(module, run, activity):
     module.exit_json(**result)
 
 
+# opens the refusals of the modules whose messages do not say it themselves
+NOTHING_CHANGED = "Nothing was changed: "
+
+
+def fail_on(module, errors, prefix=""):
+    """Fail the task with every input error at once (``errors``: messages that say what to do), before any call
+    that changes something; ``prefix`` opens the message."""
+    if errors:
+        module.fail_json(msg=prefix + " ".join(errors), errors=errors)
+
+
 def plan_item(what, impact, before, after, **extra):
     """One planned change, in the shape every module returns: what, impact, before, after (+ extra keys)."""
     item = {"what": what, "impact": impact, "before": before, "after": after}

@@ -181,7 +181,9 @@ from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.cso.rds_hardening.plugins.module_utils import audit_spec as spec
+from ansible_collections.cso.rds_hardening.plugins.module_utils.common import NOTHING_CHANGED
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import aws_client
+from ansible_collections.cso.rds_hardening.plugins.module_utils.common import fail_on
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import get_db_instance
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import run_module
 from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_wait import wait_applied
@@ -205,11 +207,6 @@ ARGUMENT_SPEC = dict(
     wait_timeout=dict(type="int", default=1800),
 )
 BUSY_ERRORS = ["InvalidDBInstanceState", "InvalidOptionGroupStateFault"]
-
-
-def fail_on(module, errors):
-    if errors:
-        module.fail_json(msg="Nothing was changed: " + " ".join(errors), errors=errors)
 
 
 def describe_group(rds, name):
@@ -242,7 +239,7 @@ def validate(module, rds, instance, group):
     if params["state"] == "present":
         option = describe_option(rds, engine, version) if engine in spec.ENGINES else None
         errors += spec.option_errors(option, engine, version, spec.desired_settings(params))
-    fail_on(module, errors)
+    fail_on(module, errors, prefix=NOTHING_CHANGED)
 
 
 def apply_group(module, rds, items, instance):
@@ -280,7 +277,7 @@ def wait_restarted(module, rds, items, instance):
 
 def run(module):
     params = module.params
-    fail_on(module, spec.input_errors(params))
+    fail_on(module, spec.input_errors(params), prefix=NOTHING_CHANGED)
     rds = aws_client(module, "rds", extra_error_codes=BUSY_ERRORS)
     identifier = params["db_instance_identifier"]
     instance = get_db_instance(rds, identifier)
@@ -298,7 +295,7 @@ def run(module):
         for message in refusals:
             module.warn(f"A real run would fail: {message}")
     else:
-        fail_on(module, refusals)
+        fail_on(module, refusals, prefix=NOTHING_CHANGED)
     if items and not module.check_mode:
         steps = (apply_group, apply_instance) if params["state"] == "present" else (apply_instance, apply_group)
         for step in steps:

@@ -223,7 +223,9 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.cso.rds_hardening.plugins.module_utils import blue_green_aws as aws
 from ansible_collections.cso.rds_hardening.plugins.module_utils import blue_green_plan as planning
 from ansible_collections.cso.rds_hardening.plugins.module_utils import blue_green_spec as spec
+from ansible_collections.cso.rds_hardening.plugins.module_utils.common import NOTHING_CHANGED
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import aws_client
+from ansible_collections.cso.rds_hardening.plugins.module_utils.common import fail_on
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import run_module
 
 ARGUMENT_SPEC = dict(
@@ -246,11 +248,6 @@ ARGUMENT_SPEC = dict(
 )
 # A deployment's instances answer with this for a moment after a change; retry it too.
 BUSY_ERRORS = ["InvalidDBInstanceState"]
-
-
-def fail_on(module, errors):
-    if errors:
-        module.fail_json(msg="Nothing was changed: " + " ".join(errors), errors=errors)
 
 
 def result(plan, deployment, changed):
@@ -294,7 +291,7 @@ def refuse_drift(module, rds, deployment, blue):
         if module.check_mode:
             module.warn(f"A real run would fail: {message}")
         else:
-            fail_on(module, [message])
+            fail_on(module, [message], prefix=NOTHING_CHANGED)
     return green
 
 
@@ -303,7 +300,7 @@ def switch_existing(module, rds, deployment, blue, green):
     if blue is None or green is None:
         fail_on(module, [f"Blue/green deployment {deployment['BlueGreenDeploymentName']} lacks its "
                          f"{'blue' if blue is None else 'green'} instance; AWS cannot switch it over. Delete it "
-                         "(state=absent) and create it again."])
+                         "(state=absent) and create it again."], prefix=NOTHING_CHANGED)
     plan = [planning.switchover_entry(params, spec.green_of(blue), spec.green_of(green))]
     if module.check_mode:
         return result(plan, deployment, True)
@@ -316,7 +313,8 @@ def switch_existing(module, rds, deployment, blue, green):
 
 def converge_existing(module, rds, deployment, blue):
     params, status = module.params, deployment["Status"]
-    fail_on(module, [message for message in [spec.status_refusal(deployment, params["state"])] if message])
+    refusal = spec.status_refusal(deployment, params["state"])
+    fail_on(module, [refusal] if refusal else [], prefix=NOTHING_CHANGED)
     green = refuse_drift(module, rds, deployment, blue)
     if params["state"] == spec.SWITCHED_OVER and status in (spec.PROVISIONING, spec.AVAILABLE):
         return switch_existing(module, rds, deployment, blue, green)
@@ -372,10 +370,10 @@ def delete(module, rds, deployment):
     if deployment["Status"] == spec.SWITCHING:
         if module.check_mode or not params["wait"]:
             fail_on(module, [f"Blue/green deployment {deployment['BlueGreenDeploymentName']} is switching over; run the "
-                             "task again once the switchover has ended (or with wait=true)."])
+                             "task again once the switchover has ended (or with wait=true)."], prefix=NOTHING_CHANGED)
         aws.wait_switched_over(module, rds, deployment)
         deployment = aws.describe_deployment(rds, deployment)
-    fail_on(module, planning.deletion_refusals(params, deployment))
+    fail_on(module, planning.deletion_refusals(params, deployment), prefix=NOTHING_CHANGED)
     steps = deletion_plan(module, rds, deployment)
     plan = [pair[0] for pair in steps if pair[0] is not None]
     if module.check_mode:
@@ -392,11 +390,11 @@ def delete(module, rds, deployment):
 
 def run(module):
     params = module.params
-    fail_on(module, spec.input_errors(params))
+    fail_on(module, spec.input_errors(params), prefix=NOTHING_CHANGED)
     rds = aws_client(module, "rds", extra_error_codes=BUSY_ERRORS)
     deployments = aws.all_deployments(rds)
     deployment = spec.find(deployments, params["blue_green_deployment_name"])
-    fail_on(module, spec.ownership_errors(deployment, params))
+    fail_on(module, spec.ownership_errors(deployment, params), prefix=NOTHING_CHANGED)
     if params["state"] == spec.ABSENT:
         return delete(module, rds, deployment) if deployment else result([], None, False)
     blue = aws.instance(rds, params["db_instance_identifier"])

@@ -491,6 +491,7 @@ from ansible_collections.cso.rds_hardening.plugins.module_utils import instance_
 from ansible_collections.cso.rds_hardening.plugins.module_utils import instance_plan as planning
 from ansible_collections.cso.rds_hardening.plugins.module_utils import instance_storage as storage
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import aws_client
+from ansible_collections.cso.rds_hardening.plugins.module_utils.common import fail_on
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import get_db_instance
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import run_module
 from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_reencrypt import reencrypt
@@ -562,11 +563,6 @@ BUSY_ERRORS = ["InvalidDBInstanceState", "InvalidDBSnapshotState", "InvalidDBSec
 # The boto3 waiters are not wrapped by AWSRetry: let botocore itself retry throttled polls a few more
 # times than its default 3 attempts. A task's aws_config still overrides this.
 WAITER_FRIENDLY_RETRIES = {"retries": {"mode": "standard", "max_attempts": 10}}
-
-
-def fail_on(module, errors):
-    if errors:
-        module.fail_json(msg=" ".join(errors), errors=errors)
 
 
 def validate_against_aws(module, clients, instance, desired):

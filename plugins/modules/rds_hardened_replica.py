@@ -304,6 +304,7 @@ from ansible_collections.cso.rds_hardening.plugins.module_utils import replica_r
 from ansible_collections.cso.rds_hardening.plugins.module_utils import replica_spec as spec
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import Clients
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import aws_client
+from ansible_collections.cso.rds_hardening.plugins.module_utils.common import fail_on
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import get_db_instance
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import run_module
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import validate_region
@@ -347,11 +348,6 @@ ARGUMENT_SPEC = dict(
 BUSY_ERRORS = ["InvalidDBInstanceState"]
 # The waiter is not wrapped by AWSRetry: let botocore retry throttled polls more than its default 3 attempts.
 WAITER_FRIENDLY_RETRIES = {"retries": {"mode": "standard", "max_attempts": 10}}
-
-
-def fail_on(module, errors):
-    if errors:
-        module.fail_json(msg=" ".join(errors), errors=errors)
 
 
 def create_new(module, rds, source, desired, cross_region):

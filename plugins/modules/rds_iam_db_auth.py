@@ -189,7 +189,9 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 
 from ansible_collections.cso.rds_hardening.plugins.module_utils import iam_auth_aws as aws
 from ansible_collections.cso.rds_hardening.plugins.module_utils import iam_auth_spec as spec
+from ansible_collections.cso.rds_hardening.plugins.module_utils.common import NOTHING_CHANGED
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import aws_client
+from ansible_collections.cso.rds_hardening.plugins.module_utils.common import fail_on
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import get_db_instance
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import run_module
 
@@ -210,11 +212,6 @@ ARGUMENT_SPEC = dict(
 BUSY_ERRORS = ["InvalidDBInstanceState"]
 
 
-def fail_on(module, errors):
-    if errors:
-        module.fail_json(msg="Nothing was changed: " + " ".join(errors), errors=errors)
-
-
 def read_instances(module, rds):
     """The primary and the listed replicas, checked; fails before any change when one is wrong."""
     params = module.params
@@ -222,7 +219,7 @@ def read_instances(module, rds):
     replicas = {}
     if primary is not None:
         replicas = {replica: get_db_instance(rds, replica) for replica in params["read_replica_identifiers"] or []}
-    fail_on(module, spec.instance_errors(params["db_instance_identifier"], primary, replicas))
+    fail_on(module, spec.instance_errors(params["db_instance_identifier"], primary, replicas), prefix=NOTHING_CHANGED)
     return [primary] + [replicas[replica] for replica in params["read_replica_identifiers"] or []]
 
 
@@ -243,13 +240,13 @@ def instances_result(instances, items, check_mode):
 
 
 def run(module):
-    fail_on(module, spec.input_errors(module.params))
+    fail_on(module, spec.input_errors(module.params), prefix=NOTHING_CHANGED)
     rds = aws_client(module, "rds", extra_error_codes=BUSY_ERRORS)
     iam = aws_client(module, "iam")
     instances = read_instances(module, rds)
     policies = spec.desired_policies(module.params, instances)
     missing, documents = aws.read_identities(iam, policies)
-    fail_on(module, [spec.missing_identity_error(kind, name) for kind, name in missing])
+    fail_on(module, [spec.missing_identity_error(kind, name) for kind, name in missing], prefix=NOTHING_CHANGED)
     items = spec.plan(module.params, instances, policies, documents)
     if items and not module.check_mode:
         aws.apply(module, rds, iam, items, instances)

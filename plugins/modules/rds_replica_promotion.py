@@ -158,6 +158,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 
 from ansible_collections.cso.rds_hardening.plugins.module_utils import replica_promotion as promotion
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import aws_client
+from ansible_collections.cso.rds_hardening.plugins.module_utils.common import fail_on
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import get_db_instance
 from ansible_collections.cso.rds_hardening.plugins.module_utils.common import run_module
 from ansible_collections.cso.rds_hardening.plugins.module_utils.instance_wait import wait_available
@@ -173,11 +174,6 @@ ARGUMENT_SPEC = dict(
 
 # A replica answers with this for a moment after a change (or while it backs up); retry it too.
 BUSY_ERRORS = ["InvalidDBInstanceState"]
-
-
-def fail_on(module, errors):
-    if errors:
-        module.fail_json(msg=" ".join(errors), errors=errors)
 
 
 def promote(module, rds, instance):

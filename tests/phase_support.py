@@ -245,3 +245,32 @@ def back_to_the_seeded_ca(lab):
 
 def rds(lab):
     return lab.boto3("rds")
+
+
+def aws_state(lab):
+    """What phase 1 converges on the AWS side, read back: two runs that reached the same state give
+    equal values (no timestamps, no request ids)."""
+    client = rds(lab)
+    instance = client.describe_db_instances(DBInstanceIdentifier=DB)["DBInstances"][0]
+    group = instance["DBParameterGroups"][0]["DBParameterGroupName"]
+    pages = client.get_paginator("describe_db_parameters").paginate(DBParameterGroupName=group, Source="user")
+    security_groups = lab.boto3("ec2").describe_security_groups(
+        GroupIds=[sg["VpcSecurityGroupId"] for sg in instance["VpcSecurityGroups"]])["SecurityGroups"]
+    alarms = lab.boto3("cloudwatch").describe_alarms()["MetricAlarms"]
+    subscriptions = client.describe_event_subscriptions()["EventSubscriptionsList"]
+    return {
+        "instance": {key: instance.get(key) for key in (
+            "DBParameterGroups", "VpcSecurityGroups", "StorageEncrypted", "KmsKeyId", "BackupRetentionPeriod",
+            "CACertificateIdentifier", "DeletionProtection", "MonitoringInterval", "MonitoringRoleArn",
+            "PerformanceInsightsEnabled", "EnabledCloudwatchLogsExports", "DBInstanceAutomatedBackupsReplications",
+            "StorageType", "CopyTagsToSnapshot", "TagList")},
+        "parameters": sorted((p["ParameterName"], p.get("ParameterValue")) for page in pages for p in page["Parameters"]),
+        "security_groups": sorted(json.dumps([sg["GroupName"], sg["IpPermissions"]], sort_keys=True)
+                                  for sg in security_groups),
+        "alarms": sorted(json.dumps([a["AlarmName"], a.get("MetricName"), a.get("Threshold"),
+                                     a.get("ComparisonOperator"), a.get("AlarmActions")], sort_keys=True) for a in alarms),
+        "event_subscriptions": sorted(json.dumps([s["CustSubscriptionId"], s.get("SourceIdsList"),
+                                                  s.get("EventCategoriesList"), s["Enabled"]], sort_keys=True)
+                                      for s in subscriptions),
+        "kms_aliases": sorted(a["AliasName"] for a in lab.boto3("kms").list_aliases()["Aliases"]),
+    }

@@ -122,3 +122,16 @@ def test_a_promotion_keeps_the_backup_retention_it_is_given(clients):
     promoted = clients["dr"].promote_read_replica(DBInstanceIdentifier=REPLICA, BackupRetentionPeriod=7,
                                                   PreferredBackupWindow="02:00-02:30")["DBInstance"]
     assert (promoted["BackupRetentionPeriod"], promoted["PreferredBackupWindow"]) == (7, "02:00-02:30")
+
+
+def test_deleting_a_cross_region_replica_unlists_it_from_its_source(clients):
+    """moto removes a deleted replica from its source by identifier, but the source lists a cross-Region one by ARN:
+    without the lab's fix the delete fails (500) and the source keeps listing the replica."""
+    key = clients["dr_kms"].create_key()["KeyMetadata"]["Arn"]
+    arn = _create(clients, KmsKeyId=key)["DBInstanceArn"]
+    assert _instance(clients["source"], DB)["ReadReplicaDBInstanceIdentifiers"] == [arn]
+
+    clients["dr"].delete_db_instance(DBInstanceIdentifier=REPLICA, SkipFinalSnapshot=True)
+
+    assert _instance(clients["source"], DB)["ReadReplicaDBInstanceIdentifiers"] == []
+    assert clients["dr"].describe_db_instances(Filters=[{"Name": "db-instance-id", "Values": [REPLICA]}])["DBInstances"] == []

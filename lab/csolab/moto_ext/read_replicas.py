@@ -36,6 +36,7 @@ rules here, with their sources:
 * Deleting a source (AWS: RDS User Guide, "Working with DB instance read replicas": "If you delete
   a source DB instance without deleting its read replicas in the same AWS Region, each read
   replica is promoted to a standalone DB instance"): its same-region replicas are promoted.
+  Deleting a cross-Region replica removes it from its source's list (moto removes by identifier only).
 * ``ReplicaLag`` (AWS: RDS User Guide, "Monitoring MariaDB read replicas" / "Monitoring MySQL read
   replicas"): the replica's ``Seconds_Behind_Master`` from ``SHOW REPLICA STATUS``; "If the
   ReplicaLag metric returns -1, then replication is currently not active" (``Seconds_Behind_Master``
@@ -175,7 +176,21 @@ def _delete_db_instance(original, backend, db_instance_identifier, *args, **kwar
     database = backend.databases.get(db_instance_identifier) if db_instance_identifier else None
     orphans = [backend.databases[name] for name in (database.replicas if database is not None else [])
                if name in backend.databases]  # same-region replicas are listed by identifier
-    deleted = original(backend, db_instance_identifier, *args, **kwargs)
+    # a cross-Region replica is listed by its ARN in its source, which moto's delete removes by identifier
+    source = (_find_source(backend, database.source_db_instance_identifier)
+              if database is not None and database.is_replica and database.source_db_instance_identifier else None)
+    by_arn_only = (source is not None and database.db_instance_arn in source.replicas
+                   and db_instance_identifier not in source.replicas)
+    if by_arn_only:
+        source.replicas.append(db_instance_identifier)
+    try:
+        deleted = original(backend, db_instance_identifier, *args, **kwargs)
+    except Exception:
+        if by_arn_only and db_instance_identifier in source.replicas:
+            source.replicas.remove(db_instance_identifier)
+        raise
+    if by_arn_only and database.db_instance_arn in source.replicas:
+        source.replicas.remove(database.db_instance_arn)
     for replica in orphans:
         _detach(replica)
         replica.is_replica = False

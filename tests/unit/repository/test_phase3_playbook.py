@@ -1,0 +1,95 @@
+"""playbooks/phase3.yml and rollback_phase3.yml as files (no lab): the steps in one order everywhere (the steps
+file, the plays, phase3_stop_after's choices, docs/phases.md), every play importing the variables of phases 1-3
+first, blue/green before the DR replica, only the switchover behind the maintenance-window gate, and the lab
+inventory holding only what differs from roles/phase3's defaults. The behaviour against the lab's AWS API:
+tests/integration/test_phase3.py."""
+
+import pathlib
+
+import yaml
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[3]
+PHASE3 = REPO_ROOT / "playbooks" / "phase3.yml"
+ROLLBACK = REPO_ROOT / "playbooks" / "rollback_phase3.yml"
+STEPS = ["preflight", "storage", "blue_green", "iam_policies", "dr_replica"]
+VARIABLE_ROLES = ["cso.rds_hardening.phase1", "cso.rds_hardening.phase2", "cso.rds_hardening.phase3"]
+
+
+def _plays(path):
+    return yaml.safe_load(path.read_text())
+
+
+def _tasks(tasks):
+    for task in tasks:
+        yield task
+        yield from _tasks(task.get("block", []))
+        yield from _tasks(task.get("rescue", []))
+
+
+def _modules(play):
+    return [next(key for key in task if "." in key and key != "ansible.builtin.import_role") for task in _tasks(play["tasks"])
+            if "block" not in task and any("." in key for key in task) and "ansible.builtin.import_role" not in task]
+
+
+def test_the_steps_run_in_the_documented_order():
+    steps = yaml.safe_load((REPO_ROOT / "playbooks/vars/phase3_steps.yml").read_text())["__phase3_steps"]
+    assert steps == STEPS
+    in_plays = []
+    for play in _plays(PHASE3)[:-1]:  # the summary reports under the last step
+        step = play["vars"]["__phase3_step"]
+        if not in_plays or in_plays[-1] != step:
+            in_plays.append(step)
+    assert in_plays == steps
+    spec = yaml.safe_load((REPO_ROOT / "roles/phase3/meta/argument_specs.yml").read_text())
+    assert spec["argument_specs"]["main"]["options"]["phase3_stop_after"]["choices"] == [""] + steps
+    phases = (REPO_ROOT / "docs/phases.md").read_text()
+    section = phases[phases.index("## Phase 3"):phases.index("## Assumptions that did not hold")]
+    rows = [line.split("|")[1].strip().strip("`") for line in section.splitlines() if line.startswith("| `")]
+    assert [row for row in rows if row in steps] == steps
+
+
+def test_every_play_imports_the_variables_of_the_three_phases_first():
+    for path in (PHASE3, ROLLBACK):
+        for play in _plays(path):
+            imported = [task["ansible.builtin.import_role"]["name"] for task in play["tasks"]
+                        if "ansible.builtin.import_role" in task]
+            first = [task.get("ansible.builtin.import_role", {}).get("name") for task in play["tasks"][:len(imported)]]
+            assert first == imported, (path.name, play["name"])
+            wanted = VARIABLE_ROLES[:1] if play["hosts"].startswith("{{ phase1_service_hosts") else VARIABLE_ROLES
+            assert imported == wanted, (path.name, play["name"])
+
+
+def test_blue_green_runs_before_the_dr_replica_and_the_refusal_before_any_change():
+    plays = _plays(PHASE3)
+    order = [module for play in plays for module in _modules(play)]
+    assert order.index("cso.rds_hardening.rds_blue_green") < order.index("cso.rds_hardening.rds_hardened_replica")
+    assert order.index("cso.rds_hardening.rds_iam_db_auth") < order.index("cso.rds_hardening.rds_hardened_replica")
+    preflight = plays[0]
+    tasks = list(_tasks(preflight["tasks"]))
+    refusal = next(i for i, t in enumerate(tasks) if t.get("name") == "Refuse blue/green while a cross-Region read replica exists")
+    probe = next(t for t in tasks if "cso.rds_hardening.rds_blue_green" in t)
+    assert probe["check_mode"] is True and probe["cso.rds_hardening.rds_blue_green"]["state"] == "absent"
+    # nothing before the refusal may change AWS: only info modules and the check-mode probe
+    for task in tasks[:refusal]:
+        module = next((key for key in task if "." in key), "")
+        assert (module.startswith("ansible.builtin.") or module.endswith("_info") or task is probe), module
+
+
+def test_only_the_switchover_waits_for_the_maintenance_window():
+    blue_green = [play for play in _plays(PHASE3) if play["vars"]["__phase3_step"] == "blue_green"]
+    task = next(t for t in _tasks(blue_green[0]["tasks"])
+                if "cso.rds_hardening.rds_blue_green" in t and t["cso.rds_hardening.rds_blue_green"].get("state") != "absent")
+    assert "__phase3_window_closed" in task["cso.rds_hardening.rds_blue_green"]["state"]
+    for play in _plays(PHASE3):
+        if play["vars"]["__phase3_step"] in ("storage", "iam_policies", "dr_replica"):
+            assert "window" not in str([t.get("when") for t in _tasks(play["tasks"])]), play["name"]
+
+
+def test_the_lab_inventory_holds_only_what_differs_from_the_defaults():
+    defaults = yaml.safe_load((REPO_ROOT / "roles/phase3/defaults/main.yml").read_text())
+    spec = yaml.safe_load((REPO_ROOT / "roles/phase3/meta/argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
+    assert sorted(defaults) == sorted(spec)
+    assert all(spec[name].get("default") == value for name, value in defaults.items())
+    lab = yaml.safe_load((REPO_ROOT / "inventories/lab/phase3.yml").read_text())["all"]["vars"]
+    assert all(name.startswith("phase3_") for name in lab)
+    assert not sorted(name for name, value in lab.items() if defaults.get(name) == value)

@@ -106,6 +106,20 @@ def test_promotion_reboots_and_unlinks_the_replica(rds):
     assert _instance(rds, DB)["DBInstanceStatus"] == "available"
 
 
+def test_a_replica_is_deleted_without_a_final_snapshot(rds):
+    rds.create_db_instance_read_replica(DBInstanceIdentifier=REPLICA, SourceDBInstanceIdentifier=DB)
+    _wait_available(rds, REPLICA)
+    with pytest.raises(ClientError) as refused:
+        rds.delete_db_instance(DBInstanceIdentifier=REPLICA, FinalDBSnapshotIdentifier=f"{REPLICA}-final")
+    assert refused.value.response["Error"]["Code"] == "InvalidParameterCombination"
+    assert "read replica" in refused.value.response["Error"]["Message"]
+    assert _instance(rds, REPLICA)["DBInstanceStatus"] == "available"
+    snapshots = rds.describe_db_snapshots(DBInstanceIdentifier=REPLICA)["DBSnapshots"]
+    assert f"{REPLICA}-final" not in [snapshot["DBSnapshotIdentifier"] for snapshot in snapshots]
+    rds.delete_db_instance(DBInstanceIdentifier=REPLICA, SkipFinalSnapshot=True)
+    assert _instance(rds, DB)["ReadReplicaDBInstanceIdentifiers"] == []
+
+
 def test_deleting_a_source_promotes_its_replicas(rds):
     rds.create_db_instance_read_replica(DBInstanceIdentifier=REPLICA, SourceDBInstanceIdentifier=DB)
     rds.delete_db_instance(DBInstanceIdentifier=DB, SkipFinalSnapshot=True)

@@ -37,6 +37,10 @@ rules here, with their sources:
   a source DB instance without deleting its read replicas in the same AWS Region, each read
   replica is promoted to a standalone DB instance"): its same-region replicas are promoted.
   Deleting a cross-Region replica removes it from its source's list (moto removes by identifier only).
+* No final snapshot of a read replica (AWS: RDS API Reference, DeleteDBInstance,
+  ``FinalDBSnapshotIdentifier``: "Can't be specified when deleting a read replica"): a delete that asks
+  for one (without ``SkipFinalSnapshot``) is refused with ``InvalidParameterCombination`` (moto took
+  the snapshot).
 * ``ReplicaLag`` (AWS: RDS User Guide, "Monitoring MariaDB read replicas" / "Monitoring MySQL read
   replicas"): the replica's ``Seconds_Behind_Master`` from ``SHOW REPLICA STATUS``; "If the
   ReplicaLag metric returns -1, then replication is currently not active" (``Seconds_Behind_Master``
@@ -171,9 +175,17 @@ def _promote_read_replica(original, backend, db_kwargs):
     return promoted
 
 
+def _refuse_a_final_snapshot_of_a_replica(database, final_db_snapshot_identifier=None, skip_final_snapshot=False,
+                                          *_args, **_kwargs):
+    if database is not None and database.is_replica and final_db_snapshot_identifier and not skip_final_snapshot:
+        raise InvalidParameterCombination("FinalDBSnapshotIdentifier can't be specified when deleting a read replica: "
+                                          f"{database.db_instance_identifier} is one (set SkipFinalSnapshot).")
+
+
 @around(RDSBackend, "delete_db_instance")
 def _delete_db_instance(original, backend, db_instance_identifier, *args, **kwargs):
     database = backend.databases.get(db_instance_identifier) if db_instance_identifier else None
+    _refuse_a_final_snapshot_of_a_replica(database, *args, **kwargs)
     orphans = [backend.databases[name] for name in (database.replicas if database is not None else [])
                if name in backend.databases]  # same-region replicas are listed by identifier
     # a cross-Region replica is listed by its ARN in its source, which moto's delete removes by identifier

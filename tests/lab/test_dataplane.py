@@ -922,3 +922,55 @@ def test_promotion_reboots_into_a_writable_independent_instance(replica, aws_lab
     time.sleep(2)
     assert dataplane.sql(REPLICA, "SELECT id FROM app.t ORDER BY id") == ((1,), (10,))
     assert dataplane.sql("cso-lab-db", "SELECT id FROM app.t ORDER BY id") == ((1,), (20,))
+
+
+# --- a cross-Region (DR) replica ---------------------------------------------------------------
+
+DR_REPLICA = "cso-lab-db-dr"
+
+
+@pytest.fixture
+def dr_replica(served, aws_lab):
+    """A replica of the seeded database in the lab's DR Region (source by ARN, a key of that Region),
+    made after a row was written on the source."""
+    dataplane.sql("cso-lab-db", "CREATE DATABASE app")
+    dataplane.sql("cso-lab-db", "CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(32))")
+    dataplane.sql("cso-lab-db", "INSERT INTO app.t VALUES (1, 'before the replica')")
+    dr_region = aws_lab.state["dr_region"]
+    source = aws_lab.boto3("rds").describe_db_instances(DBInstanceIdentifier="cso-lab-db")["DBInstances"][0]
+    rds_dr = aws_lab.boto3("rds", dr_region)
+    key = aws_lab.boto3("kms", dr_region).create_key(Description="dr replica")["KeyMetadata"]["Arn"]
+    rds_dr.create_db_instance_read_replica(
+        DBInstanceIdentifier=DR_REPLICA, SourceDBInstanceIdentifier=source["DBInstanceArn"],
+        SourceRegion=aws_lab.region, KmsKeyId=key, DBSubnetGroupName="cso-db-private")
+    served_entry = wait_served(aws_lab, DR_REPLICA)
+    wait_available(rds_dr, DR_REPLICA)
+    return {"served": served_entry, "rds": rds_dr, "region": dr_region}
+
+
+def test_a_cross_region_replica_replicates_from_the_source_and_its_promotion_unlinks_it(dr_replica, aws_lab, outage):
+    """AWS ("Creating a read replica in a different AWS Region"): the replica's endpoint is in its own
+    Region and it replicates asynchronously from the source; "Promoting a read replica": it reboots
+    into a standalone, writable instance that no longer receives the source's changes."""
+    rds_dr, dr_region = dr_replica["rds"], dr_replica["region"]
+    address = rds_dr.describe_db_instances(DBInstanceIdentifier=DR_REPLICA)["DBInstances"][0]["Endpoint"]["Address"]
+    assert f".{dr_region}.rds.amazonaws.com" in address
+    assert dataplane.endpoint_for(DR_REPLICA)["name"] == address
+    assert dataplane.sql(DR_REPLICA, "SELECT id, v FROM app.t") == ((1, "before the replica"),)
+    dataplane.sql("cso-lab-db", "INSERT INTO app.t VALUES (2, 'after')")
+    took = _wait_rows(DR_REPLICA, "SELECT id FROM app.t ORDER BY id", ((1,), (2,)), timeout=5)
+    print(f"a row written on the source was on the DR replica after {took:.2f} s")
+    assert dataplane.sql(DR_REPLICA, "SELECT @@read_only") == ((1,),)
+    status = _root_server(DR_REPLICA).replication_status()
+    assert (status["Slave_IO_Running"], status["Master_SSL_Verify_Server_Cert"]) == ("Yes", "Yes"), status
+    assert status["Master_Host"] == dataplane.endpoint_for("cso-lab-db")["name"]
+
+    aws_lab.set_outage(seconds=1.0)
+    rds_dr.promote_read_replica(DBInstanceIdentifier=DR_REPLICA)
+    wait_available(rds_dr, DR_REPLICA)
+    wait_served(aws_lab, DR_REPLICA, timeout=30, read_only=False)
+    dataplane.sql(DR_REPLICA, "INSERT INTO app.t VALUES (10, 'on the promoted instance')")
+    dataplane.sql("cso-lab-db", "INSERT INTO app.t VALUES (20, 'on the former source')")
+    time.sleep(2)
+    assert dataplane.sql(DR_REPLICA, "SELECT id FROM app.t ORDER BY id") == ((1,), (2,), (10,))
+    assert dataplane.sql("cso-lab-db", "SELECT id FROM app.t ORDER BY id") == ((1,), (2,), (20,))

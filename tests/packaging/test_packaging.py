@@ -11,7 +11,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 MODULES = ("rds_hardened_instance", "rds_alarm_set", "rds_backup_replication", "rds_restore_verification",
            "rds_certificate_info", "rds_dashboard", "rds_hardened_replica", "rds_audit_logging", "rds_iam_db_auth",
-           "rds_blue_green", "rds_replica_promotion")
+           "rds_blue_green", "rds_replica_promotion", "keystone_token_check")
 ROLES = tuple(sorted(p.name for p in (REPO_ROOT / "roles").iterdir() if (p / "meta" / "argument_specs.yml").is_file()))
 # development-only files and directories that must never reach the Galaxy tarball (galaxy.yml build_ignore)
 DEV_ONLY_TOP = {".venv", ".lab", ".collections", ".cache", ".ci", ".git", ".github", ".pytest_cache", ".ansible",
@@ -36,7 +36,7 @@ def test_galaxy_build_is_clean(tmp_path):
     assert not leaked, f"the tarball carries development files: {leaked[:10]}"
     # what users need is there: every role with its README, the playbooks, the docs
     wanted = {"README.md", "playbooks/phase1.yml", "playbooks/rollback_tls.yml", "playbooks/phase2.yml",
-              "playbooks/rollback_phase2.yml", "playbooks/phase3.yml", "playbooks/rollback_phase3.yml",
+              "playbooks/rollback_phase2.yml", "playbooks/phase3.yml", "playbooks/rollback_phase3.yml", "playbooks/dr_drill.yml",
               "docs/runbook-phase2.md", "docs/runbook-iam.md", "docs/phases.md",
               "docs/runbook-phase1.md", *(f"roles/{role}/README.md" for role in ROLES),
               *(f"docs/modules/{module}.md" for module in MODULES), *(f"plugins/modules/{module}.py" for module in MODULES)}

@@ -135,8 +135,8 @@ ARGUMENT_SPEC = dict(
     domain_id=dict(type="str", default="default"),
     rounds=dict(type="int", default=4),
     timeout=dict(type="int", default=15),
-    first_token_retries=dict(type="int", default=2),
-    first_token_delay=dict(type="float", default=2.0),
+    first_token_retries=dict(type="int", default=2, no_log=False),
+    first_token_delay=dict(type="float", default=2.0, no_log=False),
 )
 
 

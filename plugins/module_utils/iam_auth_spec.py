@@ -120,6 +120,12 @@ def instance_errors(primary_id, primary, replicas):
     return errors
 
 
+def also_allowed_errors(instances):
+    """``instances``: identifier -> DBInstance or None, for also_allow_instance_identifiers."""
+    return [f"DB instance {identifier} (also_allow_instance_identifiers) does not exist in this region; create it first "
+            "or remove it from the list." for identifier, instance in instances.items() if instance is None]
+
+
 def missing_identity_error(kind, name):
     option = f"{kind}_name"
     return (f"IAM {kind} {name} does not exist: create the {kind} (for example with amazon.aws.iam_{kind}) "

@@ -43,6 +43,17 @@ options:
     type: list
     elements: str
     default: []
+  also_allow_instance_identifiers:
+    description:
+      - Other DB instances in the module's region whose C(DbiResourceId) every identity's policy also names. The
+        module reads them and changes nothing on them (their IAM authentication flag included).
+      - For the green instance of a blue/green deployment before its switchover. The switchover gives the green
+        production's name but the green keeps its own C(DbiResourceId), so a policy that names only the blue's
+        refuses every new IAM login from the moment production is the green. Converge again without it after the
+        switchover, so the old blue is no longer allowed.
+    type: list
+    elements: str
+    default: []
   enabled:
     description: Whether IAM database authentication is on, on the primary and on every listed replica.
     type: bool
@@ -173,8 +184,9 @@ policies:
       elements: str
 instances:
   description:
-    - Per instance (the primary and each listed replica), by identifier. C(iam_database_authentication_enabled)
-      is AWS's value after the run (in check mode, the current value); C(endpoint) is where clients connect.
+    - Per instance (the primary, each listed replica and each instance of O(also_allow_instance_identifiers)), by
+      identifier. C(iam_database_authentication_enabled) is AWS's value after the run (in check mode, the current
+      value); C(endpoint) is where clients connect; C(role) is C(primary), C(read replica) or C(also allowed).
   returned: always
   type: dict
   sample:
@@ -204,6 +216,7 @@ IDENTITY_SPEC = dict(
 ARGUMENT_SPEC = dict(
     db_instance_identifier=dict(type="str", required=True),
     read_replica_identifiers=dict(type="list", elements="str", default=[]),
+    also_allow_instance_identifiers=dict(type="list", elements="str", default=[]),
     enabled=dict(type="bool", default=True),
     identities=dict(type="list", elements="dict", default=[], options=IDENTITY_SPEC,
                     mutually_exclusive=[("role_name", "user_name")], required_one_of=[("role_name", "user_name")]),
@@ -223,10 +236,18 @@ def read_instances(module, rds):
     return [primary] + [replicas[replica] for replica in params["read_replica_identifiers"] or []]
 
 
-def instances_result(instances, items, check_mode):
+def read_also_allowed(module, rds):
+    """The instances the policies also name (unchanged otherwise); fails before any change when one is missing."""
+    also = {identifier: get_db_instance(rds, identifier) for identifier in module.params["also_allow_instance_identifiers"]}
+    fail_on(module, spec.also_allowed_errors(also), prefix=NOTHING_CHANGED)
+    return list(also.values())
+
+
+def instances_result(instances, also_allowed, items, check_mode):
     flags = {item["db_instance_identifier"]: item["after"] for item in items if item["what"] == spec.FLAG}
     result = {}
-    for index, instance in enumerate(instances):
+    roles = ["primary"] + ["read replica"] * (len(instances) - 1) + ["also allowed"] * len(also_allowed)
+    for role, instance in zip(roles, instances + also_allowed):
         identifier = instance["DBInstanceIdentifier"]
         enabled = bool(instance.get("IAMDatabaseAuthenticationEnabled"))
         endpoint = instance.get("Endpoint") or {}
@@ -234,7 +255,7 @@ def instances_result(instances, items, check_mode):
             "iam_database_authentication_enabled": enabled if check_mode else flags.get(identifier, enabled),
             "dbi_resource_id": instance.get("DbiResourceId"),
             "endpoint": {"address": endpoint.get("Address"), "port": endpoint.get("Port")},
-            "role": "primary" if index == 0 else "read replica",
+            "role": role,
         }
     return result
 
@@ -244,7 +265,8 @@ def run(module):
     rds = aws_client(module, "rds", extra_error_codes=BUSY_ERRORS)
     iam = aws_client(module, "iam")
     instances = read_instances(module, rds)
-    policies = spec.desired_policies(module.params, instances)
+    also_allowed = read_also_allowed(module, rds)
+    policies = spec.desired_policies(module.params, instances + also_allowed)
     missing, documents = aws.read_identities(iam, policies)
     fail_on(module, [spec.missing_identity_error(kind, name) for kind, name in missing], prefix=NOTHING_CHANGED)
     items = spec.plan(module.params, instances, policies, documents)
@@ -255,7 +277,7 @@ def run(module):
         policy_resources=sorted({arn for policy in policies for arn in policy["resources"]}),
         policies=[{"identity": f"{policy['kind']}/{policy['name']}", "policy_name": policy["policy_name"],
                    "db_users": policy["db_users"], "resources": policy["resources"]} for policy in policies],
-        instances=instances_result(instances, items, module.check_mode),
+        instances=instances_result(instances, also_allowed, items, module.check_mode),
     )
     if module._diff:
         result["diff"] = spec.diff(items)

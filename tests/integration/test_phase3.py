@@ -172,6 +172,16 @@ def test_full_run_switches_over_before_the_dr_replica_and_a_second_run_changes_n
     old = instance(lab3, f"{DB}-old1")
     assert old is not None and old["DbiResourceId"] == blue["DbiResourceId"], "the old blue is kept unless asked"
     assert deployments(lab3) == []
+    # before the switchover the policies named the green's resource id as well as the blue's (new IAM logins keep
+    # working when the green takes production's name); after it, step iam_policies names production's alone
+    extended = result(completed, "Let the services' identities log in to the green too, before it becomes production")
+    for user in IDENTITIES.values():
+        green_arn = dbuser_arn(lab3, DB, user)
+        assert {green_arn, green_arn.replace(production["DbiResourceId"], blue["DbiResourceId"])} <= set(
+            extended["policy_resources"]), extended["policy_resources"]
+    puts = [index for index, (_, action) in enumerate(made(lab3)) if action == "PutRolePolicy"]
+    switched = made(lab3).index(("eu-west-2", "SwitchoverBlueGreenDeployment"))
+    assert len([i for i in puts if i < switched]) == len(IDENTITIES) == len([i for i in puts if i > switched]), made(lab3)
     # the policies name the new resource id, not the old one
     for role, user in IDENTITIES.items():
         assert policy_resources(lab3, role) == [dbuser_arn(lab3, DB, user)], role

@@ -249,3 +249,33 @@ def test_entries_of_one_identity_and_policy_are_one_policy():
     assert [(policy["policy_name"], policy["db_users"]) for policy in policies] == [
         (POLICY_NAME, ["a_iam", "b_iam"]), ("other", ["c_iam"])]
     assert policies[0]["resources"] == [PRIMARY_ARN.replace("cso_iam", "a_iam"), PRIMARY_ARN.replace("cso_iam", "b_iam")]
+
+
+GREEN = dict(PRIMARY, DBInstanceIdentifier="db-green-abc123", DBInstanceArn=f"arn:aws:rds:eu-west-2:{ACCOUNT}:db:db-green-abc123",
+             DbiResourceId="db-GREENRESOURCE", IAMDatabaseAuthenticationEnabled=True,
+             Endpoint={"Address": "db-green-abc123.example.internal", "Port": 3306})
+GREEN_ARN = f"arn:aws:rds-db:eu-west-2:{ACCOUNT}:dbuser:db-GREENRESOURCE/cso_iam"
+
+
+def test_an_also_allowed_instance_is_in_the_policy_and_nothing_else_changes_on_it():
+    """A blue/green deployment's green before the switchover: it keeps its DbiResourceId when it takes
+    production's name, so the policy must name it before; its flag is not the module's business."""
+    module = make_module(also_allow_instance_identifiers=["db-green-abc123"])
+    enabled = dict(PRIMARY, IAMDatabaseAuthenticationEnabled=True)
+    expect_instances(module, enabled, GREEN)
+    expect_role(module, document(PRIMARY_ARN))
+    expect_put(module, GREEN_ARN, PRIMARY_ARN)
+    result = run(module)  # no modify_db_instance queued: a flag change on either instance would fail here
+    assert result["policy_resources"] == [GREEN_ARN, PRIMARY_ARN]
+    assert [item["what"] for item in result["plan"]] == ["inline policy"]
+    assert result["instances"]["db-green-abc123"]["role"] == "also allowed"
+    assert result["instances"]["db"]["role"] == "primary"
+
+
+def test_a_missing_also_allowed_instance_is_refused_before_any_write():
+    module = make_module(also_allow_instance_identifiers=["db-green-gone"])
+    expect_instances(module, PRIMARY)
+    module.stub("rds").add_client_error("describe_db_instances", "DBInstanceNotFound", "not found", 404,
+                                        expected_params={"DBInstanceIdentifier": "db-green-gone"})
+    message = refused(module)
+    assert "db-green-gone (also_allow_instance_identifiers) does not exist" in message

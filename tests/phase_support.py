@@ -141,6 +141,16 @@ def control_path_dir():
     return str(Path(paths.LAB_DIR) / "ssh" / "cp")
 
 
+def run_results(completed, host=DB):
+    """Every task result of ``host`` in a run with the ansible.posix.json callback, with the task's name as ``_task``."""
+    out = []
+    for play in json.loads(completed.stdout)["plays"]:
+        for task in play["tasks"]:
+            if host in task["hosts"]:
+                out.append(dict(task["hosts"][host], _task=task["task"]["name"]))
+    return out
+
+
 def stats(completed):
     return json.loads(completed.stdout)["stats"]
 

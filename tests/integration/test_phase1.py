@@ -53,7 +53,7 @@ from phase_support import (  # noqa: F401  (phase1_lab, aws_env_module: fixtures
     REPO_ROOT, DB, KEYSTONE_HOSTS, HOST_FILES, RESTORE_HOSTS, phase1_lab, aws_env_module, run_ansible,
     run_ansible_as_a_user_sees_it, leaked_secrets, total, changed_tasks, failure_messages, requires_tls,
     wait_requires_tls, host_checksums, keystone_through_lb, WITHOUT_TOKEN_CACHE, failures_outside_restarts,
-    SEEDED_CA, NEW_CA, TO_THE_NEW_CA, served_ca, instance_ca, back_to_the_seeded_ca, rds, aws_state)
+    SEEDED_CA, NEW_CA, TO_THE_NEW_CA, served_ca, instance_ca, back_to_the_seeded_ca, rds, aws_state, run_results)
 
 
 @pytest.mark.parametrize("playbook", ["phase1.yml", "rollback_tls.yml"])
@@ -407,15 +407,6 @@ def test_window_gate_skips_disruptive_steps_outside_the_window(lab, aws_env):
     assert inside.returncode == 0, failure_messages(inside)
     gate = next(r for r in run_results(inside, DB) if r["_task"] == "Report the maintenance-window gate")
     assert "inside it now" in gate["msg"]
-
-
-def run_results(completed, host):
-    out = []
-    for play in json.loads(completed.stdout)["plays"]:
-        for task in play["tasks"]:
-            if host in task["hosts"]:
-                out.append(dict(task["hosts"][host], _task=task["task"]["name"]))
-    return out
 
 
 # Phase 1's parameter-group path, AWS side only (--limit to the database, no hosts): an instance on

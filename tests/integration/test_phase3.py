@@ -22,7 +22,7 @@ import os
 import pytest
 
 from iam_lab import connect_policy, dbuser_arn, enable_iam_auth
-from phase_support import REPO_ROOT, DB, run_ansible, failure_messages
+from phase_support import REPO_ROOT, DB, run_ansible, failure_messages, run_results
 
 pytestmark = pytest.mark.lab
 
@@ -72,18 +72,9 @@ def ok(completed):
     return completed
 
 
-def results(completed, host=DB):
-    out = []
-    for play in json.loads(completed.stdout)["plays"]:
-        for task in play["tasks"]:
-            if host in task["hosts"]:
-                out.append(dict(task["hosts"][host], _task=task["task"]["name"]))
-    return out
-
-
 def result(completed, task):
-    found = [r for r in results(completed) if r["_task"] == task]
-    assert found, f"no result of {task!r}: {[r['_task'] for r in results(completed)]}"
+    found = [r for r in run_results(completed) if r["_task"] == task]
+    assert found, f"no result of {task!r}: {[r['_task'] for r in run_results(completed)]}"
     return found[-1]
 
 

@@ -14,6 +14,8 @@ import sys
 import jinja2
 import pytest
 import yaml
+
+from ansible_collections.cso.rds_hardening.tests.unit.repository.playbook_steps import steps_in_plays
 from ansible.module_utils.parsing.convert_bool import boolean
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -47,12 +49,7 @@ def _expression(name):
 def test_the_steps_run_in_the_documented_order():
     steps = yaml.safe_load((REPO_ROOT / "playbooks/vars/phase2_steps.yml").read_text())["__phase2_steps"]
     assert steps == ["preflight", "replica", "audit", "iam", "read_split", "lock_password_users", "monitoring", "verify"]
-    in_plays = []
-    for play in _plays(PHASE2)[:-1]:  # the summary reports under the last step
-        step = play["vars"]["__phase2_step"]
-        if not in_plays or in_plays[-1] != step:
-            in_plays.append(step)
-    assert in_plays == steps
+    assert steps_in_plays(PHASE2, "__phase2_step") == steps
     spec = yaml.safe_load((REPO_ROOT / "roles/phase2/meta/argument_specs.yml").read_text())
     assert spec["argument_specs"]["main"]["options"]["phase2_stop_after"]["choices"] == [""] + steps
     runbook = (REPO_ROOT / "docs/runbook-phase2.md").read_text()

@@ -8,6 +8,8 @@ import pathlib
 
 import yaml
 
+from ansible_collections.cso.rds_hardening.tests.unit.repository.playbook_steps import steps_in_plays
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[3]
 PHASE3 = REPO_ROOT / "playbooks" / "phase3.yml"
 ROLLBACK = REPO_ROOT / "playbooks" / "rollback_phase3.yml"
@@ -34,12 +36,7 @@ def _modules(play):
 def test_the_steps_run_in_the_documented_order():
     steps = yaml.safe_load((REPO_ROOT / "playbooks/vars/phase3_steps.yml").read_text())["__phase3_steps"]
     assert steps == STEPS
-    in_plays = []
-    for play in _plays(PHASE3)[:-1]:  # the summary reports under the last step
-        step = play["vars"]["__phase3_step"]
-        if not in_plays or in_plays[-1] != step:
-            in_plays.append(step)
-    assert in_plays == steps
+    assert steps_in_plays(PHASE3, "__phase3_step") == steps
     spec = yaml.safe_load((REPO_ROOT / "roles/phase3/meta/argument_specs.yml").read_text())
     assert spec["argument_specs"]["main"]["options"]["phase3_stop_after"]["choices"] == [""] + steps
     phases = (REPO_ROOT / "docs/phases.md").read_text()
@@ -78,8 +75,9 @@ def test_blue_green_runs_before_the_dr_replica_and_the_refusal_before_any_change
 def test_only_the_switchover_waits_for_the_maintenance_window():
     blue_green = [play for play in _plays(PHASE3) if play["vars"]["__phase3_step"] == "blue_green"]
     task = next(t for t in _tasks(blue_green[0]["tasks"])
-                if "cso.rds_hardening.rds_blue_green" in t and t["cso.rds_hardening.rds_blue_green"].get("state") != "absent")
-    assert "__phase3_window_closed" in task["cso.rds_hardening.rds_blue_green"]["state"]
+                if "switched_over" in str(t.get("cso.rds_hardening.rds_blue_green", {}).get("state")))
+    assert "__phase3_bg_switching" in task["cso.rds_hardening.rds_blue_green"]["state"]
+    assert "__phase3_window_closed" in blue_green[0]["vars"]["__phase3_bg_switching"]
     for play in _plays(PHASE3):
         if play["vars"]["__phase3_step"] in ("storage", "iam_policies", "dr_replica"):
             assert "window" not in str([t.get("when") for t in _tasks(play["tasks"])]), play["name"]

@@ -126,6 +126,9 @@ def stop(state_dir=None, timeout=60):
             os.kill(pid, signal.SIGKILL)
     bridge.cleanup_leftovers(base, name)
     layout.pid_file(base).unlink(missing_ok=True)
+    # cleaned up: a later stop (`csolab down` again) has nothing of this lab to clean, and the namespace's
+    # names and firewall may by then belong to another lab's bridge
+    _netns_record(base).unlink(missing_ok=True)
 
 
 def _netns_record(base):

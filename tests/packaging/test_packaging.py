@@ -36,7 +36,7 @@ def test_galaxy_build_is_clean(tmp_path):
     assert not leaked, f"the tarball carries development files: {leaked[:10]}"
     # what users need is there: every role with its README, the playbooks, the docs
     wanted = {"README.md", "playbooks/phase1.yml", "playbooks/rollback_tls.yml", "playbooks/phase2.yml",
-              "playbooks/rollback_phase2.yml", "playbooks/phase3.yml", "playbooks/rollback_phase3.yml", "playbooks/dr_drill.yml",
+              "playbooks/rollback_phase2.yml", "playbooks/phase3.yml", "playbooks/rollback_phase3.yml", "playbooks/dr_drill.yml", "playbooks/dr_failover.yml",
               "docs/runbook-phase2.md", "docs/runbook-iam.md", "docs/phases.md",
               "docs/runbook-phase1.md", *(f"roles/{role}/README.md" for role in ROLES),
               *(f"docs/modules/{module}.md" for module in MODULES), *(f"plugins/modules/{module}.py" for module in MODULES)}

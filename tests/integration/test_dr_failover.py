@@ -28,6 +28,9 @@ LIMIT = ("--limit", DB)
 ONLY_THE_DR_REPLICA = {"phase3_storage": False, "phase3_blue_green": False, "phase3_stop_after": "dr_replica"}
 LAB_VPC = ["10.20.0.0/16"]  # the hosts' VPC addresses (csolab.dataplane.net: 10.20.1.x)
 CONFIRM = {"phase3_dr_failover_confirm": DR_REPLICA}
+# phase 1's enhanced-monitoring role, which the DR replica uses (the seeded lab has not run phase 1)
+MONITORING_TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                            "Principal": {"Service": "monitoring.rds.amazonaws.com"}}]}
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +42,7 @@ def dr_lab(host_lab, aws_env_module, request):
     dataplane.sql(DB, "CREATE TABLE IF NOT EXISTS drtest.t (id INT PRIMARY KEY, v VARCHAR(32))")
     dataplane.sql(DB, "INSERT INTO drtest.t VALUES (1, 'before the failover')")
     host_lab.set_outage(seconds=2.0, failover_seconds=1.0)
+    host_lab.boto3("iam").create_role(RoleName=f"{DB}-rds-monitoring", AssumeRolePolicyDocument=json.dumps(MONITORING_TRUST))
     made = run_ansible(aws_env_module, "phase3.yml", *LIMIT, "-e", json.dumps(ONLY_THE_DR_REPLICA))
     assert made.returncode == 0, failure_messages(made) or made.stderr[-2000:]
     yield host_lab

@@ -30,7 +30,10 @@ The tests:
    rollback_tls.yml restores the previous state within 60 s and authentication works;
 6. an interrupted phase 1 (``phase1_stop_after``) re-run from the rolled-back state reaches the
    same end state as ``converged_run`` (the hosts' files, the database's TLS requirement, the AWS
-   resources phase 1 converges), the state ``converged_run``'s second run proved idempotent;
+   resources phase 1 converges), the state ``converged_run``'s second run proved idempotent; the
+   resumed run moves both Keystone hosts one after the other and CSO to verified TLS with the probe
+   running: zero failed token round trips per Keystone host and through the load balancer, zero CSO
+   health failures;
 7. CA rotation: a host whose bundle lacks the new CA stops step ca_rotation before the instance is
    touched; then the rotation end to end (one restart, every host verifies the new CA, the probe
    sees failures only during the restart), and a second run changes nothing.
@@ -301,14 +304,28 @@ def test_rollback_restores_authentication_within_60s(converged, aws_env_module):
 
 @pytest.mark.hosts
 @pytest.mark.lab
-def test_interrupted_phase1_reaches_the_same_end_state(rolled_back, aws_env_module, converged_run):
+def test_interrupted_phase1_reaches_the_same_end_state(rolled_back, aws_env_module, converged_run, tmp_path):
+    from csolab.probe import BackgroundProbe, format_summary
+
     phase1_lab = rolled_back
     assert not requires_tls(), "starts from the rolled-back state"
     interrupted = run_ansible(aws_env_module, "phase1.yml", "-e", "phase1_stop_after=security_group")
     assert interrupted.returncode == 0, failure_messages(interrupted)
     assert not requires_tls(), "stopped before tls_enforcement"
-    resumed = run_ansible_as_a_user_sees_it(aws_env_module, "phase1.yml")
+    # the resumed run moves both Keystone hosts (serial: 1, graceful reloads) and CSO to verified TLS without a
+    # database restart (the rollback only lifted a dynamic parameter): no request of the probe may fail
+    probe = BackgroundProbe(tmp_path / "probe.json", interval=0.3).start()
+    try:
+        resumed = run_ansible_as_a_user_sees_it(aws_env_module, "phase1.yml")
+    finally:
+        summary = probe.stop()
+    print(format_summary(summary))
     assert resumed.returncode == 0, resumed.stdout[-3000:]
+    for target in ("keystone:keystone-1", "keystone:keystone-2", "keystone:lb", "cso:cso-1"):
+        stats = summary["targets"][target]
+        assert stats["requests"] >= 5, f"{target}: the probe barely ran ({stats['requests']} requests)"
+        assert stats["failures"] == 0, f"{target}: {stats['failures']} failures: " + json.dumps(
+            [failure for failure in summary["failure_log"] if failure["target"] == target][:3])
     # this run changes keystone.conf and setup.properties, reloads, issues tokens: all at -vvv --diff
     assert leaked_secrets(resumed, "phase1.yml -vvv --diff") == []
     assert wait_requires_tls(True)

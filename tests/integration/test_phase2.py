@@ -18,10 +18,12 @@ module fixture runs phase1.yml. Phase 2 runs with IAM database authentication on
    password in their files, the data plane's IAM log shows allowed TLS logins of both users by the
    hosts' role sessions); the password users are locked (a login with their passwords gets the
    locked-account error) on the primary and the replica, and both services stay healthy;
-5. rollback_phase2.yml: the password users unlocked before any host play, both services back on them
+5. Keystone keeps serving once its first IAM tokens expired on the lab's clock (moved 14 minutes ahead):
+   every new connection logs in with a new token signed by the hosts' own role sessions;
+6. rollback_phase2.yml: the password users unlocked before any host play, both services back on them
    (healthy), CSO's read URL goes, no host refers to the replica, the replica is deleted; the IAM users
    and policies stay;
-6. the lock refuses while a host is still on its password: phase 2 (IAM and the lock on, no replica, no
+7. the lock refuses while a host is still on its password: phase 2 (IAM and the lock on, no replica, no
    audit) with ``--limit`` leaving keystone-2 out moves keystone-1 and CSO to IAM, then refuses, names
    keystone-2 only, and locks nothing (keystone-2 keeps serving with its password).
 
@@ -58,6 +60,10 @@ LOCK = ("-e", "phase2_iam_lock_password_users=true")
 ACCOUNT_LOCKED_ERRNOS = (3118, 4151)
 PASSWORD_SECRETS = {KEYSTONE_PASSWORD_USER: "keystone_db_password", CSO_PASSWORD_USER: "ssp_db_password"}
 ELSEWHERE_ROLE = "phase2-test-not-the-keystone-hosts"
+# RDS IAM authentication tokens live 15 minutes; the clock test moves the lab's clock 14 minutes ahead
+TOKEN_LIFETIME = 900
+CLOCK_MOVE = TOKEN_LIFETIME - 60
+KEYSTONE_RECYCLE = 5  # keystone_db_connection_recycle_time in inventories/lab
 WHEELHOUSE = Path(os.environ.get("CSO_KEYSTONE_WHEELHOUSE", "/var/cache/cso-rds-hardening/wheels"))
 JAR_CACHE = Path("/var/cache/cso-rds-hardening/jars")  # cso_db_driver_cache_dir
 EC2_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [
@@ -204,6 +210,7 @@ def test_iam_is_refused_in_keystones_preflight_without_the_hosts_policy(phase2_l
     this refusal needs (phase2_run below converges everything)."""
     from csolab import dataplane
     from csolab.hosts import identities
+    from iam_lab import dbuser_arn
 
     iam = phase2_lab.boto3("iam")
     iam.create_role(RoleName=ELSEWHERE_ROLE, AssumeRolePolicyDocument=EC2_TRUST)
@@ -224,8 +231,13 @@ def test_iam_is_refused_in_keystones_preflight_without_the_hosts_policy(phase2_l
     assert host_checksums() == before
     keystone_through_lb()
     assert cso_health()[0] == "200"
+    assert (f"rds-db:connect on arn:aws:rds-db:eu-west-2:<account>:dbuser:<the instance's DbiResourceId>/"
+            f"{KEYSTONE_IAM_USER}") in message, message
     refused = [entry for entry in dataplane.iam_sessions()[log_start:] if entry["user"] == KEYSTONE_IAM_USER]
     assert refused and {(entry["allowed"], entry["identity_arn"]) for entry in refused} == {(False, session["arn"])}, refused
+    arn = dbuser_arn(phase2_lab, DB, KEYSTONE_IAM_USER)
+    assert {entry["reason"] for entry in refused} == {
+        f"{session['arn']}: its policies do not allow rds-db:connect on {arn}"}, refused
     # the refusal is the missing policy: the flag, both users and the policy on the role it was given are there
     assert phase2_lab.boto3("rds").describe_db_instances(
         DBInstanceIdentifier=DB)["DBInstances"][0]["IAMDatabaseAuthenticationEnabled"] is True
@@ -415,6 +427,44 @@ def test_the_password_users_are_locked_once_every_host_is_on_iam_and_the_service
         "changed": False,
         "detail": f"already locked: {KEYSTONE_PASSWORD_USER}@%, {CSO_PASSWORD_USER}@%; on IAM: keystone-1, keystone-2, cso-1"}
     assert not leaked_secrets(second, "phase2 (second run, users locked)")
+
+
+@pytest.mark.hosts
+@pytest.mark.lab
+def test_keystone_signs_a_new_token_for_each_new_connection_once_its_first_tokens_expired(phase2_run, phase2_lab):
+    """Keystone on IAM (phase 2's end state) keeps serving after its first tokens expired on the lab's clock.
+
+    Keystone signs with the host's clock (the containers share the kernel's), the lab checks tokens on its own.
+    Once the first IAM logins are more than a minute old the lab clock moves ``CLOCK_MOVE`` (14 minutes) ahead:
+    those tokens are then more than 15 minutes old for the lab (expired), a fresh one is 14 minutes old (valid).
+    After ``connection_recycle_time`` every pooled connection is new, so Keystone serves only if each new
+    connection carries a new token; every such login is allowed and signed by the hosts' own role sessions.
+    CSO is left out: the AWS JDBC wrapper caches a token for up to 15 minutes, which a moved clock would
+    declare expired although RDS would not."""
+    from csolab import dataplane
+    from csolab.hosts import identities
+
+    assert phase2_run["first"].returncode == 0, "needs phase 2's end state"
+    sessions = identities.recorded()
+    first = [entry for entry in dataplane.iam_sessions()[phase2_run["iam_log_start"]:]
+             if entry["user"] == KEYSTONE_IAM_USER and entry["allowed"]]
+    assert first, "phase 2 made no IAM login of Keystone"
+    first_login = min(entry["lab_time"] for entry in first)
+    time.sleep(max(0.0, first_login + (TOKEN_LIFETIME - CLOCK_MOVE) + 5 - time.time()))
+    moved = len(dataplane.iam_sessions())
+    phase2_lab.set_clock_offset(CLOCK_MOVE)
+    try:
+        time.sleep(KEYSTONE_RECYCLE + 1)  # every pooled connection is then past connection_recycle_time
+        keystone_round_trips()
+        later = [entry for entry in dataplane.iam_sessions()[moved:] if entry["user"] == KEYSTONE_IAM_USER]
+    finally:
+        phase2_lab.set_clock_offset(0)
+    assert [entry for entry in later if not entry["allowed"]] == [], later
+    fresh = {entry["identity_arn"] for entry in later if entry["lab_time"] > first_login + TOKEN_LIFETIME}
+    assert fresh == {sessions[host]["arn"] for host in KEYSTONE_HOSTS}, later
+    print(f"first IAM login at lab time {first_login:.0f}; {len(later)} new logins after the clock move, "
+          f"lab time {min(entry['lab_time'] for entry in later) - first_login:.0f}-"
+          f"{max(entry['lab_time'] for entry in later) - first_login:.0f} s after it")
 
 
 @pytest.mark.hosts

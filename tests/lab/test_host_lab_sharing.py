@@ -77,6 +77,25 @@ def test_users_of_a_running_lab_share_it_with_one_reset_between_them(recorded):
     assert recorded["actions"] == ["aws reset", "up", "reset", "reset", "reset", "down(keep_aws=True)"]
 
 
+def test_a_release_without_an_acquire_since_the_last_reset_keeps_the_pristine_lab(recorded):
+    hosts.acquire("make-test", hold_only=True)
+    # Molecule's destroy runs before its create: that user never took the lab
+    assert hosts.release("molecule-default")["action"] == "none (pristine)"
+    hosts.acquire("molecule-default")
+    assert hosts.release("molecule-default")["action"] == "reset"
+    recorded["ready"] = False  # pristine by its marker, but a fixture is down: reset anyway
+    assert hosts.release("molecule-cso_db")["action"] == "reset"
+    assert recorded["actions"] == ["aws reset", "up", "reset", "reset"]
+
+
+def test_a_user_that_reset_the_lab_itself_and_used_it_again_is_reset_on_release(recorded):
+    hosts.acquire("make-test", hold_only=True)
+    hosts.acquire("pytest")
+    hosts.reset()  # a test module's teardown, for the next module, which then changes the hosts
+    assert hosts.release("pytest")["action"] == "reset"
+    assert recorded["actions"] == ["aws reset", "up", "reset", "reset"]
+
+
 def test_a_lab_used_without_a_release_is_reset_before_the_next_user(recorded):
     hosts.acquire("make-test", hold_only=True)
     hosts.acquire("a-test-that-crashed")  # takes the pristine lab, never releases it

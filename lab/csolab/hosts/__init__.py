@@ -260,7 +260,8 @@ def _recreate_containers():
 #
 # ``<lab dir>/hosts-pristine``: written by up() and reset(), removed by acquire() and by any AWS
 # reset (which replaces the database the hosts use). ``<lab dir>/hosts-owner.json``: who brought
-# the topology up through acquire(), so that only they take it down.
+# the topology up through acquire(), so that only they take it down. ``<lab dir>/hosts-lease-<owner>``:
+# that owner acquired it and has not released it yet.
 
 def _pristine_marker():
     return paths.HOSTS_PRISTINE_MARKER
@@ -307,9 +308,15 @@ def acquire(owner, hold_only=False):
         lease = {"started": True, "reset": False}
     if not hold_only:
         mark_used()
+        _lease_file(owner).write_text(f"{time.time()}\n")
     lease = dict(lease, owner=owner, seconds=round(time.monotonic() - begin, 1), timings=timings)
     _record("acquire", lease)
     return lease
+
+
+def _lease_file(owner):
+    """Written by ``owner``'s acquire, removed by its release: a release without it took nothing."""
+    return paths.LAB_DIR / f"hosts-lease-{owner}"
 
 
 def _why_not_pristine():
@@ -324,8 +331,10 @@ def _why_not_pristine():
 
 
 def release(owner):
-    """Leave the lab as ``owner`` found it: down if ``owner`` brought it up, else reset."""
+    """Leave the lab as ``owner`` found it: down if ``owner`` brought it up, else reset (unless nobody
+    acquired it since its last reset, e.g. Molecule's destroy before its create)."""
     begin = time.monotonic()
+    leased = _lease_file(owner)
     try:
         started_by = json.loads(_owner_file().read_text())
     except (FileNotFoundError, json.JSONDecodeError):
@@ -335,8 +344,11 @@ def release(owner):
         outcome = {"owner": owner, "action": "down"}
     elif not is_running():
         outcome = {"owner": owner, "action": "none (not up)"}
+    elif not leased.exists() and not _why_not_pristine():
+        outcome = {"owner": owner, "action": "none (pristine)"}
     else:
         outcome = {"owner": owner, "action": "reset", "timings": reset()}
+    leased.unlink(missing_ok=True)
     outcome["seconds"] = round(time.monotonic() - begin, 1)
     _record("release", outcome)
     return outcome
@@ -432,6 +444,8 @@ def down(keep_aws=False):
     for stale in ("hosts-up.json", "hosts-etc-hosts.synced", "names-hook.json", _netns_marker().name, _pristine_marker().name,
                   _owner_file().name):
         (paths.LAB_DIR / stale).unlink(missing_ok=True)
+    for lease in paths.LAB_DIR.glob("hosts-lease-*"):
+        lease.unlink()
     if not keep_aws:
         from csolab import aws
 

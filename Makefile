@@ -34,7 +34,7 @@ endef
 	test-ee lint sanity ansible-lint lab-up lab-up-hosts lab-down lab-status demo build changelog clean
 
 help:
-	@echo "make demo        run phase 1 against the lab (sets everything up); PHASE=2 make demo: phases 1 and 2"
+	@echo "make demo        run phase 1 against the lab (sets everything up); PHASE=2 make demo: phases 1 and 2; PHASE=3: 1 to 3"
 	@echo "make test        run every test layer (sets everything up)"
 	@echo "make lint        ansible-lint (production profile) and ansible-test sanity"
 	@echo "make lab-up | lab-up-hosts | lab-down | lab-status"

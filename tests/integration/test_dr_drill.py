@@ -7,7 +7,8 @@ phase3.yml's step dr_replica gives them (inventories/lab + roles/phase3 defaults
 
 1. the drill: marker rows written on the primary are on the promoted copy, which takes a write; RPO and RTO
    are reported; the temporary instance is deleted without a final snapshot; production is untouched;
-2. a limit the drill misses (RTO): the drill fails, and the temporary instance is deleted all the same;
+2. a limit the drill misses (RTO), run at -vvv --diff: the drill fails, the temporary instance is deleted all the
+   same, and no secret the lab knows (the database login's password among them) is in the output;
 3. a CA bundle that does not hold the database's CA: the first connection is refused (certificate
    verification) and no instance is made;
 4. an instance of the drill's name: without the drill's tag refused, with it refused unless
@@ -20,7 +21,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from phase_support import DB, failure_messages, run_ansible
+from phase_support import DB, failure_messages, leaked_secrets, run_ansible, run_ansible_as_a_user_sees_it
 
 pytestmark = pytest.mark.lab
 
@@ -53,13 +54,15 @@ def drill_lab(aws_lab, dataplane):
     aws_lab.set_outage(seconds=before["seconds"], failover_seconds=before["failover_seconds"])
 
 
-def drill(lab, aws_env, tmp_path, **extra):
+def drill(lab, aws_env, tmp_path, as_a_user_sees_it=False, **extra):
+    """dr_drill.yml with the lab's settings; ``as_a_user_sees_it``: at -vvv --diff with the default output."""
     summary = tmp_path / "drill.json"
     variables = {"phase3_dr_drill_sql_host": "localhost", "phase3_dr_drill_ca_file": str(lab["dataplane"].ca_bundle_path()),
                  "phase3_dr_drill_summary_path": str(summary), "phase3_dr_drill_wait_timeout": 120,
                  "phase3_dr_drill_catch_up_timeout": 30}
     variables.update(extra)
-    completed = run_ansible(aws_env, "dr_drill.yml", *LIMIT, "-e", json.dumps(variables))
+    run = run_ansible_as_a_user_sees_it if as_a_user_sees_it else run_ansible
+    completed = run(aws_env, "dr_drill.yml", *LIMIT, "-e", json.dumps(variables))
     return completed, (json.loads(summary.read_text()) if summary.exists() else None)
 
 
@@ -107,11 +110,14 @@ def test_the_drill_promotes_a_temporary_replica_verifies_its_data_and_deletes_it
 
 
 def test_a_missed_limit_fails_the_drill_and_still_deletes_the_instance(drill_lab, aws_env, tmp_path):
-    completed, report = drill(drill_lab, aws_env, tmp_path, phase3_dr_drill_max_rto_seconds=1)
+    """Run at -vvv --diff, as an operator debugging a failed drill would: the database login's password and
+    the lab's AWS keys appear nowhere in that output (the drill logs in to the primary and the copy)."""
+    completed, report = drill(drill_lab, aws_env, tmp_path, as_a_user_sees_it=True, phase3_dr_drill_max_rto_seconds=1)
     assert completed.returncode != 0
-    assert any("exceed the limits" in message for message in failure_messages(completed)), failure_messages(completed)
+    assert "exceed the limits" in completed.stdout, completed.stdout[-3000:]
     assert report["first_marker_arrived"] and report["rto_seconds"] > 1 and report["cleaned_up"] is True
     assert drill_instance(drill_lab) is None
+    assert leaked_secrets(completed, "dr_drill.yml -vvv --diff (a missed limit)") == []
 
 
 def test_a_bundle_without_the_database_ca_is_refused_before_any_instance(drill_lab, aws_env, tmp_path):

@@ -1,7 +1,8 @@
 """Contract: RDS blue/green deployments as AWS runs them, through boto3 (no data plane): ``PROVISIONING`` with the
 green instance ``creating``, then ``AVAILABLE`` with the target settings on the green; the switchover's renames (the
 green takes the blue's name and endpoint, the blue becomes ``-old1``, then ``-old2`` for the next one; resource ids
-stay); AWS's refusals at creation and at deletion, each before anything is made or deleted.
+stay); AWS's refusals at creation, at the switchover (guardrails) and at deletion, each before anything is made,
+switched or deleted. What the data plane does: tests/lab/test_dataplane_blue_green.py.
 
 The lab's periods are set short here; times are measured around the calls (monotonic clock)."""
 
@@ -208,3 +209,16 @@ def test_delete_target_after_the_switchover_is_refused_and_before_it_deletes_onl
                      BlueGreenDeploymentIdentifier=switched["BlueGreenDeploymentIdentifier"], DeleteTarget=True)
     assert error["Code"] == "InvalidParameterCombination" and "SWITCHOVER_COMPLETED" in error["Message"]
     assert {_instance(rds, name)["DBInstanceStatus"] for name in (DB, f"{DB}-old1")} == {"available"}
+
+
+def test_a_switchover_is_refused_while_the_blue_or_the_green_is_not_available(rds):
+    """"Switching a blue/green deployment in Amazon RDS", "Switchover guardrails": refused before anything changes."""
+    deployment = _available(rds)
+    green_name = deployment["Target"].split(":")[-1]
+    rds.reboot_db_instance(DBInstanceIdentifier=DB)
+    error = _refusal(rds.switchover_blue_green_deployment,
+                     BlueGreenDeploymentIdentifier=deployment["BlueGreenDeploymentIdentifier"])
+    assert error["Code"] == "InvalidBlueGreenDeploymentStateFault"
+    assert error["Message"].startswith(f"DB instance {DB} is not in available state")
+    assert _deployment(rds, deployment["BlueGreenDeploymentIdentifier"])["Status"] == "AVAILABLE"
+    assert _instance(rds, green_name)["DBInstanceStatus"] == "available"  # nothing renamed

@@ -15,6 +15,13 @@ measured every ``LAG_INTERVAL`` s and reported with the next poll (the AWS lab p
 ``ReplicaLag``). When the AWS side no longer names a source (a promotion), replication is stopped
 and ``read_only`` turned off; a source that moved (failover) is followed.
 
+Blue/green deployments (the rules and their AWS sources: ``csolab.moto_ext.blue_green``): the green is served like a
+read replica of the blue. Its switchover is acted out in AWS's order: ``read_only`` on the blue (writes stop; the
+green is read-only already), every client session on both killed, the green waits until it has applied the blue's
+binary log position (``MASTER_GTID_WAIT``), replication stops, both servers stop (no connection gets in) and the
+pair is reported fenced. Once the AWS lab has renamed both, they start again under their new names (the names
+and certificates follow), the green writable and the old blue read-only, and the pair is reported done.
+
 Audit logging (``csolab.dataplane.audit``): the instance's MariaDB runs ``server_audit`` with the settings of
 its option group's ``MARIADB_AUDIT_PLUGIN`` option, and the new lines of its audit file go with the next poll
 (the AWS lab publishes them to CloudWatch Logs when the instance exports ``audit``).
@@ -40,19 +47,22 @@ SERVED_ENGINES = ("mysql", "mariadb")
 MAX_SLOT = 254
 RESTART_LOG_SIZE = 50
 LAG_INTERVAL = 2.0
+CATCH_UP_STEP = 1.0  # s a poll waits for a green to catch up with its blue during a switchover
 
 
-def fetch_instances(endpoint_url, state_dir, restarted=None, timeout=10, replica_lag=None, audit_lines=None, ready=None):
+def fetch_instances(endpoint_url, state_dir, restarted=None, timeout=10, replica_lag=None, audit_lines=None, ready=None,
+                    switchovers=None):
     """The instances; ``restarted`` ({uid: restart sequence}) tells the AWS lab which restarts the
     servers are back from (it keeps the instance ``rebooting`` until then); ``replica_lag``
     ({uid: seconds, -1 when not replicating}) what was measured on replicas since the last poll; ``audit_lines``
     ({uid: [line]}) the audit log lines read since; ``ready`` the uids served with their names published
-    (a new instance is ``creating`` until then)."""
+    (a new instance is ``creating`` until then); ``switchovers`` ({deployment id: {"seq", "state"}}) how far the
+    blue/green switchovers are acted out ("fenced": both servers down, ready for the renames; "done")."""
     request = urllib.request.Request(
         f"{endpoint_url}/_lab/dataplane-instances",
         data=json.dumps({"state_dir": str(state_dir), "restarted": restarted or {},
                          "replica_lag": replica_lag or {}, "audit_lines": audit_lines or {},
-                         "ready": sorted(ready or ())}).encode(),
+                         "ready": sorted(ready or ()), "switchovers": switchovers or {}}).encode(),
         headers={"Content-Type": "application/json", "X-Lab-Internal": "1"},
         method="POST",
     )
@@ -83,6 +93,7 @@ class Bridge:
         self.firewall_script = None
         self.names = None
         self.published = set()  # uids whose names the hosts resolve
+        self.switchovers = {}  # deployment id -> the blue/green switchover being acted out (see _step_switchover)
         self.stopping = False
         self.present_addresses, self.addresses_checked = set(), 0.0
 
@@ -225,10 +236,11 @@ class Bridge:
             self.lag_checked.pop(instance["uid"], None)
         elif replica:
             applied["replicating"] = True
-        if applied.get("read_only") != replica:
-            server.set_read_only(replica)
-            applied["read_only"] = replica
-            LOG.info("%s: read_only=%s", instance["id"], replica)
+        read_only = bool(instance.get("read_only", replica))  # a green, an old blue: read-only too
+        if applied.get("read_only") != read_only:
+            server.set_read_only(read_only)
+            applied["read_only"] = read_only
+            LOG.info("%s: read_only=%s", instance["id"], read_only)
         if replica and time.monotonic() - self.lag_checked.get(instance["uid"], 0.0) >= LAG_INTERVAL:
             self._measure_lag(instance, server, applied)
 
@@ -254,6 +266,84 @@ class Bridge:
     def take_replica_lag(self):
         lag, self.replica_lag = self.replica_lag, {}
         return lag
+
+    # --- blue/green switchovers -------------------------------------------------------------
+
+    def _act_out_switchovers(self, wanted):
+        """Step each switchover the AWS lab records; forget those it no longer records (completed, deleted)."""
+        recorded = set()
+        for green in wanted.values():
+            deployment = green.get("blue_green") or {}
+            switchover = deployment.get("switchover")
+            if deployment.get("role") != "green" or not switchover:
+                continue
+            key = deployment["deployment"]
+            recorded.add(key)
+            progress = self.switchovers.get(key)
+            if progress is None or progress["seq"] != switchover["seq"]:
+                progress = self.switchovers[key] = {
+                    "seq": switchover["seq"], "state": "fencing", "blue": deployment["partner_uid"],
+                    "green": green["uid"], "since": time.monotonic(), "timeout": switchover.get("timeout") or 300}
+            try:
+                self._step_switchover(progress, switchover["phase"], wanted)
+                progress.pop("error", None)
+            except Exception as exc:  # noqa: BLE001 (tried again next poll; the others go on)
+                LOG.exception("%s: switchover step %s failed", green["id"], progress["state"])
+                progress["error"] = f"{type(exc).__name__}: {exc}"
+        for key in [key for key in self.switchovers if key not in recorded]:
+            del self.switchovers[key]
+
+    def _step_switchover(self, progress, phase, wanted):
+        """AWS's switchover actions (RDS User Guide, "Switching a blue/green deployment", "Switchover actions"),
+        one state per poll at most: fencing -> catching-up -> fenced -> starting -> done."""
+        blue_uid, green_uid = progress["blue"], progress["green"]
+        if progress["state"] == "fencing":
+            if blue_uid not in self.applied or green_uid not in self.applied:
+                return  # a server is not served (yet)
+            blue, green = self._server(blue_uid), self._server(green_uid)
+            blue.set_read_only(True)  # new writes stop on both primaries (the green is read-only already)
+            killed = [server.kill_client_sessions() for server in (blue, green)]  # connections dropped on both
+            progress["position"] = blue.gtid_binlog_pos()
+            progress["state"] = "catching-up"
+            LOG.info("switchover %s: writes stopped, %s sessions killed; the green catches up to %r",
+                     progress["seq"], killed, progress["position"])
+        if progress["state"] == "catching-up":
+            green = self._server(green_uid)
+            if not green.wait_for_gtid(progress["position"], CATCH_UP_STEP):
+                if time.monotonic() - progress["since"] > progress["timeout"]:
+                    raise RuntimeError(f"the green has not caught up with {progress['position']!r} within the "
+                                       f"switchover timeout ({progress['timeout']} s)")
+                return
+            green.stop_replication()
+            for uid in (blue_uid, green_uid):  # no new connection until both serve their new names
+                self._server(uid).stop()
+                self.applied.pop(uid, None)
+            progress["state"] = "fenced"
+            LOG.info("switchover %s: caught up, replication stopped, both servers down", progress["seq"])
+        if progress["state"] == "fenced" and phase in ("renamed", "done"):
+            progress["state"] = "starting"  # the per-instance convergence starts both under their new names
+            return
+        if progress["state"] == "starting" and all(self._serves_name(wanted.get(uid)) for uid in (blue_uid, green_uid)):
+            progress["state"] = "done"
+            LOG.info("switchover %s: both serve their new names", progress["seq"])
+
+    def _serves_name(self, instance):
+        """Whether ``instance`` is served with its current endpoint name published."""
+        if instance is None or instance["uid"] not in self.applied or instance["uid"] in self.errors:
+            return False
+        slot = self.allocations.get(instance["uid"], {}).get("slot")
+        return instance["uid"] in self.published and (instance["address"], slot) in (self.names or [])
+
+    def _held_for_switchover(self):
+        """The servers a switchover keeps as they are: fenced, or waiting for the green to catch up."""
+        return {uid for progress in self.switchovers.values() if progress["state"] in ("catching-up", "fenced")
+                for uid in (progress["blue"], progress["green"])}
+
+    def switchover_progress(self):
+        """What the AWS lab waits for: {deployment id: {"seq", "state": "fenced" | "done"}}."""
+        reported = {"fenced": "fenced", "starting": "fenced", "done": "done"}
+        return {key: {"seq": progress["seq"], "state": reported[progress["state"]]}
+                for key, progress in self.switchovers.items() if progress["state"] in reported}
 
     # --- restarts AWS makes -----------------------------------------------------------------
 
@@ -349,8 +439,10 @@ class Bridge:
         now = time.monotonic()
         if now - self.addresses_checked > ADDRESS_CHECK_INTERVAL:  # `ip` is a fork+exec: not every poll
             self.present_addresses, self.addresses_checked = net.namespace_addresses(self.netns), now
+        self._act_out_switchovers(wanted)
+        held = self._held_for_switchover()
         for uid, instance in wanted.items():
-            if uid in self.errors and self.errors[uid][1] > now:
+            if uid in held or (uid in self.errors and self.errors[uid][1] > now):
                 continue
             try:
                 if self._hold_for_restart(instance):
@@ -361,8 +453,8 @@ class Bridge:
             except Exception as exc:  # one broken instance must not stop the others
                 LOG.exception("%s: converge failed", instance["id"])
                 self.errors[uid] = (f"{type(exc).__name__}: {exc}", now + RETRY_AFTER)
-        # an instance down for a restart keeps its name and firewall rules, as an RDS endpoint does
-        live = [item for uid, item in wanted.items() if uid in self.applied or uid in self.down_until]
+        # an instance down for a restart or a switchover keeps its name and firewall rules, as an RDS endpoint does
+        live = [item for uid, item in wanted.items() if uid in self.applied or uid in self.down_until or uid in held]
         self._converge_firewall(live)
         self._converge_names(live)
         self._write_status(wanted)
@@ -411,6 +503,7 @@ class Bridge:
                 "require_secure_transport": applied.get("rst"),
                 "read_only": applied.get("read_only"),
                 "replica_source_uid": item.get("replica_source_uid"),
+                "blue_green": self._blue_green_status(item),
                 "replication": applied.get("replication") if item.get("replica_source_uid") else None,
                 "audit": applied.get("audit"),
                 "error": self.errors.get(uid, (None,))[0],
@@ -418,6 +511,14 @@ class Bridge:
         _write_json(layout.status_file(self.state_dir),
                     {"ts": time.time(), "netns": self.netns, "instances": instances,
                      "firewall": self.firewall_script, "restarts": self.restart_log})
+
+    def _blue_green_status(self, item):
+        deployment = item.get("blue_green")
+        if not deployment:
+            return None
+        progress = self.switchovers.get(deployment["deployment"]) or {}
+        return {"deployment": deployment["deployment"], "role": deployment["role"],
+                "switchover": progress.get("state"), "switchover_error": progress.get("error")}
 
     def shutdown(self):
         """Stop every server and relay, remove addresses, firewall and names; keep the data."""
@@ -448,7 +549,8 @@ class Bridge:
                     try:
                         ready = {uid for uid in self.applied if uid in self.published and uid not in self.errors}
                         instances = fetch_instances(endpoint, self.state_dir, self.restarted, replica_lag=lag,
-                                                    audit_lines=lines, ready=ready)
+                                                    audit_lines=lines, ready=ready,
+                                                    switchovers=self.switchover_progress())
                     except (OSError, ValueError, KeyError):
                         self.replica_lag = {**lag, **self.replica_lag}  # report it with the next poll
                         self.audit.give_back(lines)

@@ -168,10 +168,11 @@ class Server:
         self.pid_file.unlink(missing_ok=True)
         self.socket.unlink(missing_ok=True)
 
-    def execute(self, statements, timeout=30):
-        """Run SQL as root over the Unix socket; return stdout (tab-separated, no headers)."""
+    def execute(self, statements, timeout=30, force=False):
+        """Run SQL as root over the Unix socket; return stdout (tab-separated, no headers). ``force``: go on after
+        a statement fails (the failure is still raised at the end)."""
         completed = subprocess.run(
-            ["mariadb", f"--socket={self.socket}", "--user=root", "-N", "-B"],
+            ["mariadb", f"--socket={self.socket}", "--user=root", "-N", "-B", *(["--force"] if force else [])],
             input=statements, capture_output=True, text=True, timeout=timeout,
         )
         if completed.returncode:
@@ -194,12 +195,36 @@ class Server:
 
     # --- replication ------------------------------------------------------------------------
 
-    def set_read_only(self, enabled):
+    def set_read_only(self, enabled, lock_wait_seconds=10):
+        """``read_only`` waits for the statements that are writing (a global read lock): at most
+        ``lock_wait_seconds``."""
         if enabled:
             self.read_only_marker.touch()
         else:
             self.read_only_marker.unlink(missing_ok=True)
-        self.execute(f"SET GLOBAL read_only = {'ON' if enabled else 'OFF'};\n")
+        self.execute(f"SET SESSION lock_wait_timeout = {int(lock_wait_seconds)};\n"
+                     f"SET GLOBAL read_only = {'ON' if enabled else 'OFF'};\n")
+
+    def kill_client_sessions(self):
+        """End every client session (not replication's own threads: the source's binlog dump, the replica's
+        I/O and SQL threads); the number killed."""
+        ids = self.execute(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() "
+            "AND USER NOT IN ('system user', 'event_scheduler') AND USER NOT LIKE 'rdsrepl\\_%' "
+            "AND COMMAND NOT IN ('Daemon', 'Binlog Dump', 'Binlog Dump GTID');\n").split()
+        if ids:
+            try:
+                self.execute("".join(f"KILL CONNECTION {int(thread)};\n" for thread in ids), force=True)
+            except RuntimeError as exc:
+                if "Unknown thread id" not in str(exc):  # a session that ended meanwhile
+                    raise
+        return len(ids)
+
+    def wait_for_gtid(self, position, timeout):
+        """Whether this replica's SQL thread has applied ``position`` (a GTID list), waiting up to ``timeout`` s."""
+        answer = self.execute(f"SELECT MASTER_GTID_WAIT({sql_literal(position)}, {float(timeout)});\n",
+                              timeout=timeout + 30).strip()
+        return answer == "0"
 
     def read_only(self):
         return self.execute("SELECT @@GLOBAL.read_only;\n").strip() == "1"

@@ -38,11 +38,43 @@ what the module is checked against):
   blue/green deployment in Amazon RDS": the green instances deleted with ``--delete-target`` "must have deletion
   protection turned off" (refused before anything is deleted; moto removed the deployment first).
 
+While a data plane serves the lab (``csolab.dataplane``), it acts the deployment out, and the statuses follow what it
+does (as ``restarts`` does for reboots: ``available`` means "accepts connections"):
+
+* RDS User Guide, "Overview of Amazon RDS Blue/Green Deployments" and "Creating a blue/green deployment in Amazon
+  RDS": the green "stays in sync with the current production environment": RDS copies the blue DB instance and
+  "configures replication from the DB instance in the blue environment to the DB instance in the green environment";
+  "Best practices for Amazon RDS blue/green deployments": keep the green environment read only. The green is a
+  MariaDB replica of the blue's (from a dump of the blue with its GTID position, like a read replica,
+  ``dataplane_state``), read-only, replicating over verified TLS; it is ``creating`` until the data plane serves it
+  with its name published ("DB instance status", the rule ``restarts.created`` applies to every new instance), and the
+  deployment stays ``PROVISIONING`` until then. "Monitoring replica lag prior to switchover": its ``ReplicaLag`` is
+  published like a read replica's.
+* "Switching a blue/green deployment in Amazon RDS", "Switchover actions": RDS stops new writes on both primaries,
+  drops the connections to both and allows no new ones, waits for replication to catch up in the green environment,
+  renames both, then allows connections to both and, last, writes on the new production primary. The data plane
+  does the first steps on its own (``csolab.dataplane.bridge``: ``read_only`` on the blue, client sessions killed,
+  ``MASTER_GTID_WAIT`` on the green, replication stopped, both servers stopped so that no connection gets in) and
+  reports the pair "fenced" (both instances ``renaming`` from then on, a status of "DB instance status": their
+  servers accept no connection); the lab renames them once the data plane is
+  fenced and ``switchover_seconds`` have passed since the call; the data plane starts both servers again under the
+  new names (certificates re-issued for them, the production name now resolving to the green's address, the old
+  blue keeping its address under ``<name>-old<n>``), the green writable and the old blue read-only, and reports the
+  pair done: both ``available``, ``SWITCHOVER_COMPLETED``. "After switchover": replication between the environments
+  has stopped; the old blue stays read-only (``read_only`` on, as RDS sets it) for as long as it exists.
+* A data plane that stops polling is not waited for (the switchover then completes on time alone, as without one).
+* "Switching a blue/green deployment in Amazon RDS", "Switchover guardrails": RDS checks that the environments are
+  ready and refuses the switchover otherwise, before anything changes (``InvalidBlueGreenDeploymentStateFault``, the
+  fault SwitchoverBlueGreenDeployment answers with, e.g. "DB instance ... is not in available state"): both instances
+  ``available``; "Replication health" (the green's replication running: its last measured ``ReplicaLag`` is not -1)
+  and "Replication lag" (within what the switchover timeout allows: the lab refuses a lag above
+  ``SwitchoverTimeout``), both only while a data plane measures them.
+
 The periods are lab settings, short so tests stay fast (``/_lab/blue-green``, ``LabClient.set_blue_green``; defaults
 from ``CSO_LAB_BLUE_GREEN_PROVISIONING_SECONDS`` / ``CSO_LAB_BLUE_GREEN_SWITCHOVER_SECONDS`` when the server starts,
-else 2 s and 1 s; a lab reset restores them). Not emulated: the data plane (the green as a replica of the blue's
-data, writes blocked and connections dropped during the switchover, the old blue read-only afterwards), switchover
-guardrails (replica lag, long transactions) and the rollback of a switchover that outlasts ``SwitchoverTimeout``.
+else 2 s and 1 s; a lab reset restores them). Not emulated: the guardrails on active or long-running writes and
+DDL, and the rollback of a switchover that outlasts ``SwitchoverTimeout`` (a data plane whose green cannot catch up
+keeps the deployment ``SWITCHOVER_IN_PROGRESS``).
 """
 
 import copy
@@ -51,10 +83,10 @@ import threading
 import time
 
 from moto.rds.exceptions import DBParameterGroupNotFoundError, InvalidParameterCombination, RDSClientError
-from moto.rds.models import BlueGreenDeployment, RDSBackend
+from moto.rds.models import BlueGreenDeployment, RDSBackend, rds_backends
 
 from csolab.labapi import lab_route
-from csolab.moto_ext import engines
+from csolab.moto_ext import engines, restarts
 from csolab.moto_ext._common import around, arn_region, get, update_periods
 
 PROVISIONING = BlueGreenDeployment.SupportedStates.PROVISIONING
@@ -67,6 +99,9 @@ DEFAULTS = {
 }
 SETTINGS = dict(DEFAULTS)
 _ADVANCING = threading.local()
+# The bridge's poll and API calls advance deployments from different threads; a Describe never sees one rename of a
+# switchover without the other (re-entrant: the renames describe instances themselves).
+_ADVANCE_LOCK = threading.RLock()
 
 
 class SourceDatabaseNotSupported(RDSClientError):
@@ -77,6 +112,11 @@ class SourceDatabaseNotSupported(RDSClientError):
 class InvalidDBInstanceState(RDSClientError):
     def __init__(self, message):
         super().__init__("InvalidDBInstanceState", message)
+
+
+class InvalidBlueGreenDeploymentState(RDSClientError):
+    def __init__(self, message):
+        super().__init__("InvalidBlueGreenDeploymentStateFault", message)
 
 
 def _lab(deployment):
@@ -137,10 +177,13 @@ def _create_blue_green_deployment(original, backend, bg_kwargs):
     answer = original(backend, bg_kwargs)
     deployment = backend.blue_green_deployments[answer.blue_green_deployment_identifier]
     provisioned_at = time.monotonic() + SETTINGS["provisioning_seconds"]
-    _lab(deployment)["provisioned_at"] = provisioned_at
+    state = _lab(deployment)
+    state["provisioned_at"] = provisioned_at
     deployment.set_status(PROVISIONING)
     green = backend.find_db_from_id(deployment.target)
-    green._lab_creating_until = provisioned_at  # restarts' status: creating until then
+    if source is not None and not backend._is_cluster(bg_kwargs.get("source", "")):
+        state.update(blue=source, green=green)  # the objects: a rename keeps them
+    green._lab_creating_until = provisioned_at  # restarts' status: creating until then (and until served)
     return answer
 
 
@@ -159,47 +202,172 @@ def _rename(backend, instance, new_name):
                                       {"new_db_instance_identifier": new_name, "apply_immediately": True})
 
 
-def _complete_switchover(backend, deployment):
+def _rename_pair(backend, deployment):
     blue = backend.find_db_from_id(deployment.source)
     green = backend.find_db_from_id(deployment.target)
     production_name = blue.db_instance_identifier
     old_blue = _rename(backend, blue, _free_old_name(backend, production_name))
     new_production = _rename(backend, green, production_name)
     deployment.source, deployment.target = old_blue.db_instance_arn, new_production.db_instance_arn
+    old_blue._lab_old_blue = True  # "After switchover": read-only for as long as it exists
+    return old_blue, new_production
+
+
+def _complete_switchover(backend, deployment):
+    state = _lab(deployment)
+    switchover = state.get("switchover") or {}
+    if not switchover.get("renamed"):
+        _rename_pair(backend, deployment)
+    for instance in (state.get("blue"), state.get("green")):
+        if instance is not None and instance.__dict__.get("_lab_status") == "renaming":
+            instance.status = "available"
+    switchover["phase"] = "completed"
     deployment.set_status(SWITCHED)
     deployment.status_details = "Switchover completed"
+
+
+def _advance_switchover(backend, deployment, now):
+    """SWITCHOVER_IN_PROGRESS: on time alone without a data plane; with one, the renames wait until it has fenced
+    the pair, and the completion until it serves both under their new names (``dataplane_progress``)."""
+    state = _lab(deployment)
+    switchover = state.get("switchover") or {}
+    if now < state.get("switched_at", 0):
+        return
+    acted_out = switchover.get("dataplane") and restarts.dataplane_serving()
+    if not acted_out:
+        _complete_switchover(backend, deployment)
+    elif switchover.get("phase") == "fenced":
+        _rename_pair(backend, deployment)
+        switchover.update(phase="renamed", renamed=True)
+    elif switchover.get("phase") == "done":
+        _complete_switchover(backend, deployment)
+
+
+def renames_held():
+    """Hold while reading instances that must not change names meanwhile (the data plane's poll)."""
+    return _ADVANCE_LOCK
 
 
 def advance(backend):
     """Move each deployment on whose period has passed (provisioned, switched over)."""
     if getattr(_ADVANCING, "busy", False):
         return  # the renames below describe and modify instances themselves
-    _ADVANCING.busy = True
-    try:
-        now = time.monotonic()
-        for deployment in list(backend.blue_green_deployments.values()):
-            state = _lab(deployment)
-            if deployment.status == PROVISIONING.name and now >= state.get("provisioned_at", 0):
+    with _ADVANCE_LOCK:
+        _ADVANCING.busy = True
+        try:
+            _advance(backend)
+        finally:
+            _ADVANCING.busy = False
+
+
+def _advance(backend):
+    now = time.monotonic()
+    for deployment in list(backend.blue_green_deployments.values()):
+        state = _lab(deployment)
+        if deployment.status == PROVISIONING.name and now >= state.get("provisioned_at", 0):
+            green = state.get("green")
+            if green is None or not restarts.creating(green):
                 deployment.set_status(AVAILABLE)
-            elif deployment.status == SWITCHING.name and now >= state.get("switched_at", 0):
-                _complete_switchover(backend, deployment)
-    finally:
-        _ADVANCING.busy = False
+        elif deployment.status == SWITCHING.name:
+            _advance_switchover(backend, deployment, now)
+
+
+# --- what the data plane acts out ----------------------------------------------------------------------------
+
+
+def _deployments_of(instance):
+    backend = rds_backends[instance.account_id][instance.region]
+    for deployment in list(backend.blue_green_deployments.values()):
+        state = _lab(deployment)
+        if instance is state.get("blue") or instance is state.get("green"):
+            yield deployment, state
+
+
+def dataplane_view(instance):
+    """What the data plane does with ``instance`` for a blue/green deployment, or None (none of it):
+    ``role`` (blue, green, old-blue), ``replicates_from`` (the blue, while the green replicates), ``read_only``,
+    ``partner`` (the other instance), ``deployment`` and ``switchover`` (``seq``, ``phase``, ``timeout``)."""
+    for deployment, state in _deployments_of(instance):
+        if deployment.status in (SWITCHED.name, BlueGreenDeployment.SupportedStates.DELETING.name):
+            continue
+        green = instance is state["green"]
+        switchover = state.get("switchover") if deployment.status == SWITCHING.name else None
+        renamed = bool(switchover) and switchover.get("phase") in ("renamed", "done")
+        return {
+            "deployment": deployment.blue_green_deployment_identifier,
+            "role": "green" if green else "blue",
+            "partner": state["blue"] if green else state["green"],
+            "replicates_from": state["blue"] if green and not renamed else None,
+            "read_only": (not renamed) if green else renamed,
+            "switchover": ({key: switchover.get(key) for key in ("seq", "phase", "timeout")}
+                           if switchover and switchover.get("dataplane") else None),
+        }
+    if instance.__dict__.get("_lab_old_blue"):
+        return {"deployment": None, "role": "old-blue", "partner": None, "replicates_from": None, "read_only": True,
+                "switchover": None}
+    return None
+
+
+def dataplane_progress(progress):
+    """The data plane's report: ``{deployment id: {"seq": n, "state": "fenced" | "done"}}``."""
+    if not progress:
+        return
+    with _ADVANCE_LOCK:
+        for _account, regions in list(rds_backends.items()):
+            for backend in list(regions.values()):
+                for identifier, deployment in list(backend.blue_green_deployments.items()):
+                    report = progress.get(identifier)
+                    switchover = _lab(deployment).get("switchover")
+                    if report and switchover and report.get("seq") == switchover["seq"] and \
+                            deployment.status == SWITCHING.name:
+                        _follow_dataplane(_lab(deployment), switchover, report.get("state"))
+
+
+def _follow_dataplane(state, switchover, reported):
+    if reported == "fenced" and switchover["phase"] == "requested":
+        switchover["phase"] = "fenced"
+        for instance in (state["blue"], state["green"]):  # both servers are down until the renames are served
+            instance.status = "renaming"
+    elif reported == "done" and switchover["phase"] == "renamed":
+        switchover["phase"] = "done"
 
 
 @around(RDSBackend, "describe_blue_green_deployments")
 def _describe_blue_green_deployments(original, backend, *args, **kwargs):
     advance(backend)
-    return original(backend, *args, **kwargs)
+    with _ADVANCE_LOCK:
+        return original(backend, *args, **kwargs)
 
 
 @around(RDSBackend, "describe_db_instances")
 def _describe_db_instances(original, backend, *args, **kwargs):
     advance(backend)
-    return original(backend, *args, **kwargs)
+    with _ADVANCE_LOCK:
+        return original(backend, *args, **kwargs)
 
 
 # --- SwitchoverBlueGreenDeployment, DeleteBlueGreenDeployment -----------------------------------------------
+
+
+def _check_guardrails(state, timeout):
+    """Refuse a switchover the environments are not ready for, before anything changes."""
+    for instance in (state.get("blue"), state.get("green")):
+        if instance is not None and instance.status != "available":
+            raise InvalidBlueGreenDeploymentState(
+                f"DB instance {instance.db_instance_identifier} is not in available state (it is {instance.status}).")
+    green = state.get("green")
+    lag = green.__dict__.get("_lab_replica_lag") if green is not None else None
+    if lag is None or not restarts.dataplane_serving():
+        return  # nothing measured: no data plane serves the green
+    name = green.db_instance_identifier
+    if lag < 0:
+        raise InvalidBlueGreenDeploymentState(
+            f"Switchover guardrail: the replication of the green DB instance {name} is not healthy (ReplicaLag -1, "
+            "replication not active). Fix the replication, then switch over again.")
+    if lag > timeout:
+        raise InvalidBlueGreenDeploymentState(
+            f"Switchover guardrail: the green DB instance {name} lags {lag:.0f} s behind the blue, more than the "
+            f"switchover timeout ({timeout} s) allows. Wait until ReplicaLag drops, or set a longer SwitchoverTimeout.")
 
 
 @around(RDSBackend, "switchover_blue_green_deployment")
@@ -209,8 +377,18 @@ def _switchover_blue_green_deployment(original, backend, blue_green_deployment_i
     deployment = backend.blue_green_deployments.get(blue_green_deployment_identifier)
     if deployment is None or deployment.status != AVAILABLE.name:
         return original(backend, blue_green_deployment_identifier, switchover_timeout)  # moto's refusals
-    _lab(deployment)["switched_at"] = time.monotonic() + SETTINGS["switchover_seconds"]
-    _lab(deployment)["switchover_timeout"] = int(switchover_timeout or 300)
+    state = _lab(deployment)
+    _check_guardrails(state, int(switchover_timeout or 300))
+    state["switched_at"] = time.monotonic() + SETTINGS["switchover_seconds"]
+    state["switchover_timeout"] = int(switchover_timeout or 300)
+    pair = [state.get("blue"), state.get("green")]
+    state["switchover"] = {
+        "seq": (state.get("switchover") or {}).get("seq", 0) + 1, "phase": "requested",
+        "timeout": state["switchover_timeout"],
+        # acted out by the data plane when it serves both (else on time alone, as without one)
+        "dataplane": restarts.dataplane_serving() and all(
+            instance is not None and instance.__dict__.get("_lab_served") for instance in pair),
+    }
     deployment.set_status(SWITCHING)
     return copy.copy(deployment)
 

@@ -36,7 +36,7 @@ from moto.rds.models import RDSBackend, rds_backends
 
 from csolab.dataplane import dumps, layout
 from csolab.labapi import lab_route
-from csolab.moto_ext import audit_logs, backup_replication, read_replicas, restarts
+from csolab.moto_ext import audit_logs, backup_replication, blue_green, read_replicas, restarts
 from csolab.moto_ext._common import around
 
 LOG = logging.getLogger(__name__)
@@ -160,10 +160,23 @@ def _master_password(database):
     return getattr(database, "_master_user_password", None)
 
 
+def _blue_green(database):
+    """The data plane's part in a blue/green deployment (``blue_green.dataplane_view``), with uids for objects."""
+    view = blue_green.dataplane_view(database)
+    if view is None:
+        return None
+    partner = view.pop("partner")
+    source = view.pop("replicates_from")
+    return dict(view, partner_uid=_entry(partner)["uid"] if partner is not None else None,
+                replicates_from_uid=_entry(source)["uid"] if source is not None else None)
+
+
 def _describe(account_id, region, backend, database):
     entry = _entry(database)
     port = int(database.port or 3306)
     group_name, apply_status, group_value = _parameter_state(database, backend)
+    deployment = _blue_green(database)
+    replica_source_uid = _replica_source_uid(database) or (deployment or {}).get("replicates_from_uid")
     return {
         "uid": entry["uid"],
         "id": database.db_instance_identifier,
@@ -185,7 +198,10 @@ def _describe(account_id, region, backend, database):
         "security_groups": _security_groups(account_id, region, list(database.vpc_security_group_ids or []), port),
         "restored_from": entry["restored_from"],
         "replica_source": database.source_db_instance_identifier if getattr(database, "is_replica", False) else None,
-        "replica_source_uid": _replica_source_uid(database),
+        "replica_source_uid": replica_source_uid,
+        # a replica, a green before its switchover and an old blue after it refuse writes
+        "read_only": bool(replica_source_uid) or bool((deployment or {}).get("read_only")),
+        "blue_green": deployment,
         "audit": audit_logs.describe(database),
     }
 
@@ -215,7 +231,11 @@ def _instances(payload):
     ready = set(payload.get("ready") or ())  # uids served whose names the hosts resolve
     if from_bridge:
         restarts.dataplane_polled()
-    with _LOCK:
+    with _LOCK, blue_green.renames_held():
+        if from_bridge:
+            blue_green.dataplane_progress(payload.get("switchovers") or {})  # {deployment id: {seq, state}}
+            for _account_id, _region, backend in _all_backends():
+                blue_green.advance(backend)  # the renames wait for the data plane, not for the next Describe
         described, seen = [], set()
         for account_id, region, backend in _all_backends():
             for database in list(backend.databases.values()):
@@ -382,6 +402,31 @@ def create_db_instance_read_replica(original, self, db_kwargs, *args, **kwargs):
         _entry(replica)["restored_from"] = {"kind": "read-replica", "source": source_id, "dump": path}
         _created(replica)
         return replica
+
+
+@around(RDSBackend, "create_blue_green_deployment")
+def create_blue_green_deployment(original, self, bg_kwargs, *args, **kwargs):
+    """The green starts from a dump of the blue with its GTID position and replicates from there, as a read
+    replica does (``blue_green.dataplane_view`` names the blue it replicates from)."""
+    with _LOCK:
+        try:
+            source = self.find_db_from_id(bg_kwargs.get("source", ""))
+        except Exception:  # noqa: BLE001 (moto raises the proper error below)
+            source = None
+        label = f"blue-green-{self.region_name}-{bg_kwargs.get('blue_green_deployment_name')}-{uuid.uuid4().hex[:6]}"
+        path = _dump_instance(source, label, position=True) if source is not None else None
+        answer = original(self, bg_kwargs, *args, **kwargs)
+        deployment = self.blue_green_deployments[answer.blue_green_deployment_identifier]
+        try:
+            green = self.find_db_from_id(deployment.target)
+        except Exception:  # noqa: BLE001 (a cluster: the data plane serves no clusters)
+            return answer
+        _INSTANCES.pop(id(green), None)
+        _entry(green)["restored_from"] = {"kind": "blue-green", "source": bg_kwargs.get("source"), "dump": path}
+        provisioned_at = green.__dict__.get("_lab_creating_until") or 0.0
+        _created(green)  # creating until the data plane serves it (and at least for the provisioning period)
+        green._lab_creating_until = max(green.__dict__.get("_lab_creating_until") or 0.0, provisioned_at)
+        return answer
 
 
 def _created(database):

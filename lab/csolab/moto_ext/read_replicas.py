@@ -65,7 +65,7 @@ from csolab.moto_ext._common import around, arn_region, get
 # lab state of the source that moto's shallow copy would hand to the replica
 SOURCE_ONLY_STATE = ("_lab_restart", "_lab_restart_acknowledged", "_lab_dataplane_seen", "_lab_served_ca",
                      "_lab_status", "_lab_pending", "_lab_maintenance", "_lab_applying_until",
-                     "_lab_ca_rotation_restart")
+                     "_lab_ca_rotation_restart", "_lab_old_blue", "_lab_replica_lag")
 # PromoteReadReplica ``BackupRetentionPeriod`` "Default: 1"
 AWS_DEFAULT_PROMOTED_BACKUP_RETENTION = 1
 
@@ -212,6 +212,7 @@ def _delete_db_instance(original, backend, db_instance_identifier, *args, **kwar
 
 def publish_replica_lag(instance, seconds):
     """Put one ``ReplicaLag`` datapoint for ``instance`` (-1: replication not active)."""
+    instance._lab_replica_lag = float(seconds)  # the last measurement (blue/green's switchover guardrails read it)
     region = arn_region(instance.db_instance_arn) or instance.region
     cloudwatch_backends[instance.account_id][region].put_metric_data("AWS/RDS", [{
         "MetricName": "ReplicaLag", "Value": float(seconds), "Unit": "Seconds", "Timestamp": utcnow(),

@@ -98,6 +98,11 @@ def dataplane_polled():
     _DATAPLANE["polled"] = time.monotonic()
 
 
+def dataplane_serving():
+    """Whether a data plane polled within ``DATAPLANE_FRESH_SECONDS`` (it acts out what the lab records)."""
+    return time.monotonic() - _DATAPLANE["polled"] < DATAPLANE_FRESH_SECONDS
+
+
 def dataplane_report(instance, acknowledged_seq, ready=False):
     """The data plane serves ``instance`` and has brought it back from restart ``acknowledged_seq``;
     ``ready``: it accepts connections and its name resolves on the hosts."""
@@ -111,7 +116,7 @@ def dataplane_report(instance, acknowledged_seq, ready=False):
 def created(instance):
     """``instance`` was just created (replica, restore): ``creating`` until a serving data plane has it."""
     instance.__dict__.pop("_lab_served", None)  # moto makes a replica as a shallow copy of its source
-    if time.monotonic() - _DATAPLANE["polled"] < DATAPLANE_FRESH_SECONDS:
+    if dataplane_serving():
         instance._lab_creating_until = time.monotonic() + CREATE_GRACE_SECONDS
 
 

@@ -9,7 +9,6 @@ import datetime
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,28 +16,15 @@ import time
 
 import pytest
 
-from support import unavailable
+from dataplane_support import TEST_NETNS as NETNS, require_data_plane, start_own_data_plane, wait_served
 
 pytestmark = [pytest.mark.lab, pytest.mark.dataplane]
 
-NETNS = "csolab-dptest"
 FAKE_KEYSTONE = "10.89.10.211"
 FAKE_OUTSIDER = "10.89.10.241"
 
 
-def _missing_requirements():
-    if os.geteuid() != 0:
-        return "needs root (network namespace, nftables, /etc/hosts)"
-    for tool in ("mariadbd", "mariadb-install-db", "socat", "nft", "nsenter", "openssl"):
-        if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
-            return f"{tool} is not installed (apt-get install mariadb-server socat nftables util-linux openssl)"
-    if shutil.which("gcc") is None or not os.path.exists("/usr/include/mariadb/server/mysql/plugin_auth.h"):
-        return "gcc and the MariaDB server plugin headers are missing (apt-get install gcc libmariadbd-dev)"
-    return None
-
-
-if _missing_requirements():
-    unavailable(_missing_requirements(), "run as root with `make setup` done", allow_module_level=True)
+require_data_plane()
 
 import pymysql  # noqa: E402
 
@@ -48,11 +34,7 @@ from csolab.dataplane import layout, mariadb, net  # noqa: E402
 
 @pytest.fixture(scope="module")
 def data_plane(lab):
-    if dataplane.status()["bridge"] == "up":
-        pytest.fail("a data plane is already running (a host lab?): these tests start and stop their own; "
-                    "run `make lab-down` first", pytrace=False)
-    created = not netns.exists(NETNS)
-    dataplane.start(netns_name=NETNS)
+    created = start_own_data_plane(NETNS)
     yield dataplane
     dataplane.stop()
     hosts_file = layout.hosts_json(layout.state_dir())
@@ -67,13 +49,6 @@ def data_plane(lab):
 def served(aws_lab, data_plane):
     """The seeded database, served by a freshly provisioned MariaDB."""
     return wait_served(aws_lab, "cso-lab-db")
-
-
-def wait_served(lab, instance_id, timeout=60, **expect):
-    uid = next(item["uid"] for item in lab.api("dataplane-instances")["instances"] if item["id"] == instance_id)
-    return dataplane.wait_ready(
-        instance_id, timeout=timeout,
-        predicate=lambda entry: entry["uid"] == uid and all(entry.get(k) == v for k, v in expect.items()))
 
 
 def connect(endpoint, ca=None, password="lab-master-password-1", user="admin", host=None, **kwargs):

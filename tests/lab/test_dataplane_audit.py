@@ -6,57 +6,27 @@ group ``/aws/rds/instance/<id>/audit``, read back here with ``logs filter-log-ev
 Same namespace and bridge rules as test_dataplane.py (own bridge in ``csolab-dptest``, refused while a host
 lab's data plane is up)."""
 
-import os
-import shutil
 import time
 
 import pytest
 
-from support import unavailable
+from dataplane_support import own_data_plane, require_data_plane, wait_served
 
 pytestmark = [pytest.mark.lab, pytest.mark.dataplane]
 
-NETNS = "csolab-dptest"
 
-
-def _missing_requirements():
-    if os.geteuid() != 0:
-        return "needs root (network namespace, nftables, /etc/hosts)"
-    for tool in ("mariadbd", "mariadb-install-db", "socat", "nft", "nsenter", "openssl"):
-        if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
-            return f"{tool} is not installed (apt-get install mariadb-server socat nftables util-linux openssl)"
-    if not os.path.exists("/usr/lib/mysql/plugin/server_audit.so"):
-        return "MariaDB's server_audit plugin is missing (apt-get install mariadb-server)"
-    return None
-
-
-if _missing_requirements():
-    unavailable(_missing_requirements(), "run as root with `make setup` done", allow_module_level=True)
+require_data_plane([("/usr/lib/mysql/plugin/server_audit.so",
+                     "MariaDB's server_audit plugin is missing (apt-get install mariadb-server)")])
 
 import pymysql  # noqa: E402
 
-from csolab import dataplane, netns  # noqa: E402
+from csolab import dataplane  # noqa: E402
 from csolab.dataplane import audit, layout  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def data_plane(lab):
-    if dataplane.status()["bridge"] == "up":
-        pytest.fail("a data plane is already running (a host lab?): these tests start and stop their own; "
-                    "run `make lab-down` first", pytrace=False)
-    created = not netns.exists(NETNS)
-    dataplane.start(netns_name=NETNS)
-    yield dataplane
-    dataplane.stop()
-    if created:
-        netns.delete(NETNS)
-
-
-def wait_served(lab, instance_id, timeout=60, **expect):
-    uid = next(item["uid"] for item in lab.api("dataplane-instances")["instances"] if item["id"] == instance_id)
-    return dataplane.wait_ready(
-        instance_id, timeout=timeout,
-        predicate=lambda entry: entry["uid"] == uid and all(entry.get(k) == v for k, v in expect.items()))
+    yield from own_data_plane()
 
 
 @pytest.fixture

@@ -14,8 +14,6 @@ Same namespace and bridge rules as test_dataplane.py (own bridge in ``csolab-dpt
 plane is up)."""
 
 import datetime
-import os
-import shutil
 import socket
 import threading
 import time
@@ -23,11 +21,10 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from support import unavailable
+from dataplane_support import own_data_plane, require_data_plane, wait_served
 
 pytestmark = [pytest.mark.lab, pytest.mark.dataplane]
 
-NETNS = "csolab-dptest"
 DB = "cso-lab-db"  # seeded: MySQL 8.0.42, master user admin, backups 7 days
 PASSWORD = "lab-master-password-1"
 PROVISIONING, SWITCHOVER = 0.5, 1.0
@@ -37,44 +34,17 @@ PROVISIONING, SWITCHOVER = 0.5, 1.0
 WRITE_OUTAGE_BOUND = 6.0
 
 
-def _missing_requirements():
-    if os.geteuid() != 0:
-        return "needs root (network namespace, nftables, /etc/hosts)"
-    for tool in ("mariadbd", "mariadb-install-db", "socat", "nft", "nsenter", "openssl"):
-        if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
-            return f"{tool} is not installed (apt-get install mariadb-server socat nftables util-linux openssl)"
-    if shutil.which("gcc") is None or not os.path.exists("/usr/include/mariadb/server/mysql/plugin_auth.h"):
-        return "gcc and the MariaDB server plugin headers are missing (apt-get install gcc libmariadbd-dev)"
-    return None
-
-
-if _missing_requirements():
-    unavailable(_missing_requirements(), "run as root with `make setup` done", allow_module_level=True)
+require_data_plane()
 
 import pymysql  # noqa: E402
 
-from csolab import dataplane, netns  # noqa: E402
+from csolab import dataplane  # noqa: E402
 from csolab.dataplane import layout, mariadb  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def data_plane(lab):
-    if dataplane.status()["bridge"] == "up":
-        pytest.fail("a data plane is already running (a host lab?): these tests start and stop their own; "
-                    "run `make lab-down` first", pytrace=False)
-    created = not netns.exists(NETNS)
-    dataplane.start(netns_name=NETNS)
-    yield dataplane
-    dataplane.stop()
-    if created:
-        netns.delete(NETNS)
-
-
-def wait_served(lab, instance_id, timeout=60, **expect):
-    uid = next(item["uid"] for item in lab.api("dataplane-instances")["instances"] if item["id"] == instance_id)
-    return dataplane.wait_ready(
-        instance_id, timeout=timeout,
-        predicate=lambda entry: entry["uid"] == uid and all(entry.get(k) == v for k, v in expect.items()))
+    yield from own_data_plane()
 
 
 @pytest.fixture

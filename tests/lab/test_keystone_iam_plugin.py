@@ -12,43 +12,29 @@ is up (it only adds an IAM user and identities). Run under ``flock /work/.datapl
 
 import datetime
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from support import unavailable
+from dataplane_support import own_data_plane, require_data_plane
 
 pytestmark = [pytest.mark.lab, pytest.mark.dataplane]
 
-NETNS = "csolab-dptest"
 PLUGIN_DIR = Path(__file__).resolve().parents[2] / "roles" / "keystone_db" / "files" / "rds_iam_sqlalchemy"
 DB = "cso-lab-db"
 USER = "keystone_iam"
 CLOCK_MOVE = 16 * 60  # past a token's 15 minutes
 
 
-def _missing_requirements():
-    if os.geteuid() != 0:
-        return "needs root (network namespace, nftables, /etc/hosts)"
-    for tool in ("mariadbd", "mariadb-install-db", "socat", "nft", "nsenter", "openssl"):
-        if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
-            return f"{tool} is not installed (apt-get install mariadb-server socat nftables util-linux openssl)"
-    if shutil.which("gcc") is None or not os.path.exists("/usr/include/mariadb/server/mysql/plugin_auth.h"):
-        return "gcc and the MariaDB server plugin headers are missing (apt-get install gcc libmariadbd-dev)"
-    return None
-
-
-if _missing_requirements():
-    unavailable(_missing_requirements(), "run as root with `make setup` done", allow_module_level=True)
+require_data_plane()
 
 import pymysql  # noqa: E402
 from sqlalchemy import create_engine, event, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from csolab import dataplane, netns  # noqa: E402
+from csolab import dataplane  # noqa: E402
 from iam_lab import connect_policy, dbuser_arn, enable_iam_auth, role_session, user_with_key  # noqa: E402
 
 
@@ -61,12 +47,7 @@ def data_plane(lab):
         hosts.mark_used()
         yield dataplane
         return
-    created = not netns.exists(NETNS)
-    dataplane.start(netns_name=NETNS)
-    yield dataplane
-    dataplane.stop()
-    if created:
-        netns.delete(NETNS)
+    yield from own_data_plane()
 
 
 @pytest.fixture(scope="module")

@@ -208,6 +208,17 @@ def host_checksums():
     return {host: fixtures.sh(host, f"sha256sum {path}").stdout.split()[0] for host, path in HOST_FILES.items()}
 
 
+def cso_health(host="cso-1"):
+    """CSO's /health from the host itself: (HTTP status, where its write and read paths landed as a dict, or the
+    body when it is not 200). The paths come from the statements CSO ran, not from who is connected afterwards:
+    the lab's pools close connections older than 5 s."""
+    from csolab.hosts import fixtures
+
+    out = fixtures.sh(host, "curl -s -m 10 -w '\\n%{http_code}' http://127.0.0.1:8080/health", check=False).stdout
+    body, _, status = out.rstrip("\n").rpartition("\n")
+    return status, (json.loads(body[3:]) if status == "200" and body.startswith("OK {") else body)
+
+
 def keystone_through_lb():
     from csolab.hosts import topology
     from csolab.probe import in_namespace, keystone_round_trip

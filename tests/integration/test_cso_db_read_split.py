@@ -31,6 +31,8 @@ from pathlib import Path
 
 import pytest
 
+from phase_support import cso_health
+
 pytestmark = [pytest.mark.hosts, pytest.mark.lab]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -86,18 +88,9 @@ def checksum(path=PROPS):
     return fixtures.sh(CSO, f"sha256sum {path}").stdout.split()[0]
 
 
-def health():
-    """CSO's /health from the host itself: (HTTP status, where its write and read paths landed)."""
-    from csolab.hosts import fixtures
-
-    out = fixtures.sh(CSO, "curl -s -m 10 -w '\\n%{http_code}' http://127.0.0.1:8080/health", check=False).stdout
-    body, _, status = out.rstrip("\n").rpartition("\n")
-    return status, (json.loads(body[3:]) if status == "200" and body.startswith("OK {") else body)
-
-
 def wait_healthy(timeout=60):
     deadline = time.monotonic() + timeout
-    while (answer := health())[0] != "200":
+    while (answer := cso_health(CSO))[0] != "200":
         assert time.monotonic() < deadline, f"CSO not healthy after {timeout} s: {answer}"
         time.sleep(1)
     return answer[1]
@@ -149,7 +142,7 @@ def test_a_read_host_that_is_not_a_replica_is_refused_before_any_change(replica,
     messages = failures(completed)
     assert any("refusing to change" in m and "not a read replica (read_only=0)" in m for m in messages), messages
     assert checksum() == before, "setup.properties changed although the preflight refused"
-    assert health()[0] == "200"
+    assert cso_health(CSO)[0] == "200"
 
 
 def test_cso_reads_from_the_replica_with_zero_probe_failures(replica, env, tmp_path):

@@ -56,7 +56,8 @@ from phase_support import (  # noqa: F401  (phase1_lab, aws_env_module: fixtures
     REPO_ROOT, DB, KEYSTONE_HOSTS, HOST_FILES, RESTORE_HOSTS, phase1_lab, aws_env_module, run_ansible,
     run_ansible_as_a_user_sees_it, leaked_secrets, total, changed_tasks, failure_messages, requires_tls,
     wait_requires_tls, host_checksums, keystone_through_lb, WITHOUT_TOKEN_CACHE, failures_outside_restarts,
-    SEEDED_CA, NEW_CA, TO_THE_NEW_CA, served_ca, instance_ca, back_to_the_seeded_ca, rds, aws_state, run_results)
+    SEEDED_CA, NEW_CA, TO_THE_NEW_CA, served_ca, instance_ca, back_to_the_seeded_ca, rds, aws_state, run_results,
+    cso_health)
 
 
 @pytest.mark.parametrize("playbook", ["phase1.yml", "rollback_tls.yml"])
@@ -229,13 +230,6 @@ def require_tls_again(lab):
     assert wait_requires_tls(True)
 
 
-def cso_health():
-    from csolab.hosts import fixtures
-
-    return fixtures.sh("cso-1", "python3 -c 'import urllib.request as u; print(u.urlopen(\"http://127.0.0.1:8080/health\", "
-                                "timeout=10).status)' 2>/dev/null || echo down", check=False).stdout.strip()
-
-
 @pytest.mark.hosts
 @pytest.mark.lab
 def test_rollback_by_default_only_lifts_the_database_requirement(converged, aws_env_module):
@@ -249,7 +243,7 @@ def test_rollback_by_default_only_lifts_the_database_requirement(converged, aws_
         assert instance_require_secure_transport(phase1_lab)[1] == "0"
         assert wait_requires_tls(False)
         assert keystone_through_lb()
-        assert cso_health() == "200"
+        assert cso_health()[0] == "200"
         assert [t for t in changed_tasks(completed) if not t.startswith(DB)] == []
     finally:
         require_tls_again(phase1_lab)
@@ -274,7 +268,7 @@ def test_rollback_restore_puts_the_current_file_back_when_the_service_fails(conv
         messages = failure_messages(completed)
         assert any("cso-1" in m and "put back" in m and "serves again" in m for m in messages), messages
         assert host_checksums()["cso-1"] == before, "the file from before the rollback is back"
-        assert cso_health() == "200"
+        assert cso_health()[0] == "200"
         saved = fixtures.sh("cso-1", f"stat -c '%U:%G %a' {HOST_FILES['cso-1']}.rollback_tls.bak").stdout.strip()
         assert saved == "root:root 600"
     finally:

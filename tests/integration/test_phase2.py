@@ -39,7 +39,7 @@ from pathlib import Path
 import pytest
 
 from phase_support import (  # noqa: F401  (aws_env_module: a fixture used by name)
-    DB, KEYSTONE_HOSTS, REPO_ROOT, SEEDED_CA, aws_env_module, changed_tasks, failure_messages, host_checksums,
+    DB, KEYSTONE_HOSTS, REPO_ROOT, SEEDED_CA, aws_env_module, changed_tasks, cso_health, failure_messages, host_checksums,
     instance_ca, keystone_round_trips, keystone_through_lb, leave_host_lab, leaked_secrets, requires_tls, run_ansible,
     total)
 from support import unavailable
@@ -92,14 +92,6 @@ def keystone_database_section(host):
 
     conf = fixtures.sh(host, "cat /etc/keystone/keystone.conf").stdout
     return conf, conf.split("[database]")[1].split("\n[")[0]
-
-
-def cso_health():
-    from csolab.hosts import fixtures
-
-    out = fixtures.sh("cso-1", "curl -s -m 10 -w '\\n%{http_code}' http://127.0.0.1:8080/health", check=False).stdout
-    body, _, status = out.rstrip("\n").rpartition("\n")
-    return status, body
 
 
 def iam_accounts(instance_id):

@@ -117,3 +117,27 @@ def test_removal_restarts_so_it_is_refused_without_allow_reboot(aws_lab, run_pla
     assert "audit" not in db["EnabledCloudwatchLogsExports"] and db["DBInstanceStatus"] == "available"
     restart = next(item for item in aws_lab.api("dataplane-instances")["instances"] if item["id"] == DB)["restart"]
     assert restart["reason"] == "MariaDB Audit Plugin removed"
+
+
+# Neither AWS_REGION nor AWS_DEFAULT_REGION nor a profile: the region comes from the play or the role only
+REGIONLESS = {"AWS_REGION": "", "AWS_DEFAULT_REGION": "", "AWS_CONFIG_FILE": "/nonexistent"}
+
+
+@pytest.mark.parametrize("where", ["module_defaults", "role variable"])
+def test_the_region_comes_from_module_defaults_or_the_role_variable(aws_lab, run_playbook, where):
+    """A region the play sets in module_defaults reaches the role's module (the role passes no `region: omit`,
+    which would replace it), and so does rds_audit_region alone."""
+    region = aws_lab.region
+    play = PLAYBOOK
+    if where == "module_defaults":
+        play = PLAYBOOK.replace("  gather_facts: false\n", "  gather_facts: false\n  module_defaults:\n"
+                                f"    group/cso.rds_hardening.rds:\n      region: {region}\n")
+    else:
+        play = PLAYBOOK.replace("        rds_audit_db_instance_identifier: cso-lab-db\n",
+                                f"        rds_audit_db_instance_identifier: cso-lab-db\n        rds_audit_region: {region}\n")
+    run = run_playbook(play, check=True, env=REGIONLESS)
+    assert run.returncode == 0, run
+    assert plan_of(run)["plan"], plan_of(run)
+    without = run_playbook(PLAYBOOK, check=True, env=REGIONLESS)
+    # (with AWS_ENDPOINT_URL set, amazon.aws sends the request without a region, and the lab refuses it)
+    assert without.returncode != 0, f"the test's environment has a region: {without}"

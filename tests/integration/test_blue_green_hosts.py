@@ -76,7 +76,7 @@ def test_the_switchover_with_a_short_dns_cache_keeps_every_service(bg_lab, aws_e
     from csolab.hosts import fixtures
     from csolab.probe import BackgroundProbe, format_summary
 
-    configured = run_ansible(aws_env_module, "cso_db.yml")
+    configured = run_ansible(aws_env_module, "playbooks/cso_db.yml")
     assert configured.returncode == 0, failure_messages(configured) or configured.stderr[-2000:]
     result = next(r["ansible_facts"]["cso_db_result"] for r in run_results(configured, CSO)
                   if "cso_db_result" in r.get("ansible_facts", {}))

@@ -9,8 +9,10 @@ changes, they ride through.
    check existed: CSO wrote to the read-only old blue for 25 s after a switchover.
 2. playbooks/cso_db.yml sets the cache (cso_db_jvm_dns_ttl, 5 s; one restart) and the restarted JVM reports it; then
    the switchover: production has the green's class, the old blue is ``-old1``; no Keystone or CSO file changed;
-   no validation of an issued token failed; every service was back within the switchover plus CSO's DNS cache and
-   a few seconds; CSO's writes now run on the new production server, not on the old blue.
+   Keystone fails only while neither server serves (its seeded configuration has no token cache, so validations
+   fail there too), CSO at most its DNS cache and a few seconds longer (a cached old address reaches ``-old1``,
+   whose certificate does not carry the production name: refused by verified TLS); one outage per target; CSO's
+   writes then run on the new production server, not on the old blue.
 
 The lab is reset for the next module that uses it (production is the former green now).
 """
@@ -34,6 +36,9 @@ JVM_DNS_TTL = 5  # roles/cso_db/defaults/main.yml
 # fail for its DNS cache plus: a pooled connection's validation and reconnect (the lab's pools: connect timeout 3 s),
 # the probe's pace (0.5 s) and a request in flight when the name moved.
 CSO_SLACK_SECONDS = 6.0
+# Keystone's failures while neither server serves (measured on the lab: 0.5-0.7 s; the fence, the green catching up
+# and both servers restarted under their new names on 2 busy cores)
+KEYSTONE_OUTAGE_BOUND = 10.0
 
 
 @pytest.fixture(scope="module")
@@ -99,12 +104,17 @@ def test_the_switchover_with_a_short_dns_cache_keeps_every_service(bg_lab, aws_e
     assert instance(bg_lab, OLD_BLUE) is not None
     assert host_checksums() == before, "the switchover needs no configuration change on the hosts"
 
-    targets = summary["targets"]
-    validations = {name: t["failures"] for name, t in targets.items() if name.startswith("keystone-validate:")}
-    assert validations and not any(validations.values()), validations
-    keystone_outage = max(t["longest_outage_s"] for name, t in targets.items() if name.startswith("keystone:"))
-    cso_outage = targets[f"cso:{CSO}"]["longest_outage_s"]
-    assert cso_outage <= keystone_outage + JVM_DNS_TTL + CSO_SLACK_SECONDS, (cso_outage, keystone_outage)
+    # The switchover stops writes and cuts every session: Keystone (its seeded configuration: no token cache, so a
+    # validation needs the database like a new login) fails while neither server serves, CSO at most its DNS cache
+    # longer. One outage per target, nothing before or after it.
+    targets, failures = summary["targets"], summary["failure_log"]
+    assert failures, "the probe saw no switchover at all"
+    began = min(failure["ts"] for failure in failures)
+    keystone = [failure["ts"] for failure in failures if failure["target"].startswith("keystone")]
+    keystone_end = max(keystone, default=began)
+    assert keystone_end - began <= KEYSTONE_OUTAGE_BOUND, (keystone_end - began, failures)
+    late = [failure for failure in failures if failure["ts"] > keystone_end + JVM_DNS_TTL + CSO_SLACK_SECONDS]
+    assert late == [], late
     assert all(len(t["outages"]) <= 1 for t in targets.values()), {n: t["outages"] for n, t in targets.items()}
 
     # CSO writes on the new production server (the former green), not on the old blue

@@ -46,7 +46,7 @@ ENGINES = ("mysql", "mariadb")
 PRESENT, SWITCHED_OVER, ABSENT = "present", "switched_over", "absent"
 PROVISIONING, AVAILABLE = "PROVISIONING", "AVAILABLE"
 SWITCHING, SWITCHED = "SWITCHOVER_IN_PROGRESS", "SWITCHOVER_COMPLETED"
-DELETING = "DELETING"
+DELETING, SWITCHOVER_FAILED = "DELETING", "SWITCHOVER_FAILED"
 # RDS API Reference, CreateBlueGreenDeployment BlueGreenDeploymentName: 1-60 characters of this pattern.
 NAME_PATTERN = re.compile(r"^[a-zA-Z][a-zA-Z0-9]*(-[a-zA-Z0-9]+)*$")
 NAME_MAX = 60
@@ -321,6 +321,12 @@ def status_refusal(deployment, state):
                     "then created).")
         return None
     details = deployment.get("StatusDetails") or "no details"
+    if status == SWITCHOVER_FAILED:
+        return (f"Blue/green deployment {name} is {status} ({details}): the switchover did not complete within its "
+                "timeout and AWS rolled it back, so production is unchanged (the blue keeps its name and takes writes "
+                "again). Check the green's ReplicaLag and the deployment's events (describe-events --source-type "
+                "blue-green-deployment), then delete it (state=absent; delete_target=true also deletes its green), "
+                "create it again and switch over when the lag is low, or with a longer switchover_timeout.")
     return (f"Blue/green deployment {name} is {status} ({details}): AWS can neither switch it over nor keep it in sync. "
             "Check its events (describe-events --source-type blue-green-deployment), then delete it (state=absent; "
             "delete_target=true also deletes its green) and create it again.")

@@ -323,6 +323,48 @@ def _verify_name_at(address, name):
         raise pymysql.err.OperationalError(2026, handshake.stdout[-300:] + handshake.stderr[-300:])
 
 
+def set_replication_delay(instance_id, seconds):
+    root_server(instance_id).execute(f"STOP SLAVE;\nCHANGE MASTER TO MASTER_DELAY={seconds};\nSTART SLAVE;\n")
+
+
+def test_a_switchover_past_its_timeout_is_rolled_back(rds, aws_lab):
+    """"Switching a blue/green deployment in Amazon RDS", "Switchover timeout": if the switchover takes longer than
+    the timeout, any changes are rolled back and neither environment changes. The green applies the blue's binary log
+    45 s late (MASTER_DELAY), so it cannot catch up within a 30 s SwitchoverTimeout (the minimum)."""
+    bgd, green = available_deployment(rds)
+    green_server_id = dataplane.sql(green, "SELECT @@server_id")[0][0]
+    set_replication_delay(green, 45)
+    time.sleep(1.5)  # the green's ReplicaLag measured as healthy again (the guardrail reads the last point)
+    dataplane.sql(DB, "INSERT INTO app.t VALUES (10, 'not yet on the green')")
+
+    started = time.monotonic()
+    rds.switchover_blue_green_deployment(BlueGreenDeploymentIdentifier=bgd, SwitchoverTimeout=30)
+    wait_deployment(rds, bgd, "SWITCHOVER_FAILED", timeout=45)
+    rolled_back_after = time.monotonic() - started
+    details = rds.describe_blue_green_deployments(BlueGreenDeploymentIdentifier=bgd)["BlueGreenDeployments"][0]
+    print(f"rolled back after {rolled_back_after:.1f} s: {details.get('StatusDetails')}")
+    assert 30 <= rolled_back_after <= 30 + 5
+    assert "rolled back" in details.get("StatusDetails", "")
+
+    # nothing changed: same names, the blue writable production again, the green a read-only replica of it
+    names = {i["DBInstanceIdentifier"]: i["DBInstanceStatus"] for i in rds.describe_db_instances()["DBInstances"]}
+    assert (names.get(DB), names.get(green), f"{DB}-old1" in names) == ("available", "available", False), names
+    wait_rows(DB, "SELECT @@read_only", ((0,),))
+    with connect(endpoint(rds, DB)) as session:
+        query(session, "INSERT INTO app.t VALUES (11, 'on the blue after the rollback')")
+        assert query(session, "SELECT @@server_id") != ((green_server_id,),)
+    assert dataplane.sql(green, "SELECT @@read_only") == ((1,),)
+    replication = root_server(green).replication_status()
+    assert (replication["Slave_IO_Running"], replication["Slave_SQL_Running"]) == ("Yes", "Yes"), replication
+
+    # without the delay the green catches up, and the deployment takes another switchover
+    set_replication_delay(green, 0)
+    wait_rows(green, "SELECT id FROM app.t WHERE id >= 10 ORDER BY id", ((10,), (11,)), timeout=15)
+    rds.switchover_blue_green_deployment(BlueGreenDeploymentIdentifier=bgd, SwitchoverTimeout=30)
+    wait_deployment(rds, bgd, "SWITCHOVER_COMPLETED", timeout=45)
+    assert dataplane.sql(DB, "SELECT @@server_id, @@read_only") == ((green_server_id, 0),)
+
+
 def test_deleting_the_deployment_with_its_green_removes_the_greens_server(rds, aws_lab):
     """"Deleting a blue/green deployment in Amazon RDS": ``DeleteTarget`` before the switchover deletes the green."""
     bgd, green = available_deployment(rds)

@@ -240,6 +240,7 @@ def test_a_failed_switchover_ends_the_wait_with_awss_details():
     expect_deployment(module, deployment("SWITCHOVER_FAILED", StatusDetails="replica lag too high"))
     message = refused(module)
     assert f"Blue/green deployment {NAME} is SWITCHOVER_FAILED (replica lag too high)" in message
+    assert "AWS rolled it back, so production is unchanged" in message
     assert "delete it (state=absent" in message
 
 

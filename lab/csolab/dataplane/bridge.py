@@ -20,9 +20,7 @@ read replica of the blue. Its switchover is acted out in AWS's order: ``read_onl
 green is read-only already), every client session on both killed, the green waits until it has applied the blue's
 binary log position (``MASTER_GTID_WAIT``), replication stops, both servers stop (no connection gets in) and the
 pair is reported fenced. Once the AWS lab has renamed both, they start again under their new names (the names
-and certificates follow), the green writable and the old blue read-only, and the pair is reported done. A green
-that has not caught up when the AWS lab rolls the switchover back (``SwitchoverTimeout``) goes on replicating, and
-the blue is made writable again.
+and certificates follow), the green writable and the old blue read-only, and the pair is reported done.
 
 Audit logging (``csolab.dataplane.audit``): the instance's MariaDB runs ``server_audit`` with the settings of
 its option group's ``MARIADB_AUDIT_PLUGIN`` option, and the new lines of its audit file go with the next poll
@@ -304,7 +302,6 @@ class Bridge:
                 return  # a server is not served (yet)
             blue, green = self._server(blue_uid), self._server(green_uid)
             blue.set_read_only(True)  # new writes stop on both primaries (the green is read-only already)
-            self.applied[blue_uid]["read_only"] = True  # a rolled-back switchover makes it writable again
             killed = [server.kill_client_sessions() for server in (blue, green)]  # connections dropped on both
             progress["position"] = blue.gtid_binlog_pos()
             progress["state"] = "catching-up"
@@ -313,7 +310,10 @@ class Bridge:
         if progress["state"] == "catching-up":
             green = self._server(green_uid)
             if not green.wait_for_gtid(progress["position"], CATCH_UP_STEP):
-                return  # past SwitchoverTimeout the AWS lab rolls the switchover back (its view then has none)
+                if time.monotonic() - progress["since"] > progress["timeout"]:
+                    raise RuntimeError(f"the green has not caught up with {progress['position']!r} within the "
+                                       f"switchover timeout ({progress['timeout']} s)")
+                return
             green.stop_replication()
             for uid in (blue_uid, green_uid):  # no new connection until both serve their new names
                 self._server(uid).stop()

@@ -73,15 +73,8 @@ does (as ``restarts`` does for reboots: ``available`` means "accepts connections
 The periods are lab settings, short so tests stay fast (``/_lab/blue-green``, ``LabClient.set_blue_green``; defaults
 from ``CSO_LAB_BLUE_GREEN_PROVISIONING_SECONDS`` / ``CSO_LAB_BLUE_GREEN_SWITCHOVER_SECONDS`` when the server starts,
 else 2 s and 1 s; a lab reset restores them). Not emulated: the guardrails on active or long-running writes and
-DDL.
-* "Switching a blue/green deployment in Amazon RDS", "Switchover timeout" (and SwitchoverBlueGreenDeployment's
-  ``SwitchoverTimeout``): "If the switchover takes longer than the specified duration, then any changes are rolled
-  back and no changes are made to either environment." While a data plane acts the switchover out, one that has not
-  fenced the pair within ``SwitchoverTimeout`` of the call (its green has not caught up) is rolled back: no renames,
-  both instances ``available`` under their names, the deployment ``SWITCHOVER_FAILED`` (a status of the
-  BlueGreenDeployment data type in the API reference) with the reason in ``StatusDetails``; the data plane makes the
-  blue writable again and the green goes on replicating. The documents do not say whether such a deployment takes
-  another switchover; the lab accepts one (nothing in either environment changed), as it does from ``AVAILABLE``.
+DDL, and the rollback of a switchover that outlasts ``SwitchoverTimeout`` (a data plane whose green cannot catch up
+keeps the deployment ``SWITCHOVER_IN_PROGRESS``).
 """
 
 import copy
@@ -100,7 +93,6 @@ PROVISIONING = BlueGreenDeployment.SupportedStates.PROVISIONING
 AVAILABLE = BlueGreenDeployment.SupportedStates.AVAILABLE
 SWITCHING = BlueGreenDeployment.SupportedStates.SWITCHOVER_IN_PROGRESS
 SWITCHED = BlueGreenDeployment.SupportedStates.SWITCHOVER_COMPLETED
-SWITCHOVER_FAILED = BlueGreenDeployment.SupportedStates.SWITCHOVER_FAILED
 DEFAULTS = {
     "provisioning_seconds": float(os.environ.get("CSO_LAB_BLUE_GREEN_PROVISIONING_SECONDS", 2.0)),
     "switchover_seconds": float(os.environ.get("CSO_LAB_BLUE_GREEN_SWITCHOVER_SECONDS", 1.0)),
@@ -242,24 +234,13 @@ def _advance_switchover(backend, deployment, now):
     if now < state.get("switched_at", 0):
         return
     acted_out = switchover.get("dataplane") and restarts.dataplane_serving()
-    if acted_out and switchover.get("phase") == "requested" and \
-            now >= switchover.get("requested_at", now) + switchover["timeout"]:
-        _roll_back_switchover(deployment, switchover)
-    elif not acted_out:
+    if not acted_out:
         _complete_switchover(backend, deployment)
     elif switchover.get("phase") == "fenced":
         _rename_pair(backend, deployment)
         switchover.update(phase="renamed", renamed=True)
     elif switchover.get("phase") == "done":
         _complete_switchover(backend, deployment)
-
-
-def _roll_back_switchover(deployment, switchover):
-    """The pair was not fenced within SwitchoverTimeout: nothing was renamed, the data plane unfences the blue."""
-    switchover["phase"] = "rolled-back"
-    deployment.set_status(SWITCHOVER_FAILED)
-    deployment.status_details = (f"Switchover rolled back: it did not complete within the switchover timeout "
-                                 f"({switchover['timeout']} s); no changes were made to either environment")
 
 
 def renames_held():
@@ -394,8 +375,6 @@ def _switchover_blue_green_deployment(original, backend, blue_green_deployment_i
                                       **_ignored):
     advance(backend)
     deployment = backend.blue_green_deployments.get(blue_green_deployment_identifier)
-    if deployment is not None and deployment.status == SWITCHOVER_FAILED.name:
-        deployment.set_status(AVAILABLE)  # a rolled-back switchover changed nothing: the lab accepts another one
     if deployment is None or deployment.status != AVAILABLE.name:
         return original(backend, blue_green_deployment_identifier, switchover_timeout)  # moto's refusals
     state = _lab(deployment)
@@ -405,7 +384,7 @@ def _switchover_blue_green_deployment(original, backend, blue_green_deployment_i
     pair = [state.get("blue"), state.get("green")]
     state["switchover"] = {
         "seq": (state.get("switchover") or {}).get("seq", 0) + 1, "phase": "requested",
-        "timeout": state["switchover_timeout"], "requested_at": time.monotonic(),
+        "timeout": state["switchover_timeout"],
         # acted out by the data plane when it serves both (else on time alone, as without one)
         "dataplane": restarts.dataplane_serving() and all(
             instance is not None and instance.__dict__.get("_lab_served") for instance in pair),

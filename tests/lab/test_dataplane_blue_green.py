@@ -15,6 +15,7 @@ plane is up)."""
 
 import datetime
 import socket
+import subprocess
 import threading
 import time
 
@@ -321,6 +322,76 @@ def _verify_name_at(address, name):
         input="", capture_output=True, text=True, timeout=20)
     if "Verify return code: 0 (ok)" not in handshake.stdout:
         raise pymysql.err.OperationalError(2026, handshake.stdout[-300:] + handshake.stderr[-300:])
+
+
+class TableLock:
+    """``LOCK TABLES <table> WRITE`` held on an instance's MariaDB until released, by a session the switchover's fence
+    spares (it ends client sessions, not the lab's replication users ``rdsrepl_*``): on a green, the replication
+    applier then waits for the lock, as behind a long-running statement, and the green cannot catch up."""
+
+    USER = "rdsrepl_locktest"
+
+    def __init__(self, instance_id, table):
+        server = root_server(instance_id)
+        server.execute(f"SET sql_log_bin=0;\nCREATE USER IF NOT EXISTS '{self.USER}'@'localhost';\n"
+                       f"GRANT SELECT, LOCK TABLES ON {table.split('.')[0]}.* TO '{self.USER}'@'localhost';\n"
+                       f"GRANT READ_ONLY ADMIN ON *.* TO '{self.USER}'@'localhost';\n")
+        self.session = subprocess.Popen(
+            ["mariadb", f"--socket={server.socket}", f"--user={self.USER}", "--unbuffered", "-N", "-B"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.session.stdin.write(f"LOCK TABLES {table} WRITE;\nSELECT 'locked';\n")
+        self.session.stdin.flush()
+        assert self.session.stdout.readline().strip() == "locked"
+
+    def release(self):
+        self.session.communicate("UNLOCK TABLES;\n", timeout=30)
+
+
+def test_a_switchover_past_its_timeout_is_rolled_back(rds, aws_lab):
+    """SwitchoverTimeout (API Reference): if the switchover takes longer, any changes are rolled back and neither
+    environment changes. A write lock held on the green keeps its replication from applying the blue's last write,
+    so it cannot catch up within a 30 s SwitchoverTimeout (the minimum). The lock is released only once the
+    deployment shows SWITCHOVER_FAILED: a lab that rolled back late would then fence and switch over after all."""
+    bgd, green = available_deployment(rds)
+    green_server_id = dataplane.sql(green, "SELECT @@server_id")[0][0]
+    lock = TableLock(green, "app.t")
+    try:
+        dataplane.sql(DB, "INSERT INTO app.t VALUES (10, 'not yet on the green')")
+        started = time.monotonic()
+        rds.switchover_blue_green_deployment(BlueGreenDeploymentIdentifier=bgd, SwitchoverTimeout=30)
+        wait_deployment(rds, bgd, "SWITCHOVER_FAILED", timeout=45)
+        rolled_back_after = time.monotonic() - started
+    finally:
+        lock.release()
+    details = rds.describe_blue_green_deployments(BlueGreenDeploymentIdentifier=bgd)["BlueGreenDeployments"][0]
+    print(f"rolled back after {rolled_back_after:.1f} s: {details.get('StatusDetails')}")
+    assert 30 <= rolled_back_after <= 30 + 5
+    assert "rolled back" in details.get("StatusDetails", "")
+
+    # nothing changed: same names, the blue writable production again, the green a read-only replica of it
+    time.sleep(2)  # a few polls after the lock's release: a late fence would show now
+    names = {i["DBInstanceIdentifier"]: i["DBInstanceStatus"] for i in rds.describe_db_instances()["DBInstances"]}
+    assert (names.get(DB), names.get(green), f"{DB}-old1" in names) == ("available", "available", False), names
+    assert deployment_status(rds, bgd) == "SWITCHOVER_FAILED"
+    wait_rows(DB, "SELECT @@read_only", ((0,),))
+    with connect(endpoint(rds, DB)) as session:
+        query(session, "INSERT INTO app.t VALUES (11, 'on the blue after the rollback')")
+        assert query(session, "SELECT @@server_id") != ((green_server_id,),)
+    assert dataplane.sql(green, "SELECT @@read_only") == ((1,),)
+    replication = root_server(green).replication_status()
+    assert (replication["Slave_IO_Running"], replication["Slave_SQL_Running"]) == ("Yes", "Yes"), replication
+    wait_rows(green, "SELECT id FROM app.t WHERE id >= 10 ORDER BY id", ((10,), (11,)), timeout=15)
+
+    # the lab takes no second switchover of a rolled-back deployment; deleting it with its green leaves the blue
+    with pytest.raises(ClientError) as refused:
+        rds.switchover_blue_green_deployment(BlueGreenDeploymentIdentifier=bgd, SwitchoverTimeout=30)
+    assert refused.value.response["Error"]["Code"] == "InvalidBlueGreenDeploymentStateFault", refused.value.response
+    rds.delete_blue_green_deployment(BlueGreenDeploymentIdentifier=bgd, DeleteTarget=True)
+    deadline = time.monotonic() + 15
+    while green in dataplane.status()["instances"]:
+        assert time.monotonic() < deadline, "the deleted green is still served"
+        time.sleep(0.2)
+    assert dataplane.sql(DB, "SELECT @@read_only, COUNT(*) FROM app.t WHERE id >= 10") == ((0, 2),)
 
 
 def test_deleting_the_deployment_with_its_green_removes_the_greens_server(rds, aws_lab):

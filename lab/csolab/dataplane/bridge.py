@@ -20,7 +20,9 @@ read replica of the blue. Its switchover is acted out in AWS's order: ``read_onl
 green is read-only already), every client session on both killed, the green waits until it has applied the blue's
 binary log position (``MASTER_GTID_WAIT``), replication stops, both servers stop (no connection gets in) and the
 pair is reported fenced. Once the AWS lab has renamed both, they start again under their new names (the names
-and certificates follow), the green writable and the old blue read-only, and the pair is reported done.
+and certificates follow), the green writable and the old blue read-only, and the pair is reported done. A green
+that has not caught up within the switchover's timeout goes on replicating, the blue takes writes again, and the
+switchover is reported rolled back (the AWS lab follows: ``SWITCHOVER_FAILED``).
 
 Audit logging (``csolab.dataplane.audit``): the instance's MariaDB runs ``server_audit`` with the settings of
 its option group's ``MARIADB_AUDIT_PLUGIN`` option, and the new lines of its audit file go with the next poll
@@ -302,6 +304,7 @@ class Bridge:
                 return  # a server is not served (yet)
             blue, green = self._server(blue_uid), self._server(green_uid)
             blue.set_read_only(True)  # new writes stop on both primaries (the green is read-only already)
+            self.applied[blue_uid]["read_only"] = True
             killed = [server.kill_client_sessions() for server in (blue, green)]  # connections dropped on both
             progress["position"] = blue.gtid_binlog_pos()
             progress["state"] = "catching-up"
@@ -311,8 +314,7 @@ class Bridge:
             green = self._server(green_uid)
             if not green.wait_for_gtid(progress["position"], CATCH_UP_STEP):
                 if time.monotonic() - progress["since"] > progress["timeout"]:
-                    raise RuntimeError(f"the green has not caught up with {progress['position']!r} within the "
-                                       f"switchover timeout ({progress['timeout']} s)")
+                    self._roll_back_switchover(progress)
                 return
             green.stop_replication()
             for uid in (blue_uid, green_uid):  # no new connection until both serve their new names
@@ -327,6 +329,16 @@ class Bridge:
             progress["state"] = "done"
             LOG.info("switchover %s: both serve their new names", progress["seq"])
 
+    def _roll_back_switchover(self, progress):
+        """Past SwitchoverTimeout before the pair is fenced: the blue takes writes again and the green goes on
+        replicating (it was never stopped); nothing was renamed. The AWS lab follows the "rolled-back" report."""
+        blue_uid = progress["blue"]
+        self._server(blue_uid).set_read_only(False)
+        self.applied[blue_uid]["read_only"] = False
+        progress["state"] = "rolled-back"
+        LOG.info("switchover %s: the green did not catch up with %r within %s s: rolled back, the blue writable",
+                 progress["seq"], progress["position"], progress["timeout"])
+
     def _serves_name(self, instance):
         """Whether ``instance`` is served with its current endpoint name published."""
         if instance is None or instance["uid"] not in self.applied or instance["uid"] in self.errors:
@@ -340,8 +352,8 @@ class Bridge:
                 for uid in (progress["blue"], progress["green"])}
 
     def switchover_progress(self):
-        """What the AWS lab waits for: {deployment id: {"seq", "state": "fenced" | "done"}}."""
-        reported = {"fenced": "fenced", "starting": "fenced", "done": "done"}
+        """What the AWS lab waits for: {deployment id: {"seq", "state": "fenced" | "done" | "rolled-back"}}."""
+        reported = {"fenced": "fenced", "starting": "fenced", "done": "done", "rolled-back": "rolled-back"}
         return {key: {"seq": progress["seq"], "state": reported[progress["state"]]}
                 for key, progress in self.switchovers.items() if progress["state"] in reported}
 

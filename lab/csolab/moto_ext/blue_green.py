@@ -73,8 +73,16 @@ does (as ``restarts`` does for reboots: ``available`` means "accepts connections
 The periods are lab settings, short so tests stay fast (``/_lab/blue-green``, ``LabClient.set_blue_green``; defaults
 from ``CSO_LAB_BLUE_GREEN_PROVISIONING_SECONDS`` / ``CSO_LAB_BLUE_GREEN_SWITCHOVER_SECONDS`` when the server starts,
 else 2 s and 1 s; a lab reset restores them). Not emulated: the guardrails on active or long-running writes and
-DDL, and the rollback of a switchover that outlasts ``SwitchoverTimeout`` (a data plane whose green cannot catch up
-keeps the deployment ``SWITCHOVER_IN_PROGRESS``).
+DDL.
+* SwitchoverBlueGreenDeployment, ``SwitchoverTimeout`` (API Reference): "If the switchover takes longer than the
+  specified duration, then any changes are rolled back, and no changes are made to the environments." The data plane
+  decides, since only it knows whether the pair was fenced: a green that has not caught up within the timeout goes
+  on replicating, the blue takes writes again, and the data plane reports the switchover "rolled-back"; the lab then
+  marks the deployment ``SWITCHOVER_FAILED`` (a status of the API's BlueGreenDeployment) with the reason in
+  ``StatusDetails``, no instance renamed, both ``available``. Once fenced the renames follow within a poll, so no
+  rollback is emulated past that point. The documents do not say whether a rolled-back deployment takes another
+  switchover; the lab refuses one (``InvalidBlueGreenDeploymentState``, as from every status but ``AVAILABLE``):
+  delete it and create it again.
 """
 
 import copy
@@ -93,6 +101,7 @@ PROVISIONING = BlueGreenDeployment.SupportedStates.PROVISIONING
 AVAILABLE = BlueGreenDeployment.SupportedStates.AVAILABLE
 SWITCHING = BlueGreenDeployment.SupportedStates.SWITCHOVER_IN_PROGRESS
 SWITCHED = BlueGreenDeployment.SupportedStates.SWITCHOVER_COMPLETED
+SWITCHOVER_FAILED = BlueGreenDeployment.SupportedStates.SWITCHOVER_FAILED
 DEFAULTS = {
     "provisioning_seconds": float(os.environ.get("CSO_LAB_BLUE_GREEN_PROVISIONING_SECONDS", 2.0)),
     "switchover_seconds": float(os.environ.get("CSO_LAB_BLUE_GREEN_SWITCHOVER_SECONDS", 1.0)),
@@ -309,7 +318,7 @@ def dataplane_view(instance):
 
 
 def dataplane_progress(progress):
-    """The data plane's report: ``{deployment id: {"seq": n, "state": "fenced" | "done"}}``."""
+    """The data plane's report: ``{deployment id: {"seq": n, "state": "fenced" | "done" | "rolled-back"}}``."""
     if not progress:
         return
     with _ADVANCE_LOCK:
@@ -320,11 +329,17 @@ def dataplane_progress(progress):
                     switchover = _lab(deployment).get("switchover")
                     if report and switchover and report.get("seq") == switchover["seq"] and \
                             deployment.status == SWITCHING.name:
-                        _follow_dataplane(_lab(deployment), switchover, report.get("state"))
+                        _follow_dataplane(deployment, switchover, report.get("state"))
 
 
-def _follow_dataplane(state, switchover, reported):
-    if reported == "fenced" and switchover["phase"] == "requested":
+def _follow_dataplane(deployment, switchover, reported):
+    state = _lab(deployment)
+    if reported == "rolled-back" and switchover["phase"] == "requested":
+        switchover["phase"] = "rolled-back"
+        deployment.set_status(SWITCHOVER_FAILED)
+        deployment.status_details = (f"Switchover rolled back: the green did not catch up within the switchover "
+                                     f"timeout ({switchover['timeout']} s); no changes were made to the environments")
+    elif reported == "fenced" and switchover["phase"] == "requested":
         switchover["phase"] = "fenced"
         for instance in (state["blue"], state["green"]):  # both servers are down until the renames are served
             instance.status = "renaming"
@@ -375,6 +390,10 @@ def _switchover_blue_green_deployment(original, backend, blue_green_deployment_i
                                       **_ignored):
     advance(backend)
     deployment = backend.blue_green_deployments.get(blue_green_deployment_identifier)
+    if deployment is not None and deployment.status == SWITCHOVER_FAILED.name:
+        raise InvalidBlueGreenDeploymentState(
+            f"The blue/green deployment {blue_green_deployment_identifier} can't be switched over: its status is "
+            f"{deployment.status} ({deployment.status_details}).")
     if deployment is None or deployment.status != AVAILABLE.name:
         return original(backend, blue_green_deployment_identifier, switchover_timeout)  # moto's refusals
     state = _lab(deployment)

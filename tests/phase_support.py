@@ -268,6 +268,14 @@ def rds(lab):
     return lab.boto3("rds")
 
 
+def instance(lab, identifier=DB, region=None):
+    """The instance's description, or None when it does not exist (a filter answers [] where a lookup by name
+    raises DBInstanceNotFound)."""
+    found = lab.boto3("rds", region).describe_db_instances(
+        Filters=[{"Name": "db-instance-id", "Values": [identifier]}])["DBInstances"]
+    return found[0] if found else None
+
+
 def aws_state(lab):
     """What phase 1 converges on the AWS side, read back: two runs that reached the same state give
     equal values (no timestamps, no request ids)."""

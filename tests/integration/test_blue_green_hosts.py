@@ -22,7 +22,7 @@ import json
 import pytest
 
 from phase_support import DB, aws_env_module, cso_health, failure_messages, host_checksums, run_ansible, run_results  # noqa: F401
-from phase_support import reset_for_the_next_module
+from phase_support import instance, reset_for_the_next_module
 
 pytestmark = [pytest.mark.hosts, pytest.mark.lab]
 
@@ -53,11 +53,6 @@ def bg_lab(host_lab, request):
 
 def phase3(env):
     return run_ansible(env, "phase3.yml", "-e", json.dumps(ONLY_THE_SWITCHOVER))
-
-
-def instance(lab, identifier):
-    found = lab.boto3("rds").describe_db_instances(Filters=[{"Name": "db-instance-id", "Values": [identifier]}])
-    return (found["DBInstances"] or [None])[0]
 
 
 def test_a_switchover_is_refused_while_csos_jvm_keeps_addresses_30_s(bg_lab, aws_env_module):

@@ -40,8 +40,8 @@ import pytest
 
 from phase_support import (  # noqa: F401  (aws_env_module: a fixture used by name)
     DB, KEYSTONE_HOSTS, REPO_ROOT, SEEDED_CA, aws_env_module, changed_tasks, cso_health, failure_messages, host_checksums,
-    instance_ca, keystone_round_trips, keystone_through_lb, leave_host_lab, leaked_secrets, requires_tls, run_ansible,
-    total)
+    instance, instance_ca, keystone_round_trips, keystone_through_lb, leave_host_lab, leaked_secrets, requires_tls,
+    run_ansible, total)
 from support import unavailable
 
 REPLICA = f"{DB}-replica"
@@ -143,9 +143,7 @@ def play_names(completed):
 
 
 def replica_instance(lab):
-    rds = lab.boto3("rds")
-    found = rds.describe_db_instances(Filters=[{"Name": "db-instance-id", "Values": [REPLICA]}])["DBInstances"]
-    return found[0] if found else None
+    return instance(lab, REPLICA)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ import os
 import pytest
 
 from iam_lab import connect_policy, dbuser_arn, enable_iam_auth
-from phase_support import REPO_ROOT, DB, run_ansible, failure_messages, run_results
+from phase_support import REPO_ROOT, DB, run_ansible, failure_messages, run_results, instance
 
 pytestmark = pytest.mark.lab
 
@@ -88,12 +88,6 @@ def made(lab):
 
 def actions(lab):
     return [action for _, action in made(lab)]
-
-
-def instance(lab, identifier=DB, region=None):
-    found = lab.boto3("rds", region).describe_db_instances(
-        Filters=[{"Name": "db-instance-id", "Values": [identifier]}])["DBInstances"]
-    return found[0] if found else None
 
 
 def deployments(lab):

@@ -68,11 +68,14 @@ class LabClient:
                                                  "optimization_seconds": optimization_seconds,
                                                  "cooldown_seconds": cooldown_seconds})
 
-    def set_blue_green(self, provisioning_seconds=None, switchover_seconds=None):
+    def set_blue_green(self, provisioning_seconds=None, switchover_seconds=None, green_catch_up_seconds=None):
         """How long a new blue/green deployment stays ``PROVISIONING`` (its green instance ``creating``) and a switchover
-        ``SWITCHOVER_IN_PROGRESS``; None keeps the current value. Returns the setting (``csolab.moto_ext.blue_green``)."""
+        ``SWITCHOVER_IN_PROGRESS``, and (without a data plane) how long a green takes to catch up: above the
+        switchover's timeout the switchover is rolled back. None keeps the current value. Returns the setting
+        (``csolab.moto_ext.blue_green``)."""
         return self.api("blue-green", {"provisioning_seconds": provisioning_seconds,
-                                       "switchover_seconds": switchover_seconds})
+                                       "switchover_seconds": switchover_seconds,
+                                       "green_catch_up_seconds": green_catch_up_seconds})
 
     def reach_maintenance_window(self, db_instance_identifier=None):
         return self.api("maintenance-window", {"db_instance_identifier": db_instance_identifier})

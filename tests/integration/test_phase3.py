@@ -266,3 +266,32 @@ def test_rollback_before_the_switchover_deletes_the_deployment_and_its_green(lab
     assert (production["DbiResourceId"], production["DBInstanceClass"]) == (blue["DbiResourceId"], "db.t3.large")
     said = result(rolled_back, "Say what cannot be rolled back")["msg"]
     assert "deleted with its green before any switchover" in said and "storage: NOT rolled back" in said
+
+
+def test_a_switchover_rolled_back_past_its_timeout_leaves_production_and_the_rollback_deletes_the_green(lab3, aws_env):
+    """SwitchoverTimeout (API Reference): a switchover that takes longer is rolled back and neither environment
+    changes. The lab's green needs 60 s to catch up (no data plane here), longer than the 30 s timeout asked for."""
+    lab3.set_blue_green(green_catch_up_seconds=60)
+    blue = instance(lab3)
+
+    failed = phase3(aws_env, **BLUE_GREEN, phase3_blue_green_switchover_timeout=30)
+
+    assert failed.returncode != 0
+    message = " ".join(failure_messages(failed))
+    assert "SWITCHOVER_FAILED" in message and "production is unchanged" in message, message
+    (deployment,) = deployments(lab3)
+    assert deployment["Status"] == "SWITCHOVER_FAILED" and "rolled back" in deployment["StatusDetails"]
+    production = instance(lab3)
+    assert (production["DbiResourceId"], production["DBInstanceClass"]) == (blue["DbiResourceId"], "db.t3.large")
+    assert instance(lab3, f"{DB}-old1") is None
+    done = actions(lab3)
+    assert "DeleteBlueGreenDeployment" not in done and "CreateDBInstanceReadReplica" not in done, done
+    green = deployment["Target"].split(":db:")[-1]
+    lab3.clear_calls()
+
+    # what the message says: delete the deployment with its green (rollback_phase3 does), production untouched
+    ok(phase3(aws_env, "rollback_phase3.yml", rollback_phase3_delete_dr_replica=False))
+
+    assert deployments(lab3) == [] and instance(lab3, green) is None
+    assert "SwitchoverBlueGreenDeployment" not in actions(lab3)
+    assert instance(lab3)["DbiResourceId"] == blue["DbiResourceId"]

@@ -130,6 +130,28 @@ def test_the_switchover_gives_the_green_the_blues_name_and_endpoint_and_renames_
     assert _instance(rds, f"{DB}-old1")["DbiResourceId"] == blue_before["DbiResourceId"]
 
 
+def test_a_switchover_whose_green_cannot_catch_up_within_the_timeout_is_rolled_back(rds, lab):
+    """SwitchoverTimeout (API Reference): a switchover that takes longer is rolled back, no changes made. Without a
+    data plane the lab's ``green_catch_up_seconds`` stands for the green's lag."""
+    lab.set_blue_green(green_catch_up_seconds=45)
+    deployment = _available(rds)
+    identifier = deployment["BlueGreenDeploymentIdentifier"]
+    blue_before = _instance(rds, DB)
+
+    started = time.monotonic()
+    rds.switchover_blue_green_deployment(BlueGreenDeploymentIdentifier=identifier, SwitchoverTimeout=30)
+    seen = _until(rds, identifier, "SWITCHOVER_FAILED", started, timeout=40)
+
+    assert {status for _, status in seen[:-1]} == {"SWITCHOVER_IN_PROGRESS"}, seen
+    assert 30 <= seen[-1][0] <= 31, seen[-1]
+    assert "did not catch up within the switchover timeout (30 s)" in _deployment(rds, identifier)["StatusDetails"]
+    assert _instance(rds, DB)["DbiResourceId"] == blue_before["DbiResourceId"]
+    assert _instance(rds, deployment["Target"].split(":")[-1])["DBInstanceStatus"] == "available"
+    assert _refusal(rds.describe_db_instances, DBInstanceIdentifier=f"{DB}-old1")["Code"] == "DBInstanceNotFound"
+    again = _refusal(rds.switchover_blue_green_deployment, BlueGreenDeploymentIdentifier=identifier)
+    assert again["Code"] == "InvalidBlueGreenDeploymentStateFault" and "SWITCHOVER_FAILED" in again["Message"]
+
+
 def _refused_and_nothing_made(rds, error_code, **targets):
     before = {i["DBInstanceIdentifier"] for i in rds.describe_db_instances()["DBInstances"]}
     error = _refusal(_create, rds=rds, **targets)

@@ -80,7 +80,9 @@ DDL.
   on replicating, the blue takes writes again, and the data plane reports the switchover "rolled-back"; the lab then
   marks the deployment ``SWITCHOVER_FAILED`` (a status of the API's BlueGreenDeployment) with the reason in
   ``StatusDetails``, no instance renamed, both ``available``. Once fenced the renames follow within a poll, so no
-  rollback is emulated past that point. The documents do not say whether a rolled-back deployment takes another
+  rollback is emulated past that point. Without a data plane the lab setting ``green_catch_up_seconds`` (0 by
+  default) stands for the green's lag: above ``SwitchoverTimeout`` the switchover is rolled back the same way once
+  the timeout has passed. The documents do not say whether a rolled-back deployment takes another
   switchover; the lab refuses one (``InvalidBlueGreenDeploymentState``, as from every status but ``AVAILABLE``):
   delete it and create it again.
 """
@@ -105,6 +107,8 @@ SWITCHOVER_FAILED = BlueGreenDeployment.SupportedStates.SWITCHOVER_FAILED
 DEFAULTS = {
     "provisioning_seconds": float(os.environ.get("CSO_LAB_BLUE_GREEN_PROVISIONING_SECONDS", 2.0)),
     "switchover_seconds": float(os.environ.get("CSO_LAB_BLUE_GREEN_SWITCHOVER_SECONDS", 1.0)),
+    # without a data plane: how long a green takes to catch up once writes stop (a data plane measures it instead)
+    "green_catch_up_seconds": 0.0,
 }
 SETTINGS = dict(DEFAULTS)
 _ADVANCING = threading.local()
@@ -243,7 +247,10 @@ def _advance_switchover(backend, deployment, now):
     if now < state.get("switched_at", 0):
         return
     acted_out = switchover.get("dataplane") and restarts.dataplane_serving()
-    if not acted_out:
+    if not acted_out and SETTINGS["green_catch_up_seconds"] > switchover["timeout"]:
+        if now >= switchover["requested_at"] + switchover["timeout"]:
+            _roll_back_switchover(deployment, switchover)
+    elif not acted_out:
         _complete_switchover(backend, deployment)
     elif switchover.get("phase") == "fenced":
         _rename_pair(backend, deployment)
@@ -332,13 +339,17 @@ def dataplane_progress(progress):
                         _follow_dataplane(deployment, switchover, report.get("state"))
 
 
+def _roll_back_switchover(deployment, switchover):
+    switchover["phase"] = "rolled-back"
+    deployment.set_status(SWITCHOVER_FAILED)
+    deployment.status_details = (f"Switchover rolled back: the green did not catch up within the switchover "
+                                 f"timeout ({switchover['timeout']} s); no changes were made to the environments")
+
+
 def _follow_dataplane(deployment, switchover, reported):
     state = _lab(deployment)
     if reported == "rolled-back" and switchover["phase"] == "requested":
-        switchover["phase"] = "rolled-back"
-        deployment.set_status(SWITCHOVER_FAILED)
-        deployment.status_details = (f"Switchover rolled back: the green did not catch up within the switchover "
-                                     f"timeout ({switchover['timeout']} s); no changes were made to the environments")
+        _roll_back_switchover(deployment, switchover)
     elif reported == "fenced" and switchover["phase"] == "requested":
         switchover["phase"] = "fenced"
         for instance in (state["blue"], state["green"]):  # both servers are down until the renames are served
@@ -403,7 +414,7 @@ def _switchover_blue_green_deployment(original, backend, blue_green_deployment_i
     pair = [state.get("blue"), state.get("green")]
     state["switchover"] = {
         "seq": (state.get("switchover") or {}).get("seq", 0) + 1, "phase": "requested",
-        "timeout": state["switchover_timeout"],
+        "timeout": state["switchover_timeout"], "requested_at": time.monotonic(),
         # acted out by the data plane when it serves both (else on time alone, as without one)
         "dataplane": restarts.dataplane_serving() and all(
             instance is not None and instance.__dict__.get("_lab_served") for instance in pair),

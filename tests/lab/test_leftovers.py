@@ -50,3 +50,28 @@ def test_a_foreign_lab_is_found_and_stopped_and_ours_is_kept(tmp_path, lab_proce
     assert ours.poll() is None, "this lab dir's process was stopped"
     assert str(foreign_dir) not in leftovers.find()
     assert not reserved.exists(), "its containers' addresses are free again for a lab of that dir"
+
+
+def test_address_reservations_of_a_deleted_lab_dir_are_released_when_a_lab_comes_up_there(tmp_path, monkeypatch):
+    """A killed run whose checkout was then deleted leaves no process to find, only the CNI reservations under its
+    network name: a new clone at the same path must not fail `podman run --ip` ("requested IP address ... is not
+    available"). `up` begins with `down`, whose container cleanup releases them when the lab dir holds no podman
+    state (so no container of it can exist)."""
+    from csolab.hosts import podman
+
+    lab_dir = tmp_path / "ci-clone" / ".lab"
+    monkeypatch.setattr(paths, "LAB_DIR", lab_dir)
+    monkeypatch.setattr(podman, "NETWORK", podman.network_name(lab_dir))
+    monkeypatch.setattr(podman, "CNI_IPAM_DIR", str(tmp_path / "cni"))
+    reserved = tmp_path / "cni" / podman.network_name(lab_dir) / "10.89.10.11"
+    reserved.parent.mkdir(parents=True)
+    reserved.write_text("a container of the deleted clone")
+    other = tmp_path / "cni" / podman.network_name(tmp_path / "other" / ".lab") / "10.89.10.11"
+    other.parent.mkdir(parents=True)
+    other.write_text("another lab dir's container")
+    assert not podman.has_state()
+
+    podman.remove_all()
+
+    assert not reserved.exists()
+    assert other.exists(), "another lab dir's reservations are left alone"

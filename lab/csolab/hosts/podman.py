@@ -119,6 +119,9 @@ def remove_all():
     a namespace to remove them, so one is created for it (``down`` deletes it afterwards).
     """
     if not has_state():
+        # no podman state here, so no container of this lab dir exists: address reservations under its network
+        # name were left by a lab whose directory was deleted (a removed checkout of the same path)
+        release_addresses()
         return
     netns.ensure()
     podman("rm", "-f", "-t", "0", "--all", check=False)

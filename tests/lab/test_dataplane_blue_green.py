@@ -134,6 +134,15 @@ def runs_mariadbd(pid):
         return False
 
 
+def wait_unserved(instance_id, pid, timeout=15):
+    """Until the data plane no longer serves the deleted ``instance_id`` and its MariaDB (``pid``, read before the
+    deletion) has ended."""
+    deadline = time.monotonic() + timeout
+    while instance_id in dataplane.status()["instances"] or runs_mariadbd(pid):
+        assert time.monotonic() < deadline, f"the deleted {instance_id} is still served"
+        time.sleep(0.2)
+
+
 def test_the_green_is_a_read_only_replica_of_the_blue_creating_until_served(rds, aws_lab):
     """"Overview of Amazon RDS Blue/Green Deployments": the green stays in sync with production; it is read-only (best
     practices) and replicates over TLS verified against the lab's CA bundle, by the blue's endpoint name; a switchover
@@ -305,10 +314,7 @@ def test_the_switchover_moves_production_to_the_green_with_a_short_write_outage(
     pid = root_server(f"{DB}-old1").pid()
     rds.delete_blue_green_deployment(BlueGreenDeploymentIdentifier=bgd)
     rds.delete_db_instance(DBInstanceIdentifier=f"{DB}-old1", SkipFinalSnapshot=True)
-    deadline = time.monotonic() + 15
-    while f"{DB}-old1" in dataplane.status()["instances"] or runs_mariadbd(pid):
-        assert time.monotonic() < deadline, "the deleted old blue is still served"
-        time.sleep(0.2)
+    wait_unserved(f"{DB}-old1", pid)
     dataplane.sql(DB, "INSERT INTO app.t VALUES (8, 'production after the old blue is gone')")
 
 
@@ -386,11 +392,9 @@ def test_a_switchover_past_its_timeout_is_rolled_back(rds, aws_lab):
     with pytest.raises(ClientError) as refused:
         rds.switchover_blue_green_deployment(BlueGreenDeploymentIdentifier=bgd, SwitchoverTimeout=30)
     assert refused.value.response["Error"]["Code"] == "InvalidBlueGreenDeploymentStateFault", refused.value.response
+    pid = root_server(green).pid()
     rds.delete_blue_green_deployment(BlueGreenDeploymentIdentifier=bgd, DeleteTarget=True)
-    deadline = time.monotonic() + 15
-    while green in dataplane.status()["instances"]:
-        assert time.monotonic() < deadline, "the deleted green is still served"
-        time.sleep(0.2)
+    wait_unserved(green, pid)
     assert dataplane.sql(DB, "SELECT @@read_only, COUNT(*) FROM app.t WHERE id >= 10") == ((0, 2),)
 
 
@@ -402,10 +406,7 @@ def test_deleting_the_deployment_with_its_green_removes_the_greens_server(rds, a
     assert pid and runs_mariadbd(pid)
 
     rds.delete_blue_green_deployment(BlueGreenDeploymentIdentifier=bgd, DeleteTarget=True)
-    deadline = time.monotonic() + 15
-    while green in dataplane.status()["instances"] or runs_mariadbd(pid):
-        assert time.monotonic() < deadline, "the deleted green is still served"
-        time.sleep(0.2)
+    wait_unserved(green, pid)
     with pytest.raises(pymysql.err.OperationalError):
         pymysql.connect(host=green_address, port=3306, user="admin", password=PASSWORD, connect_timeout=1,
                         ssl_disabled=True)

@@ -247,11 +247,11 @@ def _advance_switchover(backend, deployment, now):
     if now < state.get("switched_at", 0):
         return
     acted_out = switchover.get("dataplane") and restarts.dataplane_serving()
-    if not acted_out and SETTINGS["green_catch_up_seconds"] > switchover["timeout"]:
-        if now >= switchover["requested_at"] + switchover["timeout"]:
+    if not acted_out:
+        if SETTINGS["green_catch_up_seconds"] <= switchover["timeout"]:
+            _complete_switchover(backend, deployment)
+        elif now >= switchover["requested_at"] + switchover["timeout"]:
             _roll_back_switchover(deployment, switchover)
-    elif not acted_out:
-        _complete_switchover(backend, deployment)
     elif switchover.get("phase") == "fenced":
         _rename_pair(backend, deployment)
         switchover.update(phase="renamed", renamed=True)

@@ -60,10 +60,10 @@ def rds(aws_lab, data_plane):
     aws_lab.api("blue-green", {"reset": True})
 
 
-def connect(name, ca=None, host=None, verify_name=True, **kwargs):
+def connect(name, ca=None, host=None, verify_name=True, user="admin", password=PASSWORD, **kwargs):
     """Verified TLS (``ca``: the lab's RDS CA bundle unless given) to the endpoint ``name``, or to ``host`` (an address
     a client pinned) with the certificate checked against the CA only."""
-    return pymysql.connect(host=host or name, port=3306, user="admin", password=PASSWORD, autocommit=True,
+    return pymysql.connect(host=host or name, port=3306, user=user, password=password, autocommit=True,
                            ssl_ca=str(ca or dataplane.ca_bundle_path()), ssl_verify_cert=True,
                            ssl_verify_identity=verify_name and host is None, **kwargs)
 
@@ -316,6 +316,61 @@ def test_the_switchover_moves_production_to_the_green_with_a_short_write_outage(
     rds.delete_db_instance(DBInstanceIdentifier=f"{DB}-old1", SkipFinalSnapshot=True)
     wait_unserved(f"{DB}-old1", pid)
     dataplane.sql(DB, "INSERT INTO app.t VALUES (8, 'production after the old blue is gone')")
+
+
+def iam_login(name, identity, user="app_iam"):
+    """An IAM login through the endpoint ``name`` with a token ``identity`` signed for it (verified TLS, as a driver
+    does): (CURRENT_USER(), @@server_id)."""
+    from iam_lab import auth_token
+
+    checked = len(dataplane.iam_sessions())
+    try:
+        with connect(name, user=user, password=auth_token(identity, name, 3306, user)) as session:
+            return query(session, "SELECT CURRENT_USER(), @@server_id")[0]
+    except pymysql.err.OperationalError as refused:
+        refused.add_note(f"the lab's verdicts: {dataplane.iam_sessions()[checked:]}")
+        raise
+
+
+def iam_refused(name, identity, user="app_iam"):
+    with pytest.raises(pymysql.err.OperationalError) as refused:
+        iam_login(name, identity, user)
+    return refused.value.args[0]
+
+
+def test_after_the_switchover_iam_logins_need_the_greens_resource_id(rds, aws_lab):
+    """"Switchover actions": each instance keeps its DbiResourceId, so production's name now belongs to the green's;
+    "Creating and using an IAM policy for IAM database access": rds-db:connect names
+    arn:aws:rds-db:<region>:<account>:dbuser:<DbiResourceId>/<user>. An identity whose policy names the blue's alone
+    loses production at the switchover (and reaches the old blue); one naming the green's as well (what phase3.yml puts
+    before it switches over) keeps it. The IAM account, made on the blue, is on the green by replication."""
+    from iam_lab import connect_policy, dbuser_arn, enable_iam_auth, role_session
+
+    dataplane.sql(DB, "CREATE USER 'app_iam'@'%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'")
+    enable_iam_auth(aws_lab, DB)
+    rds.get_waiter("db_instance_available").wait(DBInstanceIdentifier=DB, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    bgd, green = available_deployment(rds)
+    blue_arn, green_arn = dbuser_arn(aws_lab, DB, "app_iam"), dbuser_arn(aws_lab, green, "app_iam")
+    assert blue_arn != green_arn
+    blue_only = role_session(aws_lab, "app-blue-only", connect_policy(blue_arn))
+    both = role_session(aws_lab, "app-blue-and-green", connect_policy(blue_arn, green_arn))
+    production, green_name = endpoint(rds, DB), endpoint(rds, green)
+    blue_server_id = dataplane.sql(DB, "SELECT @@server_id")[0][0]
+    green_server_id = dataplane.sql(green, "SELECT @@server_id")[0][0]
+    assert iam_login(production, blue_only) == iam_login(production, both) == ("app_iam@%", blue_server_id)
+    assert iam_login(green_name, both) == ("app_iam@%", green_server_id)
+    assert iam_refused(green_name, blue_only) == 1045
+
+    rds.switchover_blue_green_deployment(BlueGreenDeploymentIdentifier=bgd, SwitchoverTimeout=60)
+    wait_deployment(rds, bgd, "SWITCHOVER_COMPLETED")
+
+    assert endpoint(rds, DB) == production
+    assert iam_login(production, both) == ("app_iam@%", green_server_id)
+    assert iam_refused(production, blue_only) == 1045
+    refusal = dataplane.iam_sessions()[-1]
+    assert (refusal["allowed"], refusal["identity_arn"]) == (False, blue_only["arn"]), refusal
+    assert green_arn in refusal["reason"], refusal
+    assert iam_login(endpoint(rds, f"{DB}-old1"), blue_only) == ("app_iam@%", blue_server_id)
 
 
 def _verify_name_at(address, name):

@@ -93,6 +93,27 @@ def test_a_new_deployment_is_provisioning_with_the_green_creating_then_available
     assert deployment["SwitchoverDetails"][0]["Status"] == "AVAILABLE"
 
 
+def test_the_green_keeps_the_blues_iam_authentication_monitoring_and_performance_insights(rds, lab):
+    """"Overview of Amazon RDS Blue/Green Deployments": the green, a copy of the production instance, includes the
+    features it uses (Performance Insights and Enhanced Monitoring named); IAM database authentication is one: without
+    it the green that becomes production would refuse every IAM login the blue took."""
+    role = lab.boto3("iam").create_role(RoleName="cso-lab-db-rds-monitoring", AssumeRolePolicyDocument="{}")["Role"]
+    rds.modify_db_instance(DBInstanceIdentifier=DB, EnableIAMDatabaseAuthentication=True, MonitoringInterval=30,
+                           MonitoringRoleArn=role["Arn"], EnablePerformanceInsights=True,
+                           PerformanceInsightsRetentionPeriod=31, ApplyImmediately=True)
+    rds.get_waiter("db_instance_available").wait(DBInstanceIdentifier=DB, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    blue = _instance(rds, DB)
+    copied = ("IAMDatabaseAuthenticationEnabled", "MonitoringInterval", "MonitoringRoleArn",
+              "PerformanceInsightsEnabled", "PerformanceInsightsKMSKeyId", "PerformanceInsightsRetentionPeriod")
+    assert [blue.get(key) for key in copied][:4] == [True, 30, role["Arn"], True], blue
+
+    green = _instance(rds, _available(rds, TargetDBInstanceClass="db.m5.large")["Target"].split(":")[-1])
+
+    assert {key: green.get(key) for key in copied} == {key: blue.get(key) for key in copied}
+    assert green["OptionGroupMemberships"] == blue["OptionGroupMemberships"]
+    assert green["DbiResourceId"] != blue["DbiResourceId"]
+
+
 def test_the_switchover_gives_the_green_the_blues_name_and_endpoint_and_renames_the_blue_old1(rds):
     deployment = _available(rds, TargetDBInstanceClass="db.m5.large")
     green_name = deployment["Target"].split(":")[-1]

@@ -17,6 +17,12 @@ what the module is checked against):
   keeps its resource id (``DbiResourceId``). The lab applies both renames at once when the switchover completes
   (the lab's endpoint address is made from the identifier), and the deployment's ``Source`` / ``Target`` then name
   the old blue and the new production instance.
+* RDS User Guide, "Overview of Amazon RDS Blue/Green Deployments": the green is a copy of the production instance and
+  "includes the features used by the DB instance", among them Performance Insights and Enhanced Monitoring; "Creating
+  a blue/green deployment in Amazon RDS": "This DB instance is copied to the green environment". moto's green leaves
+  out IAM database authentication, Enhanced Monitoring, Performance Insights and the option group; the lab copies them
+  from the blue (so a green that becomes production still takes the IAM logins the blue took, with its own
+  ``DbiResourceId`` in the ``rds-db:connect`` resource).
 * RDS User Guide, "Creating a blue/green deployment in Amazon RDS", "Preparing an RDS for MySQL or RDS for MariaDB
   DB instance for a blue/green deployment": automated backups must be enabled. Refused with
   ``SourceDatabaseNotSupportedFault`` ("The source DB instance isn't supported for a blue/green deployment", the
@@ -111,6 +117,10 @@ DEFAULTS = {
     "green_catch_up_seconds": 0.0,
 }
 SETTINGS = dict(DEFAULTS)
+# The blue's settings moto's green does not get (the lab's monitoring extension keeps Performance Insights' key and
+# retention in the _lab_pi_* attributes)
+GREEN_COPIES = ("enable_iam_database_authentication", "monitoring_interval", "monitoring_role_arn",
+                "performance_insights_enabled", "_lab_pi_kms_key_id", "_lab_pi_retention", "_option_group_name")
 _ADVANCING = threading.local()
 # The bridge's poll and API calls advance deployments from different threads; a Describe never sees one rename of a
 # switchover without the other (re-entrant: the renames describe instances themselves).
@@ -195,9 +205,16 @@ def _create_blue_green_deployment(original, backend, bg_kwargs):
     deployment.set_status(PROVISIONING)
     green = backend.find_db_from_id(deployment.target)
     if source is not None and not backend._is_cluster(bg_kwargs.get("source", "")):
+        _copy_what_moto_leaves_out(source, green)
         state.update(blue=source, green=green)  # the objects: a rename keeps them
     green._lab_creating_until = provisioned_at  # restarts' status: creating until then (and until served)
     return answer
+
+
+def _copy_what_moto_leaves_out(blue, green):
+    for attribute in GREEN_COPIES:
+        if attribute in blue.__dict__:
+            setattr(green, attribute, getattr(blue, attribute))
 
 
 # --- the deployment's progress ------------------------------------------------------------------------------

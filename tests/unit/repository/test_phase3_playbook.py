@@ -91,3 +91,18 @@ def test_the_lab_inventory_holds_only_what_differs_from_the_defaults():
     lab = yaml.safe_load((REPO_ROOT / "inventories/lab/phase3.yml").read_text())["all"]["vars"]
     assert all(name.startswith("phase3_") for name in lab)
     assert not sorted(name for name, value in lab.items() if defaults.get(name) == value)
+
+
+def test_dr_failover_has_keystone_and_cso_sign_iam_tokens_for_the_dr_region():
+    """A token signed for another Region than the database's is refused ("Connecting to your DB instance using IAM
+    authentication"): after the failover Keystone and CSO sign for the promoted instance's Region, whatever the
+    inventory says for the primary's (the lab inventory sets keystone_db_iam_region to the primary's)."""
+    plays = _plays(REPO_ROOT / "playbooks" / "dr_failover.yml")
+    recorded = {key: value for play in plays for task in _tasks(play.get("tasks", []))
+                for key, value in task.get("ansible.builtin.set_fact", {}).items()}
+    assert recorded["__dr_failover_region"] == "{{ __dr_failover_promoted.instances[0].db_instance_arn.split(':')[3] }}"
+    regions = {role: play["vars"].get(f"{role}_iam_region") for play in plays for role in ("keystone_db", "cso_db")
+               if any(task.get("ansible.builtin.include_role", {}).get("name") == f"cso.rds_hardening.{role}"
+                      for task in play.get("tasks", []))}
+    assert regions == {"keystone_db": "{{ __dr_failover_db.__dr_failover_region }}",
+                       "cso_db": "{{ __dr_failover_db.__dr_failover_region }}"}

@@ -13,7 +13,9 @@ host, no data plane; the health gate on the dependent hosts after a switchover i
 4. outside the window: the storage change and the green are made, the switchover is not, the DR replica waits;
 5. a DR replica there and blue/green requested: refused before any mutating call, saying what to do; the rollback
    it names deletes the DR replica, and the preflight then passes;
-6. rollback before the switchover deletes the deployment with its green and leaves production alone.
+6. rollback before the switchover deletes the deployment with its green and leaves production alone;
+7. a switchover rolled back past its timeout (phase 2's IAM on): production unchanged, and rollback_phase3.yml deletes
+   the green and takes its DbiResourceId out of the identities' policies again; a second rollback makes no call.
 """
 
 import json
@@ -268,13 +270,16 @@ def test_rollback_before_the_switchover_deletes_the_deployment_and_its_green(lab
     assert "deleted with its green before any switchover" in said and "storage: NOT rolled back" in said
 
 
-def test_a_switchover_rolled_back_past_its_timeout_leaves_production_and_the_rollback_deletes_the_green(lab3, aws_env):
+def test_a_switchover_rolled_back_past_its_timeout_leaves_production_and_the_rollback_deletes_the_green(
+        lab3, phase2_iam, aws_env):
     """SwitchoverTimeout (API Reference): a switchover that takes longer is rolled back and neither environment
-    changes. The lab's green needs 60 s to catch up (no data plane here), longer than the 30 s timeout asked for."""
+    changes. The lab's green needs 60 s to catch up (no data plane here), longer than the 30 s timeout asked for.
+    With phase 2's IAM authentication the policies named the green before the switchover; the rollback takes it out
+    again."""
     lab3.set_blue_green(green_catch_up_seconds=60)
-    blue = instance(lab3)
+    blue = phase2_iam
 
-    failed = phase3(aws_env, **BLUE_GREEN, phase3_blue_green_switchover_timeout=30)
+    failed = phase3(aws_env, **BLUE_GREEN, **WITH_IAM, phase3_blue_green_switchover_timeout=30)
 
     assert failed.returncode != 0
     message = " ".join(failure_messages(failed))
@@ -287,11 +292,20 @@ def test_a_switchover_rolled_back_past_its_timeout_leaves_production_and_the_rol
     done = actions(lab3)
     assert "DeleteBlueGreenDeployment" not in done and "CreateDBInstanceReadReplica" not in done, done
     green = deployment["Target"].split(":db:")[-1]
+    green_id = instance(lab3, green)["DbiResourceId"]
+    for role in IDENTITIES:
+        assert green_id in json.dumps(policy_resources(lab3, role)), "phase 3 let the identities log in to the green"
     lab3.clear_calls()
 
     # what the message says: delete the deployment with its green (rollback_phase3 does), production untouched
-    ok(phase3(aws_env, "rollback_phase3.yml", rollback_phase3_delete_dr_replica=False))
+    rolled_back = ok(phase3(aws_env, "rollback_phase3.yml", **WITH_IAM, rollback_phase3_delete_dr_replica=False))
 
     assert deployments(lab3) == [] and instance(lab3, green) is None
     assert "SwitchoverBlueGreenDeployment" not in actions(lab3)
     assert instance(lab3)["DbiResourceId"] == blue["DbiResourceId"]
+    for role, user in IDENTITIES.items():  # production's resource id only, as before phase 3
+        assert policy_resources(lab3, role) == [dbuser_arn(lab3, DB, user)], role
+    assert "iam: the rds-db:connect policies" in result(rolled_back, "Say what cannot be rolled back")["msg"]
+    lab3.clear_calls()
+    ok(phase3(aws_env, "rollback_phase3.yml", **WITH_IAM, rollback_phase3_delete_dr_replica=False))
+    assert made(lab3) == [], "a second rollback makes no mutating call"

@@ -5,6 +5,21 @@ import json
 import boto3
 
 
+# The identities the lab's services sign with, and their IAM database users (inventories/lab/phase2.yml)
+LAB_SERVICE_IDENTITIES = {"lab-keystone-hosts": "keystone_iam", "lab-cso-hosts": "cso_iam"}
+
+
+def trust(service):
+    """A role's trust policy letting ``service`` (e.g. ec2.amazonaws.com) assume it."""
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]})
+
+
+def connect_policy_name(instance_id):
+    """rds_iam_db_auth's default policy name."""
+    return f"rds-db-connect-{instance_id}"
+
+
 def connect_policy(*resources, effect="Allow"):
     return json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": effect, "Action": "rds-db:connect", "Resource": list(resources)}]})
@@ -43,9 +58,7 @@ def user_with_key(lab, name, inline=None, managed=None, group_inline=None):
 def role_session(lab, name, inline, session_name="host-1"):
     """STS AssumeRole credentials of a role with ``inline`` as its policy: {"arn", "key", "secret", "session_token"}."""
     iam = lab.boto3("iam")
-    trust = json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
-    role_arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+    role_arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust("ec2.amazonaws.com"))["Role"]["Arn"]
     iam.put_role_policy(RoleName=name, PolicyName=f"{name}-inline", PolicyDocument=inline)
     assumed = lab.boto3("sts").assume_role(RoleArn=role_arn, RoleSessionName=session_name)
     credentials = assumed["Credentials"]
@@ -58,3 +71,24 @@ def auth_token(identity, host, port, db_user, region="eu-west-2"):
     client = boto3.client("rds", region_name=region, aws_access_key_id=identity["key"],
                           aws_secret_access_key=identity["secret"], aws_session_token=identity["session_token"])
     return client.generate_db_auth_token(host, port, db_user)
+
+
+def phase2_iam_state(lab, instance_id, identities=LAB_SERVICE_IDENTITIES):
+    """What phase 2's step iam leaves on the AWS side: IAM authentication on (the instance available again), and
+    each service role with the rds-db:connect policy of ``instance_id`` naming its database user."""
+    iam = lab.boto3("iam")
+    enable_iam_auth(lab, instance_id)
+    lab.boto3("rds").get_waiter("db_instance_available").wait(DBInstanceIdentifier=instance_id,
+                                                              WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    for role, user in identities.items():
+        iam.create_role(RoleName=role, AssumeRolePolicyDocument=trust("ec2.amazonaws.com"))
+        iam.put_role_policy(RoleName=role, PolicyName=connect_policy_name(instance_id),
+                            PolicyDocument=connect_policy(dbuser_arn(lab, instance_id, user)))
+
+
+def role_policy_resources(lab, role, policy_name):
+    """The sorted Resource entries of a role's inline policy."""
+    document = lab.boto3("iam").get_role_policy(RoleName=role, PolicyName=policy_name)["PolicyDocument"]
+    document = json.loads(document) if isinstance(document, str) else document
+    return sorted(resource for statement in document["Statement"] for resource in
+                  ([statement["Resource"]] if isinstance(statement["Resource"], str) else statement["Resource"]))

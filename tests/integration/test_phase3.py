@@ -23,7 +23,8 @@ import os
 
 import pytest
 
-from iam_lab import connect_policy, dbuser_arn, enable_iam_auth
+from iam_lab import LAB_SERVICE_IDENTITIES as IDENTITIES, connect_policy_name, dbuser_arn, phase2_iam_state, \
+    role_policy_resources, trust
 from phase_support import REPO_ROOT, DB, run_ansible, failure_messages, run_results, instance
 
 pytestmark = pytest.mark.lab
@@ -34,16 +35,11 @@ DR_REPLICA = f"{DB}-dr"
 DR_KEY_ALIAS = f"alias/{DB}-rds-dr"
 DR_ALARM_SET = "cso-lab-dr"  # phase1_alarm_set_name of the lab + "-dr"
 GREEN_CLASS = "db.m5.large"  # inventories/lab/phase3.yml
-IDENTITIES = {"lab-keystone-hosts": "keystone_iam", "lab-cso-hosts": "cso_iam"}  # inventories/lab/phase2.yml
-POLICY = f"rds-db-connect-{DB}"
+POLICY = connect_policy_name(DB)
 BLUE_GREEN = {"phase3_blue_green": True}
 WITH_IAM = {"phase2_iam": True}
 OUTSIDE_THE_WINDOW = {"phase3_force_outside_window": False, "phase3_maintenance_window": "sun:04:00-sun:05:00",
                       "phase1_now": "2026-11-23T12:00:00Z"}
-MONITORING_TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                            "Principal": {"Service": "monitoring.rds.amazonaws.com"}}]}
-HOST_TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                      "Principal": {"Service": "ec2.amazonaws.com"}}]}
 
 
 @pytest.mark.parametrize("playbook", ["phase3.yml", "rollback_phase3.yml"])
@@ -59,7 +55,7 @@ def lab3(aws_lab):
     enhanced-monitoring role. Short blue/green periods (the module polls every 5 s)."""
     aws_lab.set_blue_green(provisioning_seconds=2, switchover_seconds=1)
     aws_lab.boto3("iam").create_role(RoleName=f"{DB}-rds-monitoring",
-                                     AssumeRolePolicyDocument=json.dumps(MONITORING_TRUST))
+                                     AssumeRolePolicyDocument=trust("monitoring.rds.amazonaws.com"))
     aws_lab.clear_calls()
     return aws_lab
 
@@ -97,11 +93,7 @@ def deployments(lab):
 
 
 def policy_resources(lab, role):
-    document = lab.boto3("iam").get_role_policy(RoleName=role, PolicyName=POLICY)["PolicyDocument"]
-    if isinstance(document, str):
-        document = json.loads(document)
-    return sorted(resource for statement in document["Statement"] for resource in
-                  ([statement["Resource"]] if isinstance(statement["Resource"], str) else statement["Resource"]))
+    return role_policy_resources(lab, role, POLICY)
 
 
 def test_check_mode_makes_no_mutating_call_and_reports_the_plan(lab3, aws_env):
@@ -132,13 +124,7 @@ def test_check_mode_makes_no_mutating_call_and_reports_the_plan(lab3, aws_env):
 def phase2_iam(lab3):
     """Phase 2's IAM state on the blue: the flag on, and each identity's rds-db:connect policy naming the blue's
     DbiResourceId (the policy rds_iam_db_auth writes, by its name)."""
-    iam = lab3.boto3("iam")
-    enable_iam_auth(lab3, DB)
-    lab3.boto3("rds").get_waiter("db_instance_available").wait(DBInstanceIdentifier=DB,
-                                                               WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-    for role, user in IDENTITIES.items():
-        iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(HOST_TRUST))
-        iam.put_role_policy(RoleName=role, PolicyName=POLICY, PolicyDocument=connect_policy(dbuser_arn(lab3, DB, user)))
+    phase2_iam_state(lab3, DB)
     lab3.clear_calls()
     return instance(lab3)
 
